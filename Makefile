@@ -1,0 +1,43 @@
+# ecgflow — `make run` and `make test` work on a fresh machine with Python 3.11 and pip.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-stamp
+SOURCE ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint format compile bench clean
+
+setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (idempotent)
+
+# torch goes in first and on its own (CPU wheel); everything else is pinned by constraints.txt
+# so the resolver can never pull a different (CUDA) torch build.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+run: setup  ## run the training pipeline locally (kfp.local) on the embedded default or SOURCE=...
+	$(VENV)/bin/ecgflow run $(if $(SOURCE),--source '$(SOURCE)')
+
+test: setup  ## run the test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+compile: setup  ## compile the KFP pipeline YAML into pipelines/compiled/
+	$(VENV)/bin/ecgflow compile --out pipelines/compiled/training.yaml
+
+bench: setup  ## speed benchmarks (ratios against baselines; numbers go in the README)
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf .ecgflow pipelines/compiled .pytest_cache

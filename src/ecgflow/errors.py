@@ -1,0 +1,17 @@
+"""The project's exception types.
+
+Anything a user can cause (a bad file, a bad config value, a bad request) raises
+:class:`EcgflowError` with a message naming the file or field and what was expected.
+The CLI prints it without a traceback; HTTP endpoints answer 4xx with it.
+"""
+
+
+class EcgflowError(Exception):
+    """A problem the user can fix: bad input, bad configuration, a missing file."""
+
+
+class RecordError(EcgflowError):
+    """One ECG record cannot be used; the message says which file and why.
+
+    Stages catch it per record and list the record as rejected instead of stopping.
+    """
