@@ -51,6 +51,7 @@ class ECGRecord:
         record_id: identifier unique within a dataset.
         patient_id: identifier of the patient, if known (never logged).
         metadata: anything else the source carries (age, sex, report, codes, header comments).
+
     """
 
     signal: np.ndarray
