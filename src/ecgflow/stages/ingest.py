@@ -1,0 +1,365 @@
+"""The ingest stage: copy a dataset's records into an artifact folder and describe them.
+
+Output (``out_dir``)::
+
+    raw/               the accepted records' files (and the dataset's metadata files), as found
+    records.parquet    one row per accepted record (ids, fs, leads, units, hashes, report, labels)
+    rejected.parquet   one row per rejected input: path and reason
+    manifest.json      source, counts, params, ecgflow version, sha256 of every file
+
+Every record the source lists is either accepted or rejected with a reason; the same source
+gives byte-identical parquet files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecgflow.errors import EcgflowError, RecordError
+from ecgflow.io.readers import read_record
+from ecgflow.io.record import ECGRecord
+from ecgflow.io.sources import HEADER_META, Discovery, RecordRef, discover, parse_source
+from ecgflow.io.storage import Storage, open_storage
+from ecgflow.io.wfdb_reader import referenced_files
+from ecgflow.manifest import redact_uri, sha256_file, write_manifest
+
+log = logging.getLogger(__name__)
+
+RECORDS = "records.parquet"
+REJECTED = "rejected.parquet"
+RAW = "raw"
+
+RECORDS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("dataset", pa.string()),
+        ("path", pa.string()),
+        ("files", pa.list_(pa.string())),
+        ("sha256", pa.list_(pa.string())),
+        ("fs", pa.float64()),
+        ("n_leads", pa.int32()),
+        ("n_samples", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("leads", pa.list_(pa.string())),
+        ("units", pa.list_(pa.string())),
+        ("n_nonfinite", pa.int64()),
+        ("age", pa.float64()),
+        ("sex", pa.string()),
+        ("report", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("scp_codes", pa.string()),
+        ("strat_fold", pa.int32()),
+        ("meta", pa.string()),
+    ]
+)
+REJECTED_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
+
+#: Signal-file suffixes that belong to some header; one no header claims is reported.
+_SIGNAL_SUFFIXES = (".dat", ".mat")
+_INLINE_BELOW = 64  # fewer records than this are read in-process (a pool costs more)
+_MAX_WORKERS = 8
+_COPY_CHUNK = 1 << 20
+
+
+class IngestParams(BaseModel):
+    """Parameters of the ingest stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field("synthetic://?n=200&seed=0", description="dataset to ingest")
+    limit: int | None = Field(None, ge=0, description="ingest at most this many records")
+    strict: bool = Field(False, description="fail (after writing outputs) if any input is rejected")
+    workers: int = Field(0, ge=0, description="reader processes; 0 = one per core (max 8)")
+
+
+@dataclass
+class IngestResult:
+    """What an ingest run produced."""
+
+    out_dir: Path
+    dataset: str
+    accepted: int
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        """Inputs seen: always ``accepted + rejected``."""
+        return self.accepted + len(self.rejected)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Counts for KFP / MLflow metrics."""
+        return {"seen": self.seen, "accepted": self.accepted, "rejected": len(self.rejected)}
+
+
+@dataclass
+class _Outcome:
+    key: str
+    row: dict[str, Any] | None = None
+    reason: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # raw/-relative path → sha256
+
+
+def ingest(
+    params: IngestParams,
+    out_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """Ingest ``params.source`` into ``out_dir`` (see the module docstring for the layout).
+
+    ``progress(done, total)`` is called as records finish. Raises :class:`EcgflowError` for a
+    bad source, and — after writing every output — for rejections when ``params.strict``.
+    """
+    spec = parse_source(params.source)
+    out_dir = Path(out_dir)
+    raw_dir = out_dir / RAW
+    if raw_dir.exists():
+        shutil.rmtree(raw_dir)  # a re-run must not keep files of an earlier source
+    raw_dir.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="ecgflow-ingest-") as staging:
+        found = discover(spec, Path(staging))
+        refs = found.refs[: params.limit] if params.limit is not None else found.refs
+        log.info("ingest %s: %d %s records", redact_uri(params.source), len(refs), found.dataset)
+        outcomes = list(_process_all(found, refs, raw_dir, params.workers, progress))
+        _reject_duplicate_ids(outcomes)
+        if params.limit is None:
+            outcomes += _orphan_signal_files(found, outcomes)
+        _remove_rejected_files(raw_dir, outcomes)
+        for name in found.metadata_files:
+            found.storage.download(name, raw_dir / name)
+    result = _write_outputs(out_dir, found.dataset, outcomes, params)
+    log.info("ingest: %d accepted, %d rejected", result.accepted, len(result.rejected))
+    if params.strict and result.rejected:
+        listing = "\n".join(f"  {path}: {reason}" for path, reason in result.rejected)
+        raise EcgflowError(f"--strict: {len(result.rejected)} input(s) rejected:\n{listing}")
+    return result
+
+
+# --- reading records -------------------------------------------------------------------------
+
+_worker_state: dict[str, Any] = {}
+
+
+def _process_all(
+    found: Discovery,
+    refs: list[RecordRef],
+    raw_dir: Path,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[_Outcome]:
+    workers = workers or min(os.cpu_count() or 1, _MAX_WORKERS)
+    if workers == 1 or len(refs) < _INLINE_BELOW:
+        _init_worker(found.storage, raw_dir, found.dataset)
+        outcomes: Iterable[_Outcome] = map(_process_ref, refs)
+        yield from _report(outcomes, len(refs), progress)
+        return
+    chunk = max(1, min(32, len(refs) // (workers * 4)))
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=_init_worker,
+        initargs=(found.storage.uri, raw_dir, found.dataset),
+    ) as pool:
+        yield from _report(pool.map(_process_ref, refs, chunksize=chunk), len(refs), progress)
+
+
+def _report(
+    outcomes: Iterable[_Outcome], total: int, progress: Callable[[int, int], None] | None
+) -> Iterator[_Outcome]:
+    for done, outcome in enumerate(outcomes, start=1):
+        if progress is not None:
+            progress(done, total)
+        yield outcome
+
+
+def _init_worker(storage: Storage | str, raw_dir: Path, dataset: str) -> None:
+    """Set up a reader process: each process opens its own storage client."""
+    _worker_state["storage"] = open_storage(storage) if isinstance(storage, str) else storage
+    _worker_state["raw_dir"] = raw_dir
+    _worker_state["dataset"] = dataset
+
+
+def _process_ref(ref: RecordRef) -> _Outcome:
+    """Fetch, read and describe one record; any failure becomes a rejection with its reason."""
+    storage: Storage = _worker_state["storage"]
+    raw_dir: Path = _worker_state["raw_dir"]
+    outcome = _Outcome(ref.key)
+    if ref.error:
+        outcome.reason = ref.error
+        return outcome
+    try:
+        _fetch(storage, ref.key, raw_dir, outcome.files)
+        record = read_record(raw_dir / ref.key, **ref.read_options)
+        outcome.row = _row(ref, record, _worker_state["dataset"], outcome.files)
+    except EcgflowError as exc:
+        outcome.reason = str(exc).replace(f"{raw_dir}{os.sep}", "")
+    except Exception as exc:  # bad input must never crash the stage: reject it instead
+        outcome.reason = f"{ref.key}: unreadable ({type(exc).__name__}: {exc})"
+    return outcome
+
+
+def _copy_and_hash(storage: Storage, rel: str, dest: Path) -> str:
+    """Copy ``rel`` to ``dest`` and return its SHA-256, reading a local file only once."""
+    src = storage.local_path(rel)
+    if src is None:
+        storage.download(rel, dest)
+        return sha256_file(dest)
+    digest = hashlib.sha256()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with src.open("rb") as reader, dest.open("wb") as writer:
+            while chunk := reader.read(_COPY_CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+    except FileNotFoundError:
+        dest.unlink(missing_ok=True)
+        raise EcgflowError(f"file not found: {src}") from None
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        raise EcgflowError(f"cannot copy {src}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def _fetch(
+    storage: Storage, key: str, raw_dir: Path, fetched: dict[str, str], depth: int = 0
+) -> None:
+    """Copy ``key`` and, for a WFDB header, every file it references into ``raw_dir``."""
+    try:
+        fetched[key] = _copy_and_hash(storage, key, raw_dir / key)
+    except EcgflowError as exc:
+        what = "header" if key.endswith(".hea") and depth == 0 else "file"
+        raise RecordError(f"{key}: {what} not found or unreadable ({exc})") from exc
+    if not key.endswith(".hea") or depth > 1:
+        return
+    folder, _, name = key.rpartition("/")
+    try:
+        text = (raw_dir / key).read_text(encoding="latin-1")
+        names = referenced_files(text, name[: -len(".hea")])
+    except Exception:  # a garbage header: the reader names the problem
+        return
+    for ref_name in names:
+        rel = f"{folder}/{ref_name}" if folder else ref_name
+        if ".." in PurePosixPath(ref_name).parts or ref_name.startswith("/"):
+            raise RecordError(f"{key}: refers to {ref_name!r} outside its folder")
+        if rel in fetched:
+            continue
+        if ref_name.endswith(".hea"):
+            _fetch(storage, rel, raw_dir, fetched, depth + 1)
+            continue
+        try:
+            fetched[rel] = _copy_and_hash(storage, rel, raw_dir / rel)
+        except EcgflowError:
+            raise RecordError(f"{key}: signal file {ref_name} is missing") from None
+
+
+def _row(ref: RecordRef, record: ECGRecord, dataset: str, files: dict[str, str]) -> dict[str, Any]:
+    """One records.parquet row from the source's reference and the record read from disk."""
+    header_meta = HEADER_META.get(dataset)
+    meta: dict[str, Any] = {}
+    if header_meta is not None:
+        meta.update(header_meta(list(record.metadata.get("comments", []))))
+    meta.update(ref.meta)
+    record_id = ref.record_id or meta.pop("record_id", None) or record.record_id
+    patient_id = ref.patient_id or meta.pop("patient_id", None)
+    meta.pop("record_id", None)
+    meta.pop("patient_id", None)
+    extra = {k: v for k, v in meta.items() if k not in RECORDS_SCHEMA.names}
+    return {
+        "record_id": str(record_id),
+        "patient_id": patient_id,
+        "dataset": dataset,
+        "path": ref.key,
+        "files": list(files),
+        "sha256": list(files.values()),
+        "fs": float(record.fs),
+        "n_leads": record.n_leads,
+        "n_samples": record.n_samples,
+        "duration_s": record.duration_s,
+        "leads": list(record.leads),
+        "units": list(record.units),
+        "n_nonfinite": record.n_nonfinite,
+        "age": meta.get("age"),
+        "sex": meta.get("sex"),
+        "report": meta.get("report"),
+        "labels": list(meta.get("labels") or []),
+        "scp_codes": meta.get("scp_codes"),
+        "strat_fold": meta.get("strat_fold"),
+        "meta": json.dumps({**record.metadata, **extra}, sort_keys=True, default=str),
+    }
+
+
+# --- bookkeeping -------------------------------------------------------------------------------
+
+
+def _reject_duplicate_ids(outcomes: list[_Outcome]) -> None:
+    """Keep the first record of each id; later ones are rejected, naming the first."""
+    first: dict[str, str] = {}
+    for outcome in outcomes:
+        if outcome.row is None:
+            continue
+        record_id = outcome.row["record_id"]
+        if record_id in first:
+            outcome.reason = f"duplicate record_id {record_id!r} (first seen at {first[record_id]})"
+            outcome.row = None
+        else:
+            first[record_id] = outcome.key
+
+
+def _orphan_signal_files(found: Discovery, outcomes: list[_Outcome]) -> list[_Outcome]:
+    """Signal files in a listed folder that no header claims (a header gone missing)."""
+    if found.dataset == "ptbxl":  # the database CSV, not the folder, lists PTB-XL's records
+        return []
+    claimed = {f for outcome in outcomes for f in outcome.files}
+    claimed |= {outcome.key for outcome in outcomes}
+    orphans = [
+        f for f in found.storage.list_files() if f.endswith(_SIGNAL_SUFFIXES) and f not in claimed
+    ]
+    return [_Outcome(f, reason=f"{f}: signal file with no header referencing it") for f in orphans]
+
+
+def _remove_rejected_files(raw_dir: Path, outcomes: list[_Outcome]) -> None:
+    """raw/ holds accepted records only: drop files fetched for rejected ones."""
+    keep = {f for outcome in outcomes if outcome.row is not None for f in outcome.files}
+    for outcome in outcomes:
+        for rel in outcome.files:
+            if outcome.row is None and rel not in keep:
+                (raw_dir / rel).unlink(missing_ok=True)
+
+
+def _write_outputs(
+    out_dir: Path, dataset: str, outcomes: list[_Outcome], params: IngestParams
+) -> IngestResult:
+    rows = [o.row for o in outcomes if o.row is not None]
+    rejected = [(o.key, o.reason or "rejected") for o in outcomes if o.row is None]
+    records = pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA)
+    pq.write_table(records, out_dir / RECORDS)
+    rejected_table = pa.Table.from_pylist(
+        [{"path": p, "reason": r} for p, r in rejected], schema=REJECTED_SCHEMA
+    )
+    pq.write_table(rejected_table, out_dir / REJECTED)
+    result = IngestResult(out_dir, dataset, len(rows), rejected)
+    known = {f"{RAW}/{rel}": digest for o in outcomes if o.row for rel, digest in o.files.items()}
+    write_manifest(
+        out_dir,
+        known_hashes=known,
+        stage="ingest",
+        source=redact_uri(params.source),
+        dataset=dataset,
+        params=params.model_dump(mode="json", exclude={"source"}),
+        counts=result.metrics,
+    )
+    return result
