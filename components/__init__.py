@@ -1,0 +1,1 @@
+"""KFP components: one lightweight component per ecgflow stage."""

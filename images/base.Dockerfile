@@ -1,0 +1,27 @@
+# ecgflow base image (CPU): every KFP component of the pipelines runs in it.
+# Build from the repository root:  docker build -f images/base.Dockerfile -t ghcr.io/ecgflow/ecgflow:0.1.0 .
+FROM python:3.11-slim-bookworm
+
+# Optional extra index for a CPU-only torch wheel (e.g. a mirror); empty uses the default index.
+ARG TORCH_INDEX_URL=""
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    ORT_DISABLE_TELEMETRY=1 \
+    HF_HUB_OFFLINE=1
+
+WORKDIR /opt/ecgflow
+COPY constraints.txt pyproject.toml README.md ./
+COPY src ./src
+COPY components ./components
+COPY pipelines ./pipelines
+
+# torch first and on its own, then everything else pinned by constraints.txt.
+RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
+    && pip install -c constraints.txt . \
+    && useradd --uid 1000 --create-home ecgflow
+
+USER 1000
+ENTRYPOINT ["ecgflow"]

@@ -1,0 +1,1 @@
+"""KFP pipeline definitions composed from the components; compiled by ``ecgflow compile``."""

@@ -1,0 +1,158 @@
+"""The ``ecgflow`` command line: one subcommand per stage, plus run / compile."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from ecgflow import __version__
+from ecgflow.errors import EcgflowError
+
+app = typer.Typer(
+    name="ecgflow",
+    help="ECG machine-learning workflow: run stages locally, or as a Kubeflow pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
+    for noisy in ("botocore", "urllib3", "s3transfer", "kfp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run ``action``; a user error is printed without a traceback and exits with code 2."""
+    try:
+        return action()
+    except EcgflowError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback drawing a bar on a terminal; ``None`` (plain logs) otherwise."""
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*Progress.get_default_columns()[:1], *columns, console=console) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+) -> None:
+    """Ecgflow: ingest, label, split, preprocess, train, evaluate, export and serve ECG models."""
+    _setup_logging(verbose)
+
+
+@app.command()
+def version() -> None:
+    """Print the ecgflow version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        str,
+        typer.Option(
+            help="ptbxl:PATH[?rate=100|500], cinc:PATH, code15:PATH, folder:PATH[?fs=HZ], "
+            "synthetic://?n=N&seed=S, s3://bucket/prefix, https://mirror/path/ or a PATH"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    limit: Annotated[int | None, typer.Option(help="ingest at most N records")] = None,
+    strict: Annotated[bool, typer.Option(help="exit non-zero if any input is rejected")] = False,
+    workers: Annotated[int, typer.Option(help="reader processes (0: one per core)")] = 0,
+) -> None:
+    """Copy a dataset's records into OUT with records.parquet, rejected.parquet, manifest.json."""
+    from ecgflow.stages.ingest import IngestParams
+    from ecgflow.stages.ingest import ingest as run_ingest
+
+    def action() -> None:
+        params = IngestParams(source=source, limit=limit, strict=strict, workers=workers)
+        with _progress("ingest") as progress:
+            result = run_ingest(params, out, progress=progress)
+        console.print(
+            f"ingested {result.dataset}: [green]{result.accepted} accepted[/], "
+            f"{len(result.rejected)} rejected → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command()
+def run(
+    source: Annotated[
+        str | None, typer.Option(help="dataset to ingest (default: the config's)")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="ingest at most N records")] = None,
+    config: Annotated[Path | None, typer.Option(help="pipeline config YAML")] = None,
+) -> None:
+    """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME."""
+    from ecgflow.config import ecgflow_home, load_config
+    from ecgflow.pipeline_runner import run_local
+
+    def action() -> None:
+        cfg = load_config(config)
+        updates = {"source": source} if source else {}
+        if limit is not None:
+            updates["limit"] = limit
+        cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update=updates)})
+        home = ecgflow_home()
+        console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")
+        result = run_local(cfg, home)
+        for name, path in result.outputs.items():
+            meta = ", ".join(f"{k}={v}" for k, v in sorted(result.metadata[name].items()))
+            line = f"[bold]{name}[/]: {escape(str(path))}  ({escape(meta)})"
+            console.print(line, highlight=False)
+        typer.echo(f"outputs: {result.pipeline_root}")
+
+    _run(action)
+
+
+@app.command(name="compile")
+def compile_(
+    out: Annotated[Path, typer.Option(help="where to write the YAML")] = Path(
+        "pipelines/compiled/training.yaml"
+    ),
+) -> None:
+    """Compile the training pipeline to KFP v2 YAML (for a Kubeflow cluster)."""
+    from ecgflow.pipeline_runner import compile_pipeline
+
+    path = _run(lambda: compile_pipeline(out))
+    typer.echo(f"compiled: {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

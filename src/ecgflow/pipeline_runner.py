@@ -1,0 +1,77 @@
+"""Run a pipeline on this machine with ``kfp.local``, or compile it to KFP YAML for a cluster."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecgflow.config import PipelineConfig
+from ecgflow.errors import EcgflowError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalRun:
+    """Where a local pipeline run left its artifacts, and their metadata."""
+
+    pipeline_root: Path
+    outputs: dict[str, Path]
+    metadata: dict[str, dict[str, Any]]
+
+
+def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
+    """The training pipeline's parameters taken from a config."""
+    ingest = config.ingest
+    return {
+        "source": ingest.source,
+        "limit": ingest.limit or 0,
+        "strict": ingest.strict,
+        "workers": ingest.workers,
+    }
+
+
+def run_local(config: PipelineConfig, home: Path) -> LocalRun:
+    """Run the training pipeline with ``kfp.local.SubprocessRunner`` under ``home``.
+
+    Every component runs as a subprocess in this Python environment, exactly the code a
+    cluster runs in the project image.
+    """
+    import kfp.local
+
+    from pipelines.training import training_pipeline
+
+    pipeline_root = home / "pipeline-runs"
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    kfp.local.init(
+        runner=kfp.local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
+    try:
+        with warnings.catch_warnings():
+            # Locally the project image is this very environment; kfp warns that it is not.
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            task = training_pipeline(**pipeline_arguments(config))
+    except RuntimeError as exc:  # kfp reports a failed task as RuntimeError
+        raise EcgflowError(
+            f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
+        ) from None
+    outputs = {name: Path(artifact.path) for name, artifact in task.outputs.items()}
+    metadata = {name: dict(artifact.metadata) for name, artifact in task.outputs.items()}
+    return LocalRun(pipeline_root, outputs, metadata)
+
+
+def compile_pipeline(out: Path) -> Path:
+    """Write the training pipeline's KFP IR YAML to ``out``."""
+    from kfp import compiler
+
+    from pipelines.training import training_pipeline
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(training_pipeline, package_path=str(out))
+    log.info("compiled %s", out)
+    return out

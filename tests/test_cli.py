@@ -1,0 +1,47 @@
+"""The command line: user errors print without a traceback; --strict exits non-zero."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from ecgflow.cli import app
+
+runner = CliRunner()
+
+
+def test_ingest_synthetic_via_cli(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", "--source", "synthetic://?n=6", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "6 accepted" in result.output
+    assert len(pd.read_parquet(tmp_path / "records.parquet")) == 6
+
+
+def test_user_error_has_no_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = runner.invoke(app, ["ingest", "--source", str(missing), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "error:" in result.output and str(missing) in result.output
+    assert "Traceback" not in result.output
+
+
+def test_strict_exit_lists_rejections(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.hea").write_text("this is not a header\n")
+    (folder / "labels.json").write_text(json.dumps([]))
+    args = ["ingest", "--source", f"folder:{folder}", "--out", str(tmp_path / "o"), "--strict"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "bad.hea" in result.output and "rejected" in result.output
+
+
+def test_bad_config_names_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("ingest:\n  limit: -4\n")
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "ingest.limit" in result.output

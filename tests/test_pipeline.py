@@ -1,0 +1,55 @@
+"""The training pipeline compiles to KFP v2 YAML and runs locally through kfp.local."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ecgflow.config import DEFAULT_IMAGE, PipelineConfig
+from ecgflow.pipeline_runner import compile_pipeline, run_local
+
+
+def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
+    path = compile_pipeline(tmp_path / "training.yaml")
+    spec = yaml.safe_load(path.read_text())
+    assert spec["pipelineInfo"]["name"] == "ecgflow-training"
+    executors = spec["deploymentSpec"]["executors"]
+    images = {e["container"]["image"] for e in executors.values()}
+    assert images == {DEFAULT_IMAGE}
+    assert "comp-ingest" in spec["components"]
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(inputs) == {"source", "limit", "strict", "workers"}
+    # the component runs ecgflow from the image; it must not pip-install kfp at run time
+    command = " ".join(next(iter(executors.values()))["container"]["command"])
+    assert "pip install" not in command
+
+
+def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
+    config = PipelineConfig.model_validate({"ingest": {"source": "synthetic://?n=12&seed=1"}})
+    result = run_local(config, tmp_path)
+    records_dir = result.outputs["records"]
+    records = pd.read_parquet(records_dir / "records.parquet")
+    assert len(records) == 12
+    assert (records_dir / "manifest.json").is_file()
+    assert result.metadata["records"]["accepted"] == 12
+    assert str(records_dir).startswith(str(tmp_path / "pipeline-runs"))
+
+
+def test_cli_run_prints_output_location(tmp_path: Path) -> None:
+    env = {**os.environ, "ECGFLOW_HOME": str(tmp_path)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecgflow.cli", "run", "--source", "synthetic://?n=5&seed=2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"outputs: {tmp_path / 'pipeline-runs'}" in proc.stdout
