@@ -1,0 +1,1 @@
+"""The stage functions: one file per pipeline stage, shared by the CLI, KFP and tests."""
