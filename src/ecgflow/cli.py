@@ -133,12 +133,16 @@ def run(
         console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")
         result = run_local(cfg, home)
         for name, path in result.outputs.items():
-            meta = ", ".join(f"{k}={v}" for k, v in sorted(result.metadata[name].items()))
-            line = f"[bold]{name}[/]: {escape(str(path))}  ({escape(meta)})"
-            console.print(line, highlight=False)
+            meta = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(result.metadata[name].items()))
+            typer.echo(f"{name}: {path}\n    {meta}")
         typer.echo(f"outputs: {result.pipeline_root}")
 
     _run(action)
+
+
+def _plain(value: object) -> object:
+    """KFP hands integers back as floats; show ``200.0`` as ``200``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 @app.command(name="compile")
