@@ -1,4 +1,4 @@
-"""The training pipeline: ingest (later stages append themselves here)."""
+"""The training pipeline: ingest → label → split (later stages append themselves here)."""
 
 from typing import NamedTuple
 
@@ -6,6 +6,8 @@ from kfp import dsl
 from kfp.dsl import Dataset
 
 from components.ingest import ingest
+from components.label import label
+from components.split import split
 from ecgflow.config import PipelineConfig
 
 DEFAULTS = PipelineConfig()
@@ -15,6 +17,8 @@ class TrainingOutputs(NamedTuple):
     """Artifacts the pipeline hands back (shown by ``ecgflow run``)."""
 
     records: Dataset
+    labels: Dataset
+    splits: Dataset
 
 
 @dsl.pipeline(
@@ -26,9 +30,30 @@ def training_pipeline(
     limit: int = 0,
     strict: bool = False,
     workers: int = 0,
+    label_set: str = DEFAULTS.label.label_set,
+    drop_empty: bool = DEFAULTS.label.drop_empty,
+    ratios: str = ",".join(f"{r:g}" for r in DEFAULTS.split.ratios),
+    folds: int = 0,
+    seed: int = DEFAULTS.split.seed,
+    use_strat_fold: bool = DEFAULTS.split.use_strat_fold,
 ) -> TrainingOutputs:
-    """Ingest ``source`` (``limit`` 0: every record)."""
+    """Ingest ``source`` (``limit`` 0: all), label it, split it patient-disjointly."""
     ingested = ingest(source=source, limit=limit, strict=strict, workers=workers)
     # The source's contents can change behind an unchanged URI: never reuse a cached ingest.
     ingested.set_display_name("ingest").set_caching_options(False)
-    return TrainingOutputs(records=ingested.outputs["records"])
+    labelled = label(
+        records=ingested.outputs["records"], label_set=label_set, drop_empty=drop_empty
+    ).set_display_name("label")
+    splitted = split(
+        records=ingested.outputs["records"],
+        labels=labelled.outputs["labels"],
+        ratios=ratios,
+        folds=folds,
+        seed=seed,
+        use_strat_fold=use_strat_fold,
+    ).set_display_name("split")
+    return TrainingOutputs(
+        records=ingested.outputs["records"],
+        labels=labelled.outputs["labels"],
+        splits=splitted.outputs["splits"],
+    )

@@ -45,3 +45,42 @@ def test_bad_config_names_the_field(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--config", str(config)])
     assert result.exit_code == 2
     assert "ingest.limit" in result.output
+
+
+def test_label_and_split_via_cli(tmp_path: Path) -> None:
+    rec, lab, spl = tmp_path / "rec", tmp_path / "lab", tmp_path / "spl"
+    assert (
+        runner.invoke(app, ["ingest", "--source", "synthetic://?n=30", "--out", str(rec)]).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        app, ["label", "--records", str(rec), "--label-set", "synthetic", "--out", str(lab)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "30 records with 9 labels" in result.output
+    args = ["split", "--records", str(rec), "--labels", str(lab), "--out", str(spl)]
+    result = runner.invoke(app, [*args, "--ratios", "0.6,0.2,0.2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(spl / "split.parquet")) == 30
+
+
+def test_bad_option_values_are_user_errors(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["ingest", "--source", "synthetic://?n=3", "--out", str(tmp_path), "--limit", "-2"]
+    )
+    assert result.exit_code == 2 and "limit" in result.output and "Traceback" not in result.output
+    args = [
+        "split",
+        "--records",
+        str(tmp_path),
+        "--labels",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    result = runner.invoke(app, [*args, "--ratios", "0.5,0.5,0.5"])
+    assert result.exit_code == 2 and "sum to 1" in result.output
+    result = runner.invoke(
+        app, ["label", "--records", str(tmp_path), "--label-set", "nope", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "unknown label set" in result.output

@@ -21,9 +21,11 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     executors = spec["deploymentSpec"]["executors"]
     images = {e["container"]["image"] for e in executors.values()}
     assert images == {DEFAULT_IMAGE}
-    assert "comp-ingest" in spec["components"]
+    assert {"comp-ingest", "comp-label", "comp-split"} <= set(spec["components"])
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(inputs) == {"source", "limit", "strict", "workers"}
+    assert {"source", "limit", "label_set", "ratios", "folds", "seed"} <= set(inputs)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["split"]["dependentTasks"] == ["ingest", "label"]
     # the component runs ecgflow from the image; it must not pip-install kfp at run time
     command = " ".join(next(iter(executors.values()))["container"]["command"])
     assert "pip install" not in command
@@ -37,6 +39,11 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     assert len(records) == 12
     assert (records_dir / "manifest.json").is_file()
     assert result.metadata["records"]["accepted"] == 12
+    labels = pd.read_parquet(result.outputs["labels"] / "labels.parquet")
+    assert labels["record_id"].tolist() == records["record_id"].tolist()
+    assert result.metadata["labels"]["label_set"] == "synthetic"  # 'auto' resolved
+    splits = pd.read_parquet(result.outputs["splits"] / "split.parquet")
+    assert set(splits["split"]) <= {"train", "val", "test"} and len(splits) == 12
     assert str(records_dir).startswith(str(tmp_path / "pipeline-runs"))
 
 

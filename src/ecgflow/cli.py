@@ -7,9 +7,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TextIO, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -28,13 +29,25 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def _setup_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if console.is_terminal:
         handler: logging.Handler = RichHandler(console=console, show_path=False)
         fmt = "%(message)s"
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
     for noisy in ("botocore", "urllib3", "s3transfer", "kfp"):
@@ -46,8 +59,13 @@ def _run(action: Callable[[], T]) -> T:
     try:
         return action()
     except EcgflowError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        message = str(exc)
+    except ValidationError as exc:
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(2)
 
 
 @contextmanager
@@ -112,23 +130,88 @@ def ingest(
 
 
 @app.command()
+def label(
+    records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
+    label_set: Annotated[
+        str,
+        typer.Option(
+            help="ptbxl-superdiagnostic|-subdiagnostic|-diagnostic|-form|-rhythm|-all, "
+            "cinc2020-scored, cinc2021-scored, report-patterns[:CONFIG], mapping:CSV, "
+            "synthetic, auto"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    drop_empty: Annotated[
+        bool, typer.Option(help="drop records with no label in the set (PTB-XL benchmark)")
+    ] = False,
+) -> None:
+    """Write labels.parquet (one 0/1 column per label) and label_def.json."""
+    from ecgflow.stages.label import LabelParams
+    from ecgflow.stages.label import label as run_label
+
+    def action() -> None:
+        params = LabelParams(label_set=label_set, drop_empty=drop_empty)
+        result = run_label(params, records, out)
+        console.print(
+            f"labelled {result.n_records} records with {len(result.labels)} labels "
+            f"({escape(result.label_set)}); {result.n_empty} without any → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command()
+def split(
+    records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
+    labels: Annotated[Path, typer.Option(help="label output folder (labels.parquet)")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    ratios: Annotated[str, typer.Option(help="train,val,test fractions")] = "0.8,0.1,0.1",
+    folds: Annotated[int | None, typer.Option(help="K cross-validation folds")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    strat_fold: Annotated[
+        bool, typer.Option(help="honour PTB-XL strat_fold (1-8 train, 9 val, 10 test)")
+    ] = True,
+) -> None:
+    """Write a patient-disjoint split.parquet (record_id, split, fold) and split_report.json."""
+    from ecgflow.stages.split import SplitParams
+    from ecgflow.stages.split import split as run_split
+
+    def action() -> None:
+        params = SplitParams.model_validate(
+            {"ratios": ratios, "folds": folds, "seed": seed, "use_strat_fold": strat_fold}
+        )
+        result = run_split(params, records, labels, out)
+        sizes = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+        console.print(f"split ({result.method}): {sizes} → {escape(str(out))}", highlight=False)
+
+    _run(action)
+
+
+@app.command()
 def run(
     source: Annotated[
         str | None, typer.Option(help="dataset to ingest (default: the config's)")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="ingest at most N records")] = None,
+    label_set: Annotated[
+        str | None, typer.Option(help="label set (default: the config's, 'auto')")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="pipeline config YAML")] = None,
 ) -> None:
     """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME."""
-    from ecgflow.config import ecgflow_home, load_config
+    from ecgflow.config import PipelineConfig, ecgflow_home, load_config
     from ecgflow.pipeline_runner import run_local
 
     def action() -> None:
-        cfg = load_config(config)
-        updates = {"source": source} if source else {}
+        data = load_config(config).model_dump()
+        if source:
+            data["ingest"]["source"] = source
         if limit is not None:
-            updates["limit"] = limit
-        cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update=updates)})
+            data["ingest"]["limit"] = limit
+        if label_set:
+            data["label"]["label_set"] = label_set
+        cfg = PipelineConfig.model_validate(data)  # command-line values are validated too
         home = ecgflow_home()
         console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")
         result = run_local(cfg, home)

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError
 from ecgflow.stages.ingest import IngestParams
+from ecgflow.stages.label import LabelParams
+from ecgflow.stages.split import SplitParams
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
 DEFAULT_IMAGE = f"ghcr.io/ecgflow/ecgflow:{__version__}"
@@ -24,13 +26,15 @@ DEFAULT_HOME = ".ecgflow"
 
 
 class PipelineConfig(BaseModel):
-    """Everything a pipeline run needs: image, stage parameters."""
+    """Everything a pipeline run needs: the image and each stage's parameters."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("ecgflow-training", description="pipeline name in KFP")
     image: str = Field(DEFAULT_IMAGE, description="container image of every component")
     ingest: IngestParams = Field(default_factory=IngestParams)
+    label: LabelParams = Field(default_factory=lambda: LabelParams(label_set="auto"))
+    split: SplitParams = Field(default_factory=SplitParams)
 
 
 def ecgflow_home() -> Path:

@@ -25,12 +25,18 @@ class LocalRun:
 
 def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
     """The training pipeline's parameters taken from a config."""
-    ingest = config.ingest
+    ingest, label, split = config.ingest, config.label, config.split
     return {
         "source": ingest.source,
         "limit": ingest.limit or 0,
         "strict": ingest.strict,
         "workers": ingest.workers,
+        "label_set": label.label_set,
+        "drop_empty": label.drop_empty,
+        "ratios": ",".join(f"{r:g}" for r in split.ratios),
+        "folds": split.folds or 0,
+        "seed": split.seed,
+        "use_strat_fold": split.use_strat_fold,
     }
 
 

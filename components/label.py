@@ -1,0 +1,29 @@
+"""KFP component: the label stage (see ``ecgflow.stages.label``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def label(
+    records: Input[Dataset],
+    label_set: str,
+    drop_empty: bool,
+    labels: Output[Dataset],
+    metrics: Output[Metrics],
+) -> None:
+    """Write ``labels.parquet`` + ``label_def.json`` for the ingested ``records``."""
+    from pathlib import Path
+
+    from ecgflow.stages.label import LabelParams
+    from ecgflow.stages.label import label as run_label
+
+    params = LabelParams(label_set=label_set, drop_empty=drop_empty)
+    result = run_label(params, Path(records.path), Path(labels.path))
+    labels.metadata.update({"label_set": result.label_set, **result.metrics})
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)

@@ -1,0 +1,37 @@
+"""KFP component: the split stage (see ``ecgflow.stages.split``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def split(
+    records: Input[Dataset],
+    labels: Input[Dataset],
+    ratios: str,
+    folds: int,
+    seed: int,
+    use_strat_fold: bool,
+    splits: Output[Dataset],
+    metrics: Output[Metrics],
+) -> None:
+    """Write a patient-disjoint ``split.parquet``; ``ratios`` is "train,val,test", folds 0: none."""
+    from pathlib import Path
+
+    from ecgflow.stages.split import SplitParams
+    from ecgflow.stages.split import split as run_split
+
+    params = SplitParams(
+        ratios=ratios,
+        folds=folds or None,
+        seed=seed,
+        use_strat_fold=use_strat_fold,
+    )
+    result = run_split(params, Path(records.path), Path(labels.path), Path(splits.path))
+    splits.metadata.update({"method": result.method, **result.metrics})
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
