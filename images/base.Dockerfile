@@ -18,7 +18,9 @@ COPY src ./src
 COPY components ./components
 COPY pipelines ./pipelines
 
-# torch first and on its own, then everything else pinned by constraints.txt.
+# torch first and on its own, then everything else pinned by constraints.txt
+# (hadolint cannot see pins that come from a constraints file).
+# hadolint ignore=DL3013
 RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
     && pip install -c constraints.txt . \
     && useradd --uid 1000 --create-home ecgflow
