@@ -1,0 +1,386 @@
+"""The preprocess stage: records → fixed-shape float32 model inputs, per split, in shards.
+
+Inputs: the ingest stage's folder (``records.parquet`` + ``raw/``) and the split stage's
+``split.parquet`` (record_id, split, fold). Without a split (``split_dir=None``) every record
+goes to the split ``all``; records the split does not list are left out and counted.
+
+Output (``out_dir``)::
+
+    <split>/shard-00000.npy   float32 C-contiguous [N, C, T]; np.load(mmap_mode="r") works
+    <split>/index.parquet     one row per sample: record_id, patient_id, split, fold, shard, row,
+                              segment, start_sample, source_fs, n_repaired, lead_mask, counts and
+                              flags (see INDEX_SCHEMA)
+    rejected.parquet          record_id, reason: records that could not be read or transformed
+    preprocess.json           every parameter, fs, channels, shapes, counts, ecgflow version
+    manifest.json             params, input hashes, sha256 of every file
+
+The numbers are those of :func:`ecgflow.signal.transform.transform_record`; records are read and
+transformed in chunks of ``chunk_size`` (one shard each), stacked per (rate, length) group and
+filtered as one batch, in ``workers`` processes, and written as they arrive in chunk order,
+so memory stays flat and the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ecgflow import __version__
+from ecgflow.errors import EcgflowError
+from ecgflow.io.readers import read_record
+from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.signal.transform import (
+    PreprocessParams,
+    record_info,
+    select_leads,
+    transform_batch,
+)
+from ecgflow.stages.ingest import RAW, RECORDS
+from ecgflow.stages.split import SPLIT, SPLITS
+
+__all__ = ["PreprocessParams", "PreprocessResult", "preprocess"]
+
+log = logging.getLogger(__name__)
+
+PREPROCESS_JSON = "preprocess.json"
+INDEX = "index.parquet"
+REJECTED = "rejected.parquet"
+ALL = "all"
+SHARD = "shard-{:05d}.npy"
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("split", pa.string()),
+        ("fold", pa.int32()),
+        ("shard", pa.int32()),
+        ("row", pa.int64()),
+        ("segment", pa.int32()),
+        ("start_sample", pa.int64()),
+        ("source_fs", pa.float64()),
+        ("n_repaired", pa.int64()),
+        ("n_missing_leads", pa.int32()),
+        ("n_flat_leads", pa.int32()),
+        ("n_saturated_leads", pa.int32()),
+        ("n_noisy_leads", pa.int32()),
+        ("flag_repaired", pa.bool_()),
+        ("flag_missing_lead", pa.bool_()),
+        ("flag_flat", pa.bool_()),
+        ("flag_saturation", pa.bool_()),
+        ("flag_noise", pa.bool_()),
+        ("lead_mask", pa.list_(pa.bool_())),
+    ]
+)
+REJECTED_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string())])
+_RECORD_COLUMNS = ["record_id", "patient_id", "path", "fs", "leads"]
+_INLINE_BELOW = 2  # fewer chunks than this run in-process
+
+
+@dataclass
+class PreprocessResult:
+    """What a preprocess run produced."""
+
+    out_dir: Path
+    n_samples: dict[str, int]
+    n_records: dict[str, int]
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    not_in_split: int = 0
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Counts for KFP / MLflow metrics."""
+        out: dict[str, float] = {f"n_{k}": v for k, v in self.n_samples.items()}
+        out["rejected"] = len(self.rejected)
+        out["not_in_split"] = self.not_in_split
+        return out
+
+
+@dataclass
+class _Chunk:
+    split: str
+    shard: int
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class _ChunkOut:
+    array: np.ndarray | None
+    index: list[dict[str, Any]]
+    rejected: list[tuple[str, str]]
+
+
+def preprocess(
+    params: PreprocessParams,
+    records_dir: Path,
+    split_dir: Path | None,
+    out_dir: Path,
+    like: Path | None = None,
+) -> PreprocessResult:
+    """Preprocess the records of ``records_dir`` into ``out_dir`` (see the module docstring).
+
+    ``like``: a folder holding an earlier ``preprocess.json``; its parameters are used exactly
+    (only ``workers`` is taken from ``params``), e.g. for an external test set.
+    Raises :class:`EcgflowError` for missing or malformed inputs; unreadable records are
+    listed in ``rejected.parquet`` instead.
+    """
+    if like is not None:
+        params = _params_like(Path(like), params.workers)
+    records_dir, out_dir = Path(records_dir), Path(out_dir)
+    records = _read_records(records_dir / RECORDS)
+    records, names, not_in_split = _attach_split(records, split_dir)
+    for name in (*SPLITS, ALL):
+        if (out_dir / name).exists():
+            shutil.rmtree(out_dir / name)  # a re-run must not keep shards of an earlier one
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chunks = list(_chunks(records, names, params.chunk_size))
+    writers = {name: _SplitWriter(out_dir / name, name, params) for name in names}
+    rejected: list[tuple[str, str]] = []
+    for chunk, result in zip(chunks, _run(chunks, records_dir / RAW, params), strict=True):
+        writers[chunk.split].add(result)
+        rejected += result.rejected
+    for writer in writers.values():
+        writer.close()
+    rejected_table = pa.Table.from_pylist(
+        [{"record_id": r, "reason": why} for r, why in rejected], schema=REJECTED_SCHEMA
+    )
+    pq.write_table(rejected_table, out_dir / REJECTED)
+    result = PreprocessResult(
+        out_dir,
+        {n: w.n_rows for n, w in writers.items()},
+        {n: w.n_records for n, w in writers.items()},
+        rejected,
+        not_in_split,
+    )
+    summary = {
+        "params": params.model_dump(mode="json"),
+        "fs": params.fs,
+        "channels": params.channels,
+        "n_channels": len(params.channels),
+        "n_times": params.n_times,
+        "windows": params.window_s is not None,
+        "splits": names,
+        "n_samples": result.n_samples,
+        "n_records": result.n_records,
+        "n_rejected": len(rejected),
+        "not_in_split": not_in_split,
+        "dtype": "float32",
+        "layout": "[N, C, T]",
+        "ecgflow_version": __version__,
+    }
+    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    (out_dir / PREPROCESS_JSON).write_text(text, encoding="utf-8")
+    inputs = {RECORDS: sha256_file(records_dir / RECORDS)}
+    if split_dir is not None:
+        inputs[SPLIT] = sha256_file(Path(split_dir) / SPLIT)
+    write_manifest(
+        out_dir,
+        stage="preprocess",
+        inputs=inputs,
+        like=str(like) if like is not None else None,
+        params=params.model_dump(mode="json", exclude={"workers"}),
+        counts=result.metrics,
+    )
+    log.info("preprocess: %s samples, %d rejected", result.n_samples, len(rejected))
+    return result
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def _params_like(like: Path, workers: int) -> PreprocessParams:
+    path = like / PREPROCESS_JSON if like.is_dir() else like
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))["params"]
+    except FileNotFoundError:
+        raise EcgflowError(f"--like {path}: no {PREPROCESS_JSON} there") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EcgflowError(f"--like {path}: not a preprocess.json ({exc})") from None
+    saved["workers"] = workers
+    return PreprocessParams(**saved)
+
+
+def _read_records(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise EcgflowError(f"{path}: records.parquet not found (run ingest first)")
+    try:
+        table = pq.read_table(path, columns=_RECORD_COLUMNS)
+    except Exception as exc:
+        raise EcgflowError(f"{path}: cannot read records ({type(exc).__name__}: {exc})") from None
+    return table.to_pandas()
+
+
+def _attach_split(
+    records: pd.DataFrame, split_dir: Path | None
+) -> tuple[pd.DataFrame, list[str], int]:
+    """Add split/fold columns; drop records the split does not list (returned as a count)."""
+    if split_dir is None:
+        records = records.assign(split=ALL, fold=pd.array([None] * len(records), dtype="Int32"))
+        return records, [ALL], 0
+    path = Path(split_dir) / SPLIT
+    if not path.is_file():
+        raise EcgflowError(f"{path}: split.parquet not found (run split first)")
+    try:
+        split = pq.read_table(path, columns=["record_id", "split", "fold"]).to_pandas()
+    except Exception as exc:
+        raise EcgflowError(f"{path}: cannot read split ({type(exc).__name__}: {exc})") from None
+    merged = records.merge(split, on="record_id", how="inner", sort=False)
+    not_in_split = len(records) - len(merged)
+    if not_in_split:
+        log.warning("preprocess: %d records are not in %s; left out", not_in_split, path)
+    names = [s for s in SPLITS if (merged["split"] == s).any()]
+    return merged, names, not_in_split
+
+
+def _chunks(records: pd.DataFrame, names: list[str], size: int) -> Iterator[_Chunk]:
+    """Chunks of up to ``size`` records, split by split, in records.parquet order."""
+    for name in names:
+        part = records[records["split"] == name]
+        rows = [
+            {
+                "record_id": str(r.record_id),
+                "patient_id": None if pd.isna(r.patient_id) else str(r.patient_id),
+                "path": str(r.path),
+                "fs": float(r.fs),
+                "leads": list(r.leads),
+                "split": name,
+                "fold": None if pd.isna(r.fold) else int(r.fold),
+            }
+            for r in part.itertuples(index=False)
+        ]
+        for shard, start in enumerate(range(0, len(rows), size)):
+            yield _Chunk(name, shard, rows[start : start + size])
+
+
+# --- processing --------------------------------------------------------------------------------
+
+_state: dict[str, Any] = {}
+
+
+def _init_worker(raw_dir: Path, params_json: str) -> None:
+    _state["raw_dir"] = raw_dir
+    _state["params"] = PreprocessParams.model_validate_json(params_json)
+
+
+def _run(chunks: list[_Chunk], raw_dir: Path, params: PreprocessParams) -> Iterator[_ChunkOut]:
+    """Process the chunks in order; at most ``2 × workers`` are in flight at once."""
+    workers = params.workers or os.cpu_count() or 1
+    if workers == 1 or len(chunks) < _INLINE_BELOW:
+        _init_worker(raw_dir, params.model_dump_json())
+        yield from map(_process_chunk, chunks)
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=_init_worker,
+        initargs=(raw_dir, params.model_dump_json()),
+    ) as pool:
+        pending: deque[Future[_ChunkOut]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_process_chunk, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _process_chunk(chunk: _Chunk) -> _ChunkOut:
+    """Read, group by (rate, length), transform each group as one batch; keep chunk order."""
+    raw_dir: Path = _state["raw_dir"]
+    params: PreprocessParams = _state["params"]
+    rejected: list[tuple[str, str]] = []
+    prepared: list[tuple[dict[str, Any], float, np.ndarray, dict[str, Any]]] = []
+    for row in chunk.rows:
+        try:
+            record = read_record(
+                raw_dir / row["path"], fs=row["fs"], leads=row["leads"], record_id=row["record_id"]
+            )
+            x, selected = select_leads(record, params)
+            prepared.append((row, record.fs, x, selected))
+        except EcgflowError as exc:
+            rejected.append((row["record_id"], str(exc).replace(f"{raw_dir}{os.sep}", "")))
+        except Exception as exc:  # a bad record must never crash the stage
+            rejected.append((row["record_id"], f"unreadable ({type(exc).__name__}: {exc})"))
+    groups: dict[tuple[float, int], list[int]] = {}
+    for i, (_, fs, x, _) in enumerate(prepared):
+        groups.setdefault((fs, x.shape[-1]), []).append(i)
+    outputs: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+    for (fs, _), members in groups.items():
+        batch = np.stack([prepared[i][2] for i in members])
+        mask = np.stack([prepared[i][3]["lead_mask"] for i in members])
+        try:
+            out, starts, flags = transform_batch(batch, fs, mask, params)
+        except Exception as exc:  # e.g. too short to filter: every record of the group
+            for i in members:
+                rejected.append((prepared[i][0]["record_id"], f"cannot transform: {exc}"))
+            continue
+        for j, i in enumerate(members):
+            outputs[i] = (out[j], record_info(prepared[i][3], flags, j, starts))
+    arrays: list[np.ndarray] = []
+    index: list[dict[str, Any]] = []
+    for i, (row, fs, _, _) in enumerate(prepared):
+        if i not in outputs:
+            continue
+        out, info = outputs[i]
+        starts = info.pop("start_samples")
+        for segment, start in enumerate(starts):
+            index.append(
+                {
+                    "record_id": row["record_id"],
+                    "patient_id": row["patient_id"],
+                    "split": row["split"],
+                    "fold": row["fold"],
+                    "segment": segment,
+                    "start_sample": start,
+                    "source_fs": fs,
+                    **info,
+                }
+            )
+        arrays.append(out)
+    array = np.concatenate(arrays) if arrays else None
+    order = {rid: k for k, rid in enumerate(r["record_id"] for r in chunk.rows)}
+    rejected.sort(key=lambda item: order.get(item[0], -1))
+    return _ChunkOut(array, index, rejected)
+
+
+class _SplitWriter:
+    """Writes one split's shards as chunks arrive, then its index."""
+
+    def __init__(self, folder: Path, name: str, params: PreprocessParams) -> None:
+        self.folder = folder
+        self.name = name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.index: list[dict[str, Any]] = []
+        self.n_rows = 0
+        self.n_records = 0
+        self.shard = 0
+
+    def add(self, result: _ChunkOut) -> None:
+        """Write a chunk's rows as the next shard (nothing for a chunk of rejected records)."""
+        if result.array is None:
+            return
+        np.save(self.folder / SHARD.format(self.shard), np.ascontiguousarray(result.array))
+        for row, entry in enumerate(result.index):
+            entry["shard"] = self.shard
+            entry["row"] = row
+        self.index += result.index
+        self.n_rows += len(result.index)
+        self.n_records += len({e["record_id"] for e in result.index})
+        self.shard += 1
+
+    def close(self) -> None:
+        """Write ``index.parquet``."""
+        table = pa.Table.from_pylist(self.index, schema=INDEX_SCHEMA)
+        pq.write_table(table, self.folder / INDEX)
