@@ -1,4 +1,4 @@
-"""The training pipeline: ingest → label → split (later stages append themselves here)."""
+"""The training pipeline: ingest → label → split → preprocess (later stages append here)."""
 
 from typing import NamedTuple
 
@@ -7,10 +7,14 @@ from kfp.dsl import Dataset
 
 from components.ingest import ingest
 from components.label import label
+from components.preprocess import preprocess
 from components.split import split
 from ecgflow.config import PipelineConfig
 
 DEFAULTS = PipelineConfig()
+DEFAULT_RATIOS = ",".join(f"{r:g}" for r in DEFAULTS.split.ratios)
+# As JSON text: KFP struct parameters cannot hold null, and null is meaningful here.
+DEFAULT_PREPROCESS = DEFAULTS.preprocess.model_dump_json()
 
 
 class TrainingOutputs(NamedTuple):
@@ -19,6 +23,7 @@ class TrainingOutputs(NamedTuple):
     records: Dataset
     labels: Dataset
     splits: Dataset
+    data: Dataset
 
 
 @dsl.pipeline(
@@ -32,12 +37,13 @@ def training_pipeline(
     workers: int = 0,
     label_set: str = DEFAULTS.label.label_set,
     drop_empty: bool = DEFAULTS.label.drop_empty,
-    ratios: str = ",".join(f"{r:g}" for r in DEFAULTS.split.ratios),
+    ratios: str = DEFAULT_RATIOS,
     folds: int = 0,
     seed: int = DEFAULTS.split.seed,
     use_strat_fold: bool = DEFAULTS.split.use_strat_fold,
+    preprocess_params: str = DEFAULT_PREPROCESS,
 ) -> TrainingOutputs:
-    """Ingest ``source`` (``limit`` 0: all), label it, split it patient-disjointly."""
+    """Ingest ``source`` (``limit`` 0: all), label it, split it patient-disjointly, preprocess."""
     ingested = ingest(source=source, limit=limit, strict=strict, workers=workers)
     # The source's contents can change behind an unchanged URI: never reuse a cached ingest.
     ingested.set_display_name("ingest").set_caching_options(False)
@@ -52,8 +58,14 @@ def training_pipeline(
         seed=seed,
         use_strat_fold=use_strat_fold,
     ).set_display_name("split")
+    prepared = preprocess(
+        records=ingested.outputs["records"],
+        splits=splitted.outputs["splits"],
+        params=preprocess_params,
+    ).set_display_name("preprocess")
     return TrainingOutputs(
         records=ingested.outputs["records"],
         labels=labelled.outputs["labels"],
         splits=splitted.outputs["splits"],
+        data=prepared.outputs["data"],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -62,6 +63,12 @@ def test_label_and_split_via_cli(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--ratios", "0.6,0.2,0.2", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert len(pd.read_parquet(spl / "split.parquet")) == 30
+    pre = tmp_path / "pre"
+    args = ["preprocess", "--records", str(rec), "--split", str(spl), "--out", str(pre)]
+    result = runner.invoke(app, [*args, "--fs", "250", "--window-s", "5", "--stride-s", "5"])
+    assert result.exit_code == 0, result.output
+    train = np.load(pre / "train" / "shard-00000.npy", mmap_mode="r")
+    assert train.shape[1:] == (12, 1250)
 
 
 def test_bad_option_values_are_user_errors(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     executors = spec["deploymentSpec"]["executors"]
     images = {e["container"]["image"] for e in executors.values()}
     assert images == {DEFAULT_IMAGE}
-    assert {"comp-ingest", "comp-label", "comp-split"} <= set(spec["components"])
+    assert {"comp-ingest", "comp-label", "comp-split", "comp-preprocess"} <= set(spec["components"])
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert {"source", "limit", "label_set", "ratios", "folds", "seed"} <= set(inputs)
     tasks = spec["root"]["dag"]["tasks"]
@@ -44,6 +44,10 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     assert result.metadata["labels"]["label_set"] == "synthetic"  # 'auto' resolved
     splits = pd.read_parquet(result.outputs["splits"] / "split.parquet")
     assert set(splits["split"]) <= {"train", "val", "test"} and len(splits) == 12
+    data = result.outputs["data"]
+    assert (data / "preprocess.json").is_file()
+    per_split = {k: v for k, v in result.metadata["data"].items() if k.startswith("n_")}
+    assert sum(per_split.values()) == 12, per_split
     assert str(records_dir).startswith(str(tmp_path / "pipeline-runs"))
 
 

@@ -189,6 +189,62 @@ def split(
 
 
 @app.command()
+def preprocess(
+    records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    split: Annotated[
+        Path | None, typer.Option(help="split output folder (omit with --like: split 'all')")
+    ] = None,
+    like: Annotated[
+        Path | None, typer.Option(help="reuse every parameter of an earlier preprocess output")
+    ] = None,
+    fs: Annotated[float, typer.Option(help="target sampling rate (Hz)")] = 100.0,
+    bandpass: Annotated[str, typer.Option(help="LOW,HIGH Hz, or 'none'")] = "0.5,40",
+    notch: Annotated[float | None, typer.Option(help="50 or 60 Hz notch")] = None,
+    baseline: Annotated[bool, typer.Option(help="remove baseline wander")] = True,
+    normalise: Annotated[str, typer.Option(help="zscore | scale | none")] = "zscore",
+    scale: Annotated[float, typer.Option(help="mV divided out with --normalise scale")] = 1.0,
+    length_s: Annotated[float | None, typer.Option(help="fixed length (pad/crop), s")] = 10.0,
+    window_s: Annotated[
+        float | None, typer.Option(help="window length, s (replaces length)")
+    ] = None,
+    stride_s: Annotated[float | None, typer.Option(help="window stride, s")] = None,
+    leads: Annotated[str, typer.Option(help="12lead | lead1-dup | leads:I,II,V1")] = "12lead",
+    workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
+) -> None:
+    """Resample, filter, normalise and cut records into per-split [N, C, T] .npy shards."""
+    from ecgflow.stages.preprocess import PreprocessParams
+    from ecgflow.stages.preprocess import preprocess as run_preprocess
+
+    def action() -> None:
+        fields: dict[str, object] = {
+            "fs": fs,
+            "bandpass": None if bandpass.strip().lower() == "none" else bandpass.split(","),
+            "notch": notch,
+            "baseline": baseline,
+            "normalise": normalise,
+            "scale": scale,
+            "leads": leads,
+            "workers": workers,
+        }
+        if window_s is not None:
+            fields.update(window_s=window_s, stride_s=stride_s, length_s=None)
+        else:
+            fields["length_s"] = length_s
+        params = PreprocessParams.model_validate(fields)
+        if split is None and like is None:
+            raise EcgflowError("--split is required unless --like prepares an external set")
+        result = run_preprocess(params, records, split, out, like=like)
+        sizes = ", ".join(f"{k} {v}" for k, v in result.n_samples.items())
+        console.print(
+            f"preprocessed: {sizes} samples; {len(result.rejected)} rejected → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command()
 def run(
     source: Annotated[
         str | None, typer.Option(help="dataset to ingest (default: the config's)")

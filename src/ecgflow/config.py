@@ -18,6 +18,7 @@ from ecgflow import __version__
 from ecgflow.errors import EcgflowError
 from ecgflow.stages.ingest import IngestParams
 from ecgflow.stages.label import LabelParams
+from ecgflow.stages.preprocess import PreprocessParams
 from ecgflow.stages.split import SplitParams
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
@@ -35,6 +36,7 @@ class PipelineConfig(BaseModel):
     ingest: IngestParams = Field(default_factory=IngestParams)
     label: LabelParams = Field(default_factory=lambda: LabelParams(label_set="auto"))
     split: SplitParams = Field(default_factory=SplitParams)
+    preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
 
 
 def ecgflow_home() -> Path:

@@ -37,6 +37,7 @@ def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
         "folds": split.folds or 0,
         "seed": split.seed,
         "use_strat_fold": split.use_strat_fold,
+        "preprocess_params": config.preprocess.model_dump_json(),
     }
 
 

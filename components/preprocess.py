@@ -1,0 +1,33 @@
+"""KFP component: the preprocess stage (see ``ecgflow.stages.preprocess``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def preprocess(
+    records: Input[Dataset],
+    splits: Input[Dataset],
+    params: str,
+    data: Output[Dataset],
+    metrics: Output[Metrics],
+) -> None:
+    """Write per-split ``[N, C, T]`` shards + index; ``params``: PreprocessParams as JSON."""
+    from pathlib import Path
+
+    from ecgflow.stages.preprocess import PreprocessParams
+    from ecgflow.stages.preprocess import preprocess as run_preprocess
+
+    result = run_preprocess(
+        PreprocessParams.model_validate_json(params),
+        Path(records.path),
+        Path(splits.path),
+        Path(data.path),
+    )
+    data.metadata.update(result.metrics)
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
