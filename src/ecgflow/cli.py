@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from ecgflow import __version__
-from ecgflow.errors import EcgflowError
+from ecgflow.errors import EcgflowError, describe_validation_error
 
 app = typer.Typer(
     name="ecgflow",
@@ -61,9 +61,7 @@ def _run(action: Callable[[], T]) -> T:
     except EcgflowError as exc:
         message = str(exc)
     except ValidationError as exc:
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        message = describe_validation_error(exc)
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(2)
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgflow import __version__
-from ecgflow.errors import EcgflowError
+from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.stages.ingest import IngestParams
 from ecgflow.stages.label import LabelParams
 from ecgflow.stages.preprocess import PreprocessParams
@@ -59,9 +59,7 @@ def load_config(path: Path | str | None = None) -> PipelineConfig:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         where = str(path) if path else "environment"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise EcgflowError(f"invalid config ({where}): {problems}") from None
 
 

@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from ecgflow.errors import EcgflowError, RecordError
+from ecgflow.errors import EcgflowError, RecordError, describe_validation_error
 from ecgflow.io.record import STANDARD_LEADS, ECGRecord, normalise_lead_name
 from ecgflow.signal import filters, normalise, quality, segment
 from ecgflow.signal.resample import resample
@@ -162,11 +162,7 @@ class PreprocessParams(BaseModel):
         try:
             return handler(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'preprocess'}: "
-                f"{err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors()
-            )
+            problems = describe_validation_error(exc, root="preprocess")
             raise EcgflowError(f"invalid preprocess parameters: {problems}") from None
 
     @property

@@ -52,7 +52,7 @@ from pydantic import (
     model_validator,
 )
 
-from ecgflow.errors import EcgflowError
+from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.splitting import group_rows, stratified_group_split
 from ecgflow.stages.ingest import RECORDS
@@ -126,11 +126,7 @@ class SplitParams(BaseModel):
         try:
             return handler(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'split'}: "
-                f"{err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors()
-            )
+            problems = describe_validation_error(exc, root="split")
             raise EcgflowError(f"invalid split parameters: {problems}") from None
 
 
