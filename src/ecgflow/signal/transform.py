@@ -31,14 +31,17 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
-from ecgflow.errors import RecordError
+from ecgflow.errors import EcgflowError, RecordError, describe_validation_error
 from ecgflow.io.record import STANDARD_LEADS, ECGRecord, normalise_lead_name
-from ecgflow.params import StageParams
 from ecgflow.signal import filters, normalise, quality, segment
 from ecgflow.signal.resample import resample
 
@@ -47,13 +50,13 @@ log = logging.getLogger(__name__)
 LEAD_MODES = ("12lead", "lead1-dup", "leads:NAME,NAME,...")
 
 
-class PreprocessParams(StageParams):
+class PreprocessParams(BaseModel):
     """Parameters of the preprocess stage and of :func:`transform_record`.
 
     Invalid values raise :class:`EcgflowError` naming the field.
     """
 
-    stage_name = "preprocess"
+    model_config = ConfigDict(extra="forbid")
 
     fs: float = Field(100.0, description="target sampling rate in Hz (polyphase resampling)")
     bandpass: tuple[float, float] | None = Field(
@@ -152,6 +155,15 @@ class PreprocessParams(StageParams):
             if value is not None and round(value * self.fs) < 1:
                 raise ValueError(f"{name}: {value} s is less than one sample at {self.fs} Hz")
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_ecgflow_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problems = describe_validation_error(exc, root="preprocess")
+            raise EcgflowError(f"invalid preprocess parameters: {problems}") from None
 
     @property
     def channels(self) -> list[str]:

@@ -43,13 +43,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
 
-from ecgflow.errors import EcgflowError
+from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.manifest import sha256_file, write_manifest
-from ecgflow.params import StageParams
 from ecgflow.splitting import group_rows, stratified_group_split
 from ecgflow.stages.ingest import RECORDS
 
@@ -72,13 +76,13 @@ _SUM_TOLERANCE = 1e-6
 _EXAMPLES = 5  # ids quoted in an error message
 
 
-class SplitParams(StageParams):
+class SplitParams(BaseModel):
     """Parameters of the split stage.
 
     Invalid values raise :class:`EcgflowError` naming the field (not pydantic's error type).
     """
 
-    stage_name = "split"
+    model_config = ConfigDict(extra="forbid")
 
     ratios: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1),
@@ -115,6 +119,15 @@ class SplitParams(StageParams):
         if value is not None and value < 2:
             raise ValueError(f"must be at least 2 (or unset for no folds), got {value}")
         return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_ecgflow_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problems = describe_validation_error(exc, root="split")
+            raise EcgflowError(f"invalid split parameters: {problems}") from None
 
 
 @dataclass
