@@ -120,6 +120,20 @@ def test_transform_record_equals_stage(ptbxl: Inputs, ptbxl_out: Path, tmp_path:
         np.testing.assert_allclose(stage_windows, windows, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["zscore", "scale"])
+def test_index_undoes_normalisation_to_millivolts(ptbxl: Inputs, tmp_path: Path, mode: str):
+    records = pd.read_parquet(ptbxl.records / "records.parquet")
+    rec = records.iloc[0]
+    record = read_record(ptbxl.records / "raw" / rec.path, record_id=rec.record_id)
+    millivolts, _ = transform_record(record, PreprocessParams(normalise="none"))
+    preprocess(PreprocessParams(normalise=mode, scale=2.5, workers=1), ptbxl.records, None, tmp_path)
+    row, stage = _row(tmp_path, rec.record_id)
+    scale = np.asarray(row["lead_scale_mv"])[:, None]
+    offset = np.asarray(row["lead_offset_mv"])[:, None]
+    assert not np.allclose(stage[0], millivolts, atol=1e-2)
+    np.testing.assert_allclose(stage[0] * scale + offset, millivolts, atol=1e-4)
+
+
 def test_windows_and_index(synthetic: Inputs, tmp_path: Path) -> None:
     params = PreprocessParams(fs=100, window_s=5, stride_s=2.5, workers=1)
     result = preprocess(params, synthetic.records, synthetic.split, tmp_path)

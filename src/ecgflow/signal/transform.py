@@ -18,7 +18,8 @@ Steps, in order:
 6. **Notch** (``notch``): IIR notch at 50/60 Hz, zero-phase; skipped with a warning if ≥ fs/2.
 7. **Band-pass** (``bandpass``): Butterworth order 4, zero-phase (``sosfiltfilt``).
 8. **Flat and missing leads** are set to zero (``lead_mask`` False).
-9. **Normalisation**: per-lead z-score over the whole record, a fixed ``scale`` (mV), or none.
+9. **Normalisation**: per-lead z-score over the whole record, a fixed ``scale`` (mV), or none;
+   ``lead_offset_mv`` and ``lead_scale_mv`` undo it (``mV = x * scale + offset``).
 10. **Length**: centre-crop / zero-pad (at the end) to ``length_s``; or windows of ``window_s``
     every ``stride_s`` (``[n_windows, C, T]``).
 """
@@ -243,8 +244,8 @@ def transform_batch(
 
     ``lead_mask [n, C]`` marks present leads. Returns float32 ``[n, K, C, T_out]`` (``K`` = 1
     for a fixed length), the ``K`` start samples (at ``params.fs``) and per-record flag
-    arrays: ``flat_leads``, ``saturated_leads``, ``noisy_leads`` (counts) and the updated
-    ``lead_mask``. Raises :class:`RecordError` if the records are too short to filter.
+    arrays: ``flat_leads``, ``saturated_leads``, ``noisy_leads`` (counts), the updated
+    ``lead_mask`` and ``lead_offset_mv`` / ``lead_scale_mv`` ``[n, C]`` (undo normalisation). Raises :class:`RecordError` if the records are too short to filter.
     """
     present = lead_mask.astype(bool)
     flat = quality.flat_leads(x) & present
@@ -267,10 +268,13 @@ def transform_batch(
         y = filters.filtfilt(y, filters.bandpass_sos(*params.bandpass, params.fs))
     mask = present & ~flat
     y = np.where(mask[..., None], y, 0.0)
+    offset = np.zeros(y.shape[:-1])
+    factor = np.ones(y.shape[:-1])
     if params.normalise == "zscore":
-        y = normalise.zscore(y)
+        y, offset, factor = normalise.zscore_with_stats(y)
     elif params.normalise == "scale":
         y = normalise.scale(y, params.scale)
+        factor = factor * params.scale
     if params.window_s is None:
         out, start = segment.fix_length(y, params.n_times)
         out, starts = out[:, None], [start]
@@ -281,6 +285,8 @@ def transform_batch(
         "flat_leads": flat.sum(axis=-1),
         "saturated_leads": saturated.sum(axis=-1),
         "noisy_leads": noisy.sum(axis=-1),
+        "lead_offset_mv": offset.astype(np.float32),
+        "lead_scale_mv": factor.astype(np.float32),
     }
     return np.ascontiguousarray(out, dtype=np.float32), starts, flags
 
@@ -302,6 +308,8 @@ def record_info(
         "flag_flat": bool(flags["flat_leads"][i] > 0),
         "flag_saturation": bool(flags["saturated_leads"][i] > 0),
         "flag_noise": bool(flags["noisy_leads"][i] > 0),
+        "lead_offset_mv": [float(v) for v in flags["lead_offset_mv"][i]],
+        "lead_scale_mv": [float(v) for v in flags["lead_scale_mv"][i]],
         "start_samples": list(starts),
     }
 
@@ -312,7 +320,8 @@ def transform_record(
     """Turn one record into model input: float32 ``[C, T]`` (``[n_windows, C, T]`` with windows).
 
     The info dict holds ``n_repaired``, ``lead_mask``, ``n_missing_leads``, ``n_flat_leads``,
-    ``n_saturated_leads``, ``n_noisy_leads``, the ``flag_*`` booleans and ``start_samples``.
+    ``n_saturated_leads``, ``n_noisy_leads``, the ``flag_*`` booleans, ``lead_offset_mv`` and
+    ``lead_scale_mv`` (``mV = output * scale + offset`` per channel) and ``start_samples``.
     Raises :class:`RecordError` for a record that cannot be transformed.
     """
     x, selected = select_leads(record, params)

@@ -9,7 +9,8 @@ Output (``out_dir``)::
     <split>/shard-00000.npy   float32 C-contiguous [N, C, T]; np.load(mmap_mode="r") works
     <split>/index.parquet     one row per sample: record_id, patient_id, split, fold, shard, row,
                               segment, start_sample, source_fs, n_repaired, lead_mask, counts and
-                              flags (see INDEX_SCHEMA)
+                              flags, lead_offset_mv / lead_scale_mv (mV = x * scale + offset;
+                              see INDEX_SCHEMA)
     rejected.parquet          record_id, reason: records that could not be read or transformed
     preprocess.json           every parameter, fs, channels, shapes, counts, ecgflow version
     manifest.json             params, input hashes, sha256 of every file
@@ -83,6 +84,8 @@ INDEX_SCHEMA = pa.schema(
         ("flag_saturation", pa.bool_()),
         ("flag_noise", pa.bool_()),
         ("lead_mask", pa.list_(pa.bool_())),
+        ("lead_offset_mv", pa.list_(pa.float32())),
+        ("lead_scale_mv", pa.list_(pa.float32())),
     ]
 )
 REJECTED_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string())])
