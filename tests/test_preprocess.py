@@ -126,7 +126,8 @@ def test_index_undoes_normalisation_to_millivolts(ptbxl: Inputs, tmp_path: Path,
     rec = records.iloc[0]
     record = read_record(ptbxl.records / "raw" / rec.path, record_id=rec.record_id)
     millivolts, _ = transform_record(record, PreprocessParams(normalise="none"))
-    preprocess(PreprocessParams(normalise=mode, scale=2.5, workers=1), ptbxl.records, None, tmp_path)
+    params = PreprocessParams(normalise=mode, scale=2.5, workers=1)
+    preprocess(params, ptbxl.records, None, tmp_path)
     row, stage = _row(tmp_path, rec.record_id)
     scale = np.asarray(row["lead_scale_mv"])[:, None]
     offset = np.asarray(row["lead_offset_mv"])[:, None]

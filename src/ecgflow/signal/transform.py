@@ -245,7 +245,8 @@ def transform_batch(
     ``lead_mask [n, C]`` marks present leads. Returns float32 ``[n, K, C, T_out]`` (``K`` = 1
     for a fixed length), the ``K`` start samples (at ``params.fs``) and per-record flag
     arrays: ``flat_leads``, ``saturated_leads``, ``noisy_leads`` (counts), the updated
-    ``lead_mask`` and ``lead_offset_mv`` / ``lead_scale_mv`` ``[n, C]`` (undo normalisation). Raises :class:`RecordError` if the records are too short to filter.
+    ``lead_mask`` and ``lead_offset_mv`` / ``lead_scale_mv`` ``[n, C]`` (undo normalisation).
+    Raises :class:`RecordError` if the records are too short to filter.
     """
     present = lead_mask.astype(bool)
     flat = quality.flat_leads(x) & present
