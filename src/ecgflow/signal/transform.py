@@ -35,13 +35,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
-from ecgflow.errors import EcgflowError, RecordError, describe_validation_error
+from ecgflow.errors import RecordError, raises_ecgflow_error
 from ecgflow.io.record import STANDARD_LEADS, ECGRecord, normalise_lead_name
 from ecgflow.signal import filters, normalise, quality, segment
 from ecgflow.signal.resample import resample
@@ -157,14 +155,7 @@ class PreprocessParams(BaseModel):
                 raise ValueError(f"{name}: {value} s is less than one sample at {self.fs} Hz")
         return self
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _as_ecgflow_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            problems = describe_validation_error(exc, root="preprocess")
-            raise EcgflowError(f"invalid preprocess parameters: {problems}") from None
+    _as_ecgflow_error = raises_ecgflow_error("preprocess")
 
     @property
     def channels(self) -> list[str]:

@@ -27,9 +27,7 @@ import json
 import logging
 import os
 import shutil
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from ecgflow import __version__
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.parallel import ordered_map
 from ecgflow.signal.transform import (
     PreprocessParams,
     record_info,
@@ -279,24 +278,15 @@ def _init_worker(raw_dir: Path, params_json: str) -> None:
 
 
 def _run(chunks: list[_Chunk], raw_dir: Path, params: PreprocessParams) -> Iterator[_ChunkOut]:
-    """Process the chunks in order; at most ``2 × workers`` are in flight at once."""
-    workers = params.workers or os.cpu_count() or 1
-    if workers == 1 or len(chunks) < _INLINE_BELOW:
-        _init_worker(raw_dir, params.model_dump_json())
-        yield from map(_process_chunk, chunks)
-        return
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        initializer=_init_worker,
-        initargs=(raw_dir, params.model_dump_json()),
-    ) as pool:
-        pending: deque[Future[_ChunkOut]] = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_process_chunk, chunk))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    """Process the chunks in order, in ``params.workers`` processes."""
+    return ordered_map(
+        _process_chunk,
+        chunks,
+        params.workers,
+        _init_worker,
+        (raw_dir, params.model_dump_json()),
+        inline_below=_INLINE_BELOW,
+    )
 
 
 def _process_chunk(chunk: _Chunk) -> _ChunkOut:

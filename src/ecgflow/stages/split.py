@@ -46,13 +46,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
     field_validator,
-    model_validator,
 )
 
-from ecgflow.errors import EcgflowError, describe_validation_error
+from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.splitting import group_rows, stratified_group_split
 from ecgflow.stages.ingest import RECORDS
@@ -120,14 +117,7 @@ class SplitParams(BaseModel):
             raise ValueError(f"must be at least 2 (or unset for no folds), got {value}")
         return value
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _as_ecgflow_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            problems = describe_validation_error(exc, root="split")
-            raise EcgflowError(f"invalid split parameters: {problems}") from None
+    _as_ecgflow_error = raises_ecgflow_error("split")
 
 
 @dataclass

@@ -1,0 +1,43 @@
+"""Ordered, bounded parallel map over worker processes (the stages' chunk runner)."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def ordered_map(
+    fn: Callable[[T], R],
+    items: list[T],
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: Iterable[Any] = (),
+    inline_below: int = 2,
+) -> Iterator[R]:
+    """Yield ``fn(item)`` for each item, in order, using ``workers`` processes (0: all cores).
+
+    Each process runs ``initializer(*initargs)`` first; so does this process when the work
+    runs inline (one worker, or fewer than ``inline_below`` items). At most ``2 × workers``
+    items are in flight, so results never pile up in memory.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(items) < inline_below:
+        initializer(*initargs)
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=initializer, initargs=tuple(initargs)
+    ) as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
