@@ -1,4 +1,4 @@
-"""The training pipeline: ingest → label → split → preprocess (later stages append here)."""
+"""The training pipeline: ingest → label → split → preprocess → render-images (switchable)."""
 
 from typing import NamedTuple
 
@@ -8,6 +8,7 @@ from kfp.dsl import Dataset
 from components.ingest import ingest
 from components.label import label
 from components.preprocess import preprocess
+from components.render_images import render_images as render_images_op
 from components.split import split
 from ecgflow.config import PipelineConfig
 
@@ -15,6 +16,7 @@ DEFAULTS = PipelineConfig()
 DEFAULT_RATIOS = ",".join(f"{r:g}" for r in DEFAULTS.split.ratios)
 # As JSON text: KFP struct parameters cannot hold null, and null is meaningful here.
 DEFAULT_PREPROCESS = DEFAULTS.preprocess.model_dump_json()
+DEFAULT_RENDER = DEFAULTS.render.model_dump_json()
 
 
 class TrainingOutputs(NamedTuple):
@@ -42,8 +44,14 @@ def training_pipeline(
     seed: int = DEFAULTS.split.seed,
     use_strat_fold: bool = DEFAULTS.split.use_strat_fold,
     preprocess_params: str = DEFAULT_PREPROCESS,
+    render_images: bool = DEFAULTS.render_images,
+    render_params: str = DEFAULT_RENDER,
 ) -> TrainingOutputs:
-    """Ingest ``source`` (``limit`` 0: all), label it, split it patient-disjointly, preprocess."""
+    """Ingest ``source`` (``limit`` 0: all), label, split patient-disjointly, preprocess, render.
+
+    ``render_images`` switches the paper/signal image step on or off; its images are an
+    output of that step (a conditional step's artifacts cannot be pipeline outputs in KFP).
+    """
     ingested = ingest(source=source, limit=limit, strict=strict, workers=workers)
     # The source's contents can change behind an unchanged URI: never reuse a cached ingest.
     ingested.set_display_name("ingest").set_caching_options(False)
@@ -63,6 +71,12 @@ def training_pipeline(
         splits=splitted.outputs["splits"],
         params=preprocess_params,
     ).set_display_name("preprocess")
+    with dsl.If(render_images == True, name="render-images-enabled"):  # noqa: E712 - KFP condition
+        render_images_op(
+            data=prepared.outputs["data"],
+            records=ingested.outputs["records"],
+            params=render_params,
+        ).set_display_name("render-images")
     return TrainingOutputs(
         records=ingested.outputs["records"],
         labels=labelled.outputs["labels"],

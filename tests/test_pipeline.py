@@ -24,8 +24,14 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     assert {"comp-ingest", "comp-label", "comp-split", "comp-preprocess"} <= set(spec["components"])
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert {"source", "limit", "label_set", "ratios", "folds", "seed"} <= set(inputs)
+    assert inputs["render_images"]["defaultValue"] is True
     tasks = spec["root"]["dag"]["tasks"]
     assert tasks["split"]["dependentTasks"] == ["ingest", "label"]
+    # render-images sits in a condition on the render_images parameter
+    condition = tasks["condition-1"]
+    assert "render_images" in condition["triggerPolicy"]["condition"]
+    branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(branch) == {"render-images"}
     # the component runs ecgflow from the image; it must not pip-install kfp at run time
     command = " ".join(next(iter(executors.values()))["container"]["command"])
     assert "pip install" not in command
@@ -49,6 +55,19 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     per_split = {k: v for k, v in result.metadata["data"].items() if k.startswith("n_")}
     assert sum(per_split.values()) == 12, per_split
     assert str(records_dir).startswith(str(tmp_path / "pipeline-runs"))
+    (run_dir,) = (tmp_path / "pipeline-runs").iterdir()
+    images = pd.read_parquet(run_dir / "render-images" / "images" / "images.parquet")
+    assert len(images) == 12 and set(images["kind"]) == {"paper"}
+
+
+def test_pipeline_render_switch_off(tmp_path: Path) -> None:
+    config = PipelineConfig.model_validate(
+        {"ingest": {"source": "synthetic://?n=4&seed=1"}, "render_images": False}
+    )
+    run_local(config, tmp_path)
+    (run_dir,) = (tmp_path / "pipeline-runs").iterdir()
+    assert (run_dir / "preprocess").is_dir()
+    assert not (run_dir / "render-images").exists()
 
 
 def test_cli_run_prints_output_location(tmp_path: Path) -> None:

@@ -242,6 +242,56 @@ def preprocess(
     _run(action)
 
 
+@app.command(name="render-images")
+def render_images(
+    data: Annotated[Path, typer.Option(help="preprocess output folder (preprocess.json)")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    records: Annotated[
+        Path | None, typer.Option(help="ingest folder: reports and raw paths for llava.json")
+    ] = None,
+    dpi: Annotated[float, typer.Option(help="paper image resolution")] = 100.0,
+    paper: Annotated[bool, typer.Option(help="12-lead paper images")] = True,
+    distort: Annotated[bool, typer.Option(help="seeded paper-like distortions")] = False,
+    seed: Annotated[int, typer.Option(help="distortion seed")] = 0,
+    signal_images: Annotated[bool, typer.Option(help="GAF / RP / MTF images")] = False,
+    signal_lead: Annotated[str, typer.Option(help="lead of the signal images")] = "II",
+    signal_window_s: Annotated[
+        float | None, typer.Option(help="signal-image window, s (default: whole sample)")
+    ] = None,
+    signal_size: Annotated[int, typer.Option(help="signal-image side, px")] = 224,
+    splits: Annotated[str | None, typer.Option(help="only these splits, e.g. 'train,val'")] = None,
+    workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
+) -> None:
+    """Render paper ECG images (3×4 + rhythm strip) and GAF/RP/MTF images, plus llava.json."""
+    from ecgflow.stages.render_images import RenderParams
+    from ecgflow.stages.render_images import render_images as run_render
+
+    def action() -> None:
+        params = RenderParams.model_validate(
+            {
+                "dpi": dpi,
+                "paper": paper,
+                "distort": distort,
+                "seed": seed,
+                "signal_images": signal_images,
+                "signal_lead": signal_lead,
+                "signal_window_s": signal_window_s,
+                "signal_size": signal_size,
+                "splits": None if splits is None else [s.strip() for s in splits.split(",")],
+                "workers": workers,
+            }
+        )
+        result = run_render(params, data, out, records_dir=records)
+        console.print(
+            f"rendered: {result.n_paper} paper, {result.n_signal} signal images, "
+            f"{result.n_llava} llava entries; {len(result.rejected)} rejected "
+            f"→ {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
 @app.command()
 def run(
     source: Annotated[

@@ -19,6 +19,7 @@ from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.stages.ingest import IngestParams
 from ecgflow.stages.label import LabelParams
 from ecgflow.stages.preprocess import PreprocessParams
+from ecgflow.stages.render_images import RenderParams
 from ecgflow.stages.split import SplitParams
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
@@ -37,6 +38,8 @@ class PipelineConfig(BaseModel):
     label: LabelParams = Field(default_factory=lambda: LabelParams(label_set="auto"))
     split: SplitParams = Field(default_factory=SplitParams)
     preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
+    render_images: bool = Field(True, description="run the render-images step")
+    render: RenderParams = Field(default_factory=RenderParams)
 
 
 def ecgflow_home() -> Path:

@@ -38,6 +38,8 @@ def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
         "seed": split.seed,
         "use_strat_fold": split.use_strat_fold,
         "preprocess_params": config.preprocess.model_dump_json(),
+        "render_images": config.render_images,
+        "render_params": config.render.model_dump_json(),
     }
 
 

@@ -1,0 +1,107 @@
+"""Seeded paper-like distortions of a rendered ECG: what scanned or photographed printouts show.
+
+Each distortion draws its strength from the image's own random generator, so one seed gives
+the same image on any machine and in any worker, and :func:`distort` returns what it applied.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DistortionParams(BaseModel):
+    """Upper bounds and probabilities of each distortion (0 switches one off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rotation_deg: float = Field(3.0, ge=0, le=45, description="max |rotation| in degrees")
+    noise_std: float = Field(8.0, ge=0, le=64, description="max Gaussian noise std (0–255 scale)")
+    blur_radius: float = Field(1.0, ge=0, le=10, description="max Gaussian blur radius in px")
+    crease_p: float = Field(0.5, ge=0, le=1, description="probability of a fold crease")
+    shadow_p: float = Field(0.5, ge=0, le=1, description="probability of a lighting gradient")
+    temperature: float = Field(
+        0.15, ge=0, le=0.5, description="max colour-temperature shift (red vs blue gain)"
+    )
+    greyscale_p: float = Field(0.2, ge=0, le=1, description="probability of greyscale")
+
+
+def distort(
+    image: Image.Image, rng: np.random.Generator, params: DistortionParams
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Apply rotation, blur, crease, shadow, colour temperature, noise and greyscale.
+
+    Every draw is made whether or not its distortion applies, so switching one distortion
+    off leaves the others' values for the same seed unchanged.
+    """
+    draws = {
+        "rotation_deg": rng.uniform(-1, 1) * params.rotation_deg,
+        "blur_radius": rng.uniform(0, 1) * params.blur_radius,
+        "crease": rng.uniform() < params.crease_p,
+        "crease_line": rng.uniform(size=3),
+        "shadow": rng.uniform() < params.shadow_p,
+        "shadow_dir": rng.uniform(0, 2 * math.pi),
+        "shadow_depth": rng.uniform(0.15, 0.45),
+        "temperature": rng.uniform(-1, 1) * params.temperature,
+        "noise_std": rng.uniform(0, 1) * params.noise_std,
+        "noise_seed": int(rng.integers(2**32)),
+        "greyscale": rng.uniform() < params.greyscale_p,
+    }
+    applied: dict[str, Any] = {}
+    if draws["rotation_deg"]:
+        image = image.rotate(
+            draws["rotation_deg"], resample=Image.Resampling.BILINEAR, fillcolor=(255, 255, 255)
+        )
+        applied["rotation_deg"] = round(draws["rotation_deg"], 4)
+    if draws["blur_radius"] > 0.05:
+        image = image.filter(ImageFilter.GaussianBlur(draws["blur_radius"]))
+        applied["blur_radius"] = round(draws["blur_radius"], 4)
+    pixels = np.asarray(image, dtype=np.float32)
+    gain = np.ones(pixels.shape[:2], dtype=np.float32)
+    if draws["crease"]:
+        gain *= _crease(pixels.shape[:2], draws["crease_line"])
+        applied["crease"] = True
+    if draws["shadow"]:
+        gain *= _shadow(pixels.shape[:2], draws["shadow_dir"], draws["shadow_depth"])
+        applied["shadow_depth"] = round(draws["shadow_depth"], 4)
+    pixels *= gain[..., None]
+    if draws["temperature"]:
+        t = draws["temperature"]
+        pixels[..., 0] *= 1 + t
+        pixels[..., 2] *= 1 - t
+        applied["temperature"] = round(t, 4)
+    if draws["noise_std"] > 0.05:
+        noise_rng = np.random.default_rng(draws["noise_seed"])
+        pixels += noise_rng.standard_normal(pixels.shape, dtype=np.float32) * draws["noise_std"]
+        applied["noise_std"] = round(draws["noise_std"], 4)
+    out = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    if draws["greyscale"]:
+        out = out.convert("L").convert("RGB")
+        applied["greyscale"] = True
+    return out, applied
+
+
+def _crease(shape: tuple[int, int], line: np.ndarray) -> np.ndarray:
+    """A fold: a dark valley with a light ridge beside it, along a random line."""
+    h, w = shape
+    cx, cy, angle = line[0] * w, line[1] * h, line[2] * math.pi
+    y, x = np.ogrid[:h, :w]
+    d = (x - cx) * math.sin(angle) - (y - cy) * math.cos(angle)
+    width = max(2.0, 0.004 * max(h, w))
+    valley = 0.25 * np.exp(-((d / width) ** 2))
+    ridge = 0.08 * np.exp(-(((d - 2.5 * width) / width) ** 2))
+    return (1.0 - valley + ridge).astype(np.float32)
+
+
+def _shadow(shape: tuple[int, int], direction: float, depth: float) -> np.ndarray:
+    """A linear lighting gradient: full brightness on one side, ``1 - depth`` on the other."""
+    h, w = shape
+    y, x = np.ogrid[:h, :w]
+    proj = (x / w - 0.5) * math.cos(direction) + (y / h - 0.5) * math.sin(direction)
+    span = (abs(math.cos(direction)) + abs(math.sin(direction))) / 2
+    ramp = (proj / span + 1) / 2  # 0 … 1 across the image
+    return (1.0 - depth * ramp).astype(np.float32)
