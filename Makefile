@@ -38,6 +38,8 @@ compile: setup  ## compile the KFP pipeline YAML into pipelines/compiled/
 
 bench: setup  ## speed benchmarks (ratios against baselines; numbers go in the README)
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/render.py
 
 clean:
 	rm -rf .ecgflow pipelines/compiled .pytest_cache

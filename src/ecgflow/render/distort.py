@@ -60,23 +60,24 @@ def distort(
     if draws["blur_radius"] > 0.05:
         image = image.filter(ImageFilter.GaussianBlur(draws["blur_radius"]))
         applied["blur_radius"] = round(draws["blur_radius"], 4)
-    pixels = np.asarray(image, dtype=np.float32)
-    gain = np.ones(pixels.shape[:2], dtype=np.float32)
+    height, width = image.height, image.width
+    gain = np.ones((height, width), dtype=np.float32)  # crease × shadow, per pixel
     if draws["crease"]:
-        gain *= _crease(pixels.shape[:2], draws["crease_line"])
+        gain *= _crease((height, width), draws["crease_line"])
         applied["crease"] = True
     if draws["shadow"]:
-        gain *= _shadow(pixels.shape[:2], draws["shadow_dir"], draws["shadow_depth"])
+        gain *= _shadow((height, width), draws["shadow_dir"], draws["shadow_depth"])
         applied["shadow_depth"] = round(draws["shadow_depth"], 4)
-    pixels *= gain[..., None]
-    if draws["temperature"]:
-        t = draws["temperature"]
-        pixels[..., 0] *= 1 + t
-        pixels[..., 2] *= 1 - t
+    t = draws["temperature"]
+    channel_gain = np.array([1 + t, 1.0, 1 - t], dtype=np.float32)  # warm: redder, less blue
+    if t:
         applied["temperature"] = round(t, 4)
+    pixels = np.asarray(image, dtype=np.float32) * gain[..., None] * channel_gain
     if draws["noise_std"] > 0.05:
+        # luminance noise, as a camera sensor adds: one draw per pixel, all channels
         noise_rng = np.random.default_rng(draws["noise_seed"])
-        pixels += noise_rng.standard_normal(pixels.shape, dtype=np.float32) * draws["noise_std"]
+        noise = noise_rng.standard_normal((height, width), dtype=np.float32)
+        pixels += (noise * np.float32(draws["noise_std"]))[..., None]
         applied["noise_std"] = round(draws["noise_std"], 4)
     out = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
     if draws["greyscale"]:
@@ -89,19 +90,26 @@ def _crease(shape: tuple[int, int], line: np.ndarray) -> np.ndarray:
     """A fold: a dark valley with a light ridge beside it, along a random line."""
     h, w = shape
     cx, cy, angle = line[0] * w, line[1] * h, line[2] * math.pi
-    y, x = np.ogrid[:h, :w]
-    d = (x - cx) * math.sin(angle) - (y - cy) * math.cos(angle)
+    x = (np.arange(w, dtype=np.float32) - np.float32(cx)) * np.float32(math.sin(angle))
+    y = (np.arange(h, dtype=np.float32) - np.float32(cy)) * np.float32(math.cos(angle))
     width = max(2.0, 0.004 * max(h, w))
-    valley = 0.25 * np.exp(-((d / width) ** 2))
-    ridge = 0.08 * np.exp(-(((d - 2.5 * width) / width) ** 2))
-    return (1.0 - valley + ridge).astype(np.float32)
+    reach = int(6 * width)
+    # the profile across the fold, tabulated per pixel of signed distance from the line
+    d = np.arange(-reach, reach + 1, dtype=np.float64)
+    profile = (
+        1.0
+        - 0.25 * np.exp(-((d / width) ** 2))
+        + 0.08 * np.exp(-(((d - 2.5 * width) / width) ** 2))
+    )
+    distance = np.rint(x[None, :] - y[:, None]).astype(np.int32)
+    return profile.astype(np.float32)[np.clip(distance, -reach, reach) + reach]
 
 
 def _shadow(shape: tuple[int, int], direction: float, depth: float) -> np.ndarray:
     """A linear lighting gradient: full brightness on one side, ``1 - depth`` on the other."""
     h, w = shape
-    y, x = np.ogrid[:h, :w]
-    proj = (x / w - 0.5) * math.cos(direction) + (y / h - 0.5) * math.sin(direction)
     span = (abs(math.cos(direction)) + abs(math.sin(direction))) / 2
-    ramp = (proj / span + 1) / 2  # 0 … 1 across the image
-    return (1.0 - depth * ramp).astype(np.float32)
+    gx = ((np.arange(w) / w - 0.5) * math.cos(direction) / span).astype(np.float32)
+    gy = ((np.arange(h) / h - 0.5) * math.sin(direction) / span).astype(np.float32)
+    ramp = (gy[:, None] + gx[None, :] + 1) / 2  # 0 … 1 across the image
+    return 1.0 - np.float32(depth) * ramp
