@@ -25,7 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+# soft_wrap: messages are never broken inside a path when stderr is not a terminal
+console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -286,6 +287,123 @@ def render_images(
             f"rendered: {result.n_paper} paper, {result.n_signal} signal images, "
             f"{result.n_llava} llava entries; {len(result.rejected)} rejected "
             f"→ {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+def _train_config(**fields: object) -> dict[str, object]:
+    """TrainConfig fields given on the command line (None: the default)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@app.command(name="train-clip")
+def train_clip(
+    data: Annotated[Path, typer.Option(help="preprocess output (train and val splits)")],
+    records: Annotated[Path, typer.Option(help="ingest output (report texts)")],
+    out: Annotated[Path, typer.Option(help="output folder (model, checkpoints, metrics)")],
+    nproc: Annotated[int, typer.Option(help="processes: torchrun --nproc_per_node")] = 1,
+    encoder: Annotated[str, typer.Option(help="resnet1d | vit1d")] = "resnet1d",
+    width: Annotated[int, typer.Option(help="encoder width")] = 64,
+    depth: Annotated[int, typer.Option(help="encoder stages / layers")] = 4,
+    text_model: Annotated[
+        str | None, typer.Option(help="local Hugging Face model folder (default: MiniLM)")
+    ] = None,
+    freeze_layers: Annotated[int, typer.Option(help="frozen text-encoder layers")] = 4,
+    include_report: Annotated[bool, typer.Option(help="append original reports")] = False,
+    epochs: Annotated[int | None, typer.Option(help="epochs at most")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch per process")] = None,
+    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
+    patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed")] = None,
+    device: Annotated[str | None, typer.Option(help="force a device, e.g. cpu")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from out/checkpoints")] = False,
+) -> None:
+    """Contrastive ECG–report pre-training; N > 1 processes run under torchrun (DDP)."""
+    from ecgflow.stages.train_clip import TrainClipParams
+    from ecgflow.stages.train_clip import train_clip as run_train_clip
+
+    def action() -> None:
+        params = TrainClipParams.model_validate(
+            {
+                "model": {
+                    "encoder": {"kind": encoder, "width": width, "depth": depth},
+                    "text": {"path": text_model, "freeze_layers": freeze_layers},
+                },
+                "train": _train_config(
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    patience=patience,
+                    seed=seed,
+                    device=device,
+                ),
+                "include_report": include_report,
+                "nproc": nproc,
+            }
+        )
+        metrics = run_train_clip(params, data, records, out, resume=resume)
+        best = metrics["best"]
+        console.print(
+            f"train-clip: best epoch {metrics['best_epoch']}, mean recall "
+            f"{best.get('mean_recall', float('nan')):.3f} → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command(name="finetune-classifier")
+def finetune_classifier(
+    data: Annotated[Path, typer.Option(help="preprocess output (train and val splits)")],
+    labels: Annotated[Path, typer.Option(help="label output (labels.parquet, label_def.json)")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    encoder: Annotated[
+        Path | None, typer.Option(help="train-clip output whose ECG encoder to start from")
+    ] = None,
+    pretrained: Annotated[bool, typer.Option(help="start from --encoder")] = True,
+    architecture: Annotated[str, typer.Option(help="resnet1d | vit1d (no pretraining)")] = (
+        "resnet1d"
+    ),
+    width: Annotated[int, typer.Option(help="encoder width (no pretraining)")] = 64,
+    depth: Annotated[int, typer.Option(help="encoder depth (no pretraining)")] = 4,
+    weighted_sampling: Annotated[bool, typer.Option(help="oversample rare labels")] = False,
+    nproc: Annotated[int, typer.Option(help="processes: torchrun --nproc_per_node")] = 1,
+    epochs: Annotated[int | None, typer.Option(help="epochs at most")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch per process")] = None,
+    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
+    patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed")] = None,
+    device: Annotated[str | None, typer.Option(help="force a device, e.g. cpu")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from out/checkpoints")] = False,
+) -> None:
+    """Multi-label classifier (BCE + pos_weight) from the CLIP encoder or from scratch."""
+    from ecgflow.stages.finetune_classifier import FinetuneParams
+    from ecgflow.stages.finetune_classifier import finetune_classifier as run_finetune
+
+    def action() -> None:
+        params = FinetuneParams.model_validate(
+            {
+                "pretrained": pretrained,
+                "encoder": {"kind": architecture, "width": width, "depth": depth},
+                "weighted_sampling": weighted_sampling,
+                "nproc": nproc,
+                "train": _train_config(
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    patience=patience,
+                    seed=seed,
+                    device=device,
+                ),
+            }
+        )
+        metrics = run_finetune(params, encoder, data, labels, out, resume=resume)
+        best = metrics["best"]
+        console.print(
+            f"finetune-classifier: best epoch {metrics['best_epoch']}, val macro AUROC "
+            f"{best.get('macro_auroc', float('nan')):.3f} → {escape(str(out))}",
             highlight=False,
         )
 

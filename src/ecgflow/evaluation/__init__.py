@@ -1,0 +1,1 @@
+"""Metrics shared by training (model selection) and the eval stage."""

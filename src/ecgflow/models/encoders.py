@@ -1,0 +1,185 @@
+"""ECG signal encoders: a 1-D xresnet-style CNN and a 1-D vision transformer.
+
+Every encoder maps a float32 batch ``[B, C, T]`` to features ``[B, out_dim]`` and exposes
+``out_dim`` so heads can be sized without running a forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+
+class EncoderConfig(BaseModel):
+    """Hyperparameters of an ECG encoder (``kind`` picks the architecture)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["resnet1d", "vit1d"] = "resnet1d"
+    in_channels: int = Field(default=12, gt=0)
+    width: int = Field(default=64, gt=0)
+    """ResNet: stem/base channels. ViT: embedding dimension."""
+    depth: int = Field(default=4, gt=0)
+    """ResNet: residual stages. ViT: transformer layers."""
+    kernel_size: int = Field(default=7, gt=0)
+    """ResNet only; must be odd so convolutions keep the length."""
+    patch_size: int = Field(default=25, gt=0)
+    """ViT only: samples per patch."""
+    heads: int = Field(default=4, gt=0)
+    """ViT only: attention heads; must divide ``width``."""
+    max_patches: int = Field(default=512, gt=0)
+    """ViT only: capacity of the learned positional embedding."""
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check_architecture(self) -> Self:
+        if self.kind == "resnet1d" and self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.kind == "vit1d" and self.width % self.heads != 0:
+            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
+        return self
+
+
+def _conv_bn(
+    c_in: int, c_out: int, kernel_size: int, stride: int = 1, relu: bool = True
+) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm1d(c_out),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class BasicBlock1d(nn.Module):
+    """Two conv-BN layers with a residual connection; the last BN starts at zero gamma."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(c_in, c_out, kernel_size, stride=stride)
+        self.conv2 = _conv_bn(c_out, c_out, kernel_size, relu=False)
+        nn.init.zeros_(self.conv2[1].weight)
+        self.shortcut: nn.Module = (
+            _conv_bn(c_in, c_out, 1, stride=stride, relu=False)
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``[B, c_in, T]``."""
+        return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+class ResNet1d(nn.Module):
+    """An xresnet1d-style CNN with concat (average + max) pooling.
+
+    Stem: three conv-BN-ReLU layers (the first with stride 2) and a max-pool. Then ``depth``
+    stages of two :class:`BasicBlock1d`; stage ``i`` has ``width * min(2**i, 8)`` channels and
+    every stage after the first halves the length.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        k, width = config.kernel_size, config.width
+        stem_width = max(width // 2, 1)
+        self.stem = nn.Sequential(
+            _conv_bn(config.in_channels, stem_width, k, stride=2),
+            _conv_bn(stem_width, stem_width, k),
+            _conv_bn(stem_width, width, k),
+            nn.MaxPool1d(kernel_size=3, stride=2, padding=1),
+        )
+        stages: list[nn.Module] = []
+        c_in = width
+        for i in range(config.depth):
+            c_out = width * min(2**i, 8)
+            stride = 1 if i == 0 else 2
+            stages.append(
+                nn.Sequential(
+                    BasicBlock1d(c_in, c_out, k, stride=stride),
+                    BasicBlock1d(c_out, c_out, k),
+                )
+            )
+            c_in = c_out
+        self.stages = nn.Sequential(*stages)
+        self.avg_pool = nn.AdaptiveAvgPool1d(1)
+        self.max_pool = nn.AdaptiveMaxPool1d(1)
+        self.out_dim: int = 2 * c_in
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``[B, C, T]`` into ``[B, out_dim]``."""
+        h = self.stages(self.stem(x))
+        return torch.cat([self.avg_pool(h), self.max_pool(h)], dim=1).flatten(1)
+
+
+class ViT1d(nn.Module):
+    """A 1-D vision transformer over non-overlapping signal patches.
+
+    The input length is cropped to a multiple of ``patch_size``; each patch becomes one token.
+    A learned [CLS] token and learned positional embeddings (for up to ``max_patches`` patches)
+    are added, a pre-norm GELU transformer runs, and the output is the normalised CLS token.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.max_patches = config.max_patches
+        width = config.width
+        self.patch_embed = nn.Conv1d(
+            config.in_channels, width, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.max_patches + 1, width))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.dropout = nn.Dropout(config.dropout)
+        layer = nn.TransformerEncoderLayer(
+            d_model=width,
+            nhead=config.heads,
+            dim_feedforward=4 * width,
+            dropout=config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(
+            layer, num_layers=config.depth, enable_nested_tensor=False
+        )
+        self.norm = nn.LayerNorm(width)
+        self.out_dim: int = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``[B, C, T]`` into ``[B, out_dim]``; raise ValueError for unusable lengths."""
+        length = x.shape[-1]
+        n_patches = length // self.patch_size
+        if n_patches == 0:
+            raise ValueError(
+                f"input length {length} is shorter than one patch ({self.patch_size} samples)"
+            )
+        if n_patches > self.max_patches:
+            raise ValueError(
+                f"input length {length} gives {n_patches} patches of {self.patch_size} samples, "
+                f"more than max_patches={self.max_patches}"
+            )
+        x = x[..., : n_patches * self.patch_size]
+        tokens = self.patch_embed(x).transpose(1, 2)  # [B, N, width]
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1) + self.pos_embed[:, : n_patches + 1]
+        h = self.transformer(self.dropout(tokens))
+        return self.norm(h[:, 0])
+
+
+def build_encoder(config: EncoderConfig) -> nn.Module:
+    """The encoder ``config.kind`` names, mapping ``[B, C, T]`` to ``[B, out_dim]``."""
+    if config.kind == "resnet1d":
+        return ResNet1d(config)
+    if config.kind == "vit1d":
+        return ViT1d(config)
+    raise ValueError(f"unknown encoder kind {config.kind!r}")

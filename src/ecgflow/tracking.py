@@ -1,0 +1,95 @@
+"""MLflow tracking: ``$MLFLOW_TRACKING_URI`` or the embedded default under ``$ECGFLOW_HOME``.
+
+The embedded default is a SQLite store (``<home>/mlflow.db``) with artifacts in
+``<home>/mlartifacts``: the same registry and UI an MLflow server gives, on one machine
+(``mlflow ui --backend-store-uri sqlite:///.ecgflow/mlflow.db``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ecgflow.config import ecgflow_home
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing leaves the machine
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS = "mlartifacts"
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else the embedded SQLite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    home = ecgflow_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def start_run(experiment: str, run_name: str, run_id: str | None = None) -> str:
+    """Start (or with ``run_id``, resume) a run in ``experiment``; returns the run id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    if run_id is None:
+        existing = mlflow.get_experiment_by_name(experiment)
+        if existing is None:
+            location = None
+            if "MLFLOW_TRACKING_URI" not in os.environ:
+                location = (ecgflow_home() / ARTIFACTS).resolve().as_uri()
+            mlflow.create_experiment(experiment, artifact_location=location)
+        mlflow.set_experiment(experiment)
+        return mlflow.start_run(run_name=run_name).info.run_id
+    return mlflow.start_run(run_id=run_id).info.run_id
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log flattened parameters (``a.b.c`` keys; values as text, 500 characters at most)."""
+    import mlflow
+
+    flat = {k: str(v)[:500] for k, v in _flatten(params).items()}
+    mlflow.log_params(flat)
+
+
+def log_metrics(metrics: dict[str, float], step: int) -> None:
+    """Log finite numeric metrics at ``step``."""
+    import math
+
+    import mlflow
+
+    clean = {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and math.isfinite(float(v))
+    }
+    mlflow.log_metrics(clean, step=step)
+
+
+def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
+    """Upload a folder's files as run artifacts."""
+    import mlflow
+
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+
+
+def end_run() -> None:
+    """Close the active run."""
+    import mlflow
+
+    mlflow.end_run()
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out

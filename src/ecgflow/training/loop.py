@@ -1,0 +1,425 @@
+"""The training loop every trainer shares (train-clip, finetune-classifier, …).
+
+A trainer describes its job as a :class:`Task` (model, data, loss, evaluation, how to save the
+best model); :func:`fit` does the rest the same way for all of them:
+
+- distributed data parallel over the torchrun processes (gloo on CPU, nccl on CUDA), each
+  rank taking its share of a seeded per-epoch order (:class:`~ecgflow.training.data.EpochSampler`);
+- AMP (bfloat16, or float16 with a gradient scaler) where CUDA is present;
+- AdamW (no weight decay on biases and norms), gradient clipping, linear warm-up then cosine
+  (optionally with restarts), stepped per batch;
+- after each epoch rank 0 evaluates, keeps the best model on the selection metric and writes
+  a checkpoint (model, optimiser, scheduler, scaler, epoch, early-stopping state, history; each
+  rank its RNG states), so ``resume`` continues exactly where the last epoch ended;
+- early stopping after ``patience`` epochs without improvement;
+- MLflow: parameters, per-epoch metrics and the final artifacts, from rank 0 only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from ecgflow import tracking
+from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.training.data import EpochSampler
+from ecgflow.training.distributed import DistEnv, barrier, broadcast
+from ecgflow.training.schedule import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+LAST = "last.pt"
+METRICS = "metrics.json"
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings shared by every trainer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1, description="epochs at most")
+    batch_size: int = Field(64, ge=2, description="samples per batch per process")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0, description="linear warm-up length in epochs")
+    restarts: int = Field(0, ge=0, description="cosine restarts after warm-up")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final LR as a share of the peak")
+    grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
+    patience: int = Field(5, ge=0, description="early stop after N epochs without gain; 0 off")
+    seed: int = 0
+    amp: bool = Field(True, description="mixed precision on CUDA (no effect on CPU)")
+    device: str | None = Field(None, description="force a device, e.g. 'cpu'")
+    experiment: str = Field("ecgflow", description="MLflow experiment")
+    log_every: int = Field(50, ge=1, description="log the running loss every N steps")
+
+    _as_ecgflow_error = raises_ecgflow_error("train")
+
+
+class Task(Protocol):
+    """What a trainer provides to :func:`fit`."""
+
+    name: str
+    selection_metric: str  # higher is better
+    model: nn.Module
+    train_dataset: Dataset
+    sample_weights: np.ndarray | None
+
+    def collate(self, batch: list[Any]) -> Any:
+        """Turn samples into a batch."""
+
+    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
+        """The training loss of a batch (``model`` may be DDP-wrapped)."""
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Validation metrics (rank 0, eval mode, no grad); must hold ``selection_metric``."""
+
+    def save_best(self, model: nn.Module, folder: Path) -> None:
+        """Save ``model`` as the best so far under ``folder``."""
+
+    def params(self) -> dict[str, Any]:
+        """Parameters to log."""
+
+
+@dataclass
+class FitResult:
+    """How training ended."""
+
+    best_epoch: int
+    best: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+    run_id: str | None = None
+    replica_digests: list[str] = field(default_factory=list)
+
+    def to_json(self, selection_metric: str, world_size: int) -> dict[str, Any]:
+        """The ``metrics.json`` contents."""
+        return {
+            "selection_metric": selection_metric,
+            "best_epoch": self.best_epoch,
+            "best": self.best,
+            "history": self.history,
+            "stopped_early": self.stopped_early,
+            "mlflow_run_id": self.run_id,
+            "world_size": world_size,
+            "replica_digests": self.replica_digests,
+        }
+
+
+def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bool) -> FitResult:
+    """Train ``task.model`` (see the module docstring); rank 0 writes ``out_dir``."""
+    out_dir = Path(out_dir)
+    model = task.model.to(env.device)
+    wrapped: nn.Module = model
+    if env.distributed:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)
+    sampler = EpochSampler(
+        len(task.train_dataset),
+        env.rank,
+        env.world_size,
+        seed=config.seed,
+        weights=task.sample_weights,
+    )
+    if len(sampler) < 1:
+        raise EcgflowError(f"{task.name}: the training split is empty")
+    loader = DataLoader(
+        task.train_dataset,
+        batch_size=min(config.batch_size, len(sampler)),
+        sampler=sampler,
+        collate_fn=task.collate,
+        drop_last=True,  # a contrastive batch of one teaches nothing
+    )
+    steps = len(loader)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    scheduler = warmup_cosine(
+        optimizer,
+        total_steps=config.epochs * steps,
+        warmup_steps=round(config.warmup_epochs * steps),
+        restarts=config.restarts,
+        min_ratio=config.min_lr_ratio,
+    )
+    amp_dtype = _amp_dtype(config, env)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    state = _State()
+    if resume:
+        state = _load_checkpoint(out_dir, env, model, optimizer, scheduler, scaler)
+    if env.is_main:
+        state.run_id = tracking.start_run(config.experiment, task.name, state.run_id)
+        if not resume or state.epoch < 0:
+            tracking.log_params({"task": task.name, "train": config.model_dump(), **task.params()})
+            tracking.log_params({"world_size": env.world_size, "steps_per_epoch": steps})
+    try:
+        for epoch in range(state.epoch + 1, config.epochs):
+            sampler.set_epoch(epoch)
+            started = time.perf_counter()
+            train_loss = _train_epoch(
+                task, wrapped, loader, optimizer, scheduler, scaler, config, env, amp_dtype
+            )
+            metrics: dict[str, float] | None = None
+            if env.is_main:
+                metrics = _evaluate(task, model, env, amp_dtype)
+            metrics = broadcast(env, metrics)
+            assert metrics is not None
+            score = metrics[task.selection_metric]
+            improved = math.isfinite(score) and score > state.best_score
+            if improved:
+                state.best_score, state.best_epoch, state.best = score, epoch, dict(metrics)
+                state.bad_epochs = 0
+                if env.is_main:
+                    task.save_best(model, out_dir)
+            else:
+                state.bad_epochs += 1
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - started,
+                **metrics,
+            }
+            state.history.append(row)
+            state.epoch = epoch
+            if env.is_main:
+                tracking.log_metrics(row, step=epoch)
+                log.info("%s epoch %d: %s", task.name, epoch, _brief(row, task.selection_metric))
+            _save_checkpoint(out_dir, env, model, optimizer, scheduler, scaler, state)
+            if config.patience and state.bad_epochs >= config.patience:
+                state.stopped_early = True
+                log.info("%s: no gain for %d epochs, stopping", task.name, config.patience)
+                break
+        result = FitResult(
+            state.best_epoch,
+            state.best,
+            state.history,
+            state.stopped_early,
+            state.run_id,
+            _replica_digests(model, env),
+        )
+        if env.is_main:
+            text = json.dumps(result.to_json(task.selection_metric, env.world_size), indent=2)
+            (out_dir / METRICS).write_text(text + "\n", encoding="utf-8")
+            if state.best_epoch >= 0:
+                tracking.log_metrics({f"best_{k}": v for k, v in state.best.items()}, step=0)
+    finally:
+        if env.is_main:
+            tracking.end_run()
+    barrier(env)
+    return result
+
+
+# --- one epoch -------------------------------------------------------------------------------
+
+
+def _train_epoch(
+    task: Task,
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+    env: DistEnv,
+    amp_dtype: torch.dtype | None,
+) -> float:
+    """One pass over this rank's share; returns the mean loss over all ranks."""
+    model.train()
+    total = torch.zeros(2, dtype=torch.float64, device=env.device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for step, batch in enumerate(loader):
+        with _autocast(env, amp_dtype):
+            loss = task.loss(model, batch, env.device)
+        if not torch.isfinite(loss):
+            raise EcgflowError(f"{task.name}: the loss became {loss.item()} at step {step}")
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        total += torch.tensor([loss.item(), 1.0], dtype=torch.float64, device=env.device)
+        if env.is_main and (step + 1) % config.log_every == 0:
+            log.info("%s step %d/%d loss %.4f", task.name, step + 1, len(loader), loss.item())
+    if env.distributed:
+        dist.all_reduce(total)
+    return float(total[0] / total[1]) if total[1] else float("nan")
+
+
+def _evaluate(
+    task: Task, model: nn.Module, env: DistEnv, amp_dtype: torch.dtype | None
+) -> dict[str, float]:
+    model.eval()
+    try:
+        with torch.no_grad(), _autocast(env, amp_dtype):
+            metrics = task.evaluate(model, env.device)
+    finally:
+        model.train()
+    if task.selection_metric not in metrics:
+        raise EcgflowError(f"{task.name}: evaluation lacks {task.selection_metric}")
+    return metrics
+
+
+def _replica_digests(model: nn.Module, env: DistEnv) -> list[str]:
+    """SHA-256 of every rank's final parameters (DDP keeps them identical; this checks it).
+
+    Buffers are left out: BatchNorm running statistics are each rank's own until DDP copies
+    rank 0's at the next forward pass.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    mine = digest.hexdigest()
+    if not env.distributed:
+        return [mine]
+    gathered: list[Any] = [None] * env.world_size
+    dist.all_gather_object(gathered, mine)
+    return [str(d) for d in gathered]
+
+
+def _autocast(env: DistEnv, dtype: torch.dtype | None) -> Any:
+    if dtype is None:
+        return torch.autocast(device_type=env.device.type, enabled=False)
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _amp_dtype(config: TrainConfig, env: DistEnv) -> torch.dtype | None:
+    """bfloat16 where the GPU has it, float16 (with loss scaling) otherwise; None on CPU."""
+    if not config.amp or env.device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices and kernels only (not on biases, norms, temperatures)."""
+    decay, plain = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else plain).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (call before building the model: same init on every rank)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _brief(row: dict[str, float], metric: str) -> str:
+    return f"loss {row['train_loss']:.4f} {metric} {row[metric]:.4f} ({row['seconds']:.1f} s)"
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    epoch: int = -1  # last finished epoch
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    best: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+    run_id: str | None = None
+
+
+def _rng_path(out_dir: Path, rank: int, epoch: int) -> Path:
+    return out_dir / CHECKPOINTS / f"rng-rank{rank}-epoch{epoch}.pt"
+
+
+def _save_checkpoint(
+    out_dir: Path,
+    env: DistEnv,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    state: _State,
+) -> None:
+    """Every rank saves its RNG states; rank 0 the rest. Files are replaced atomically."""
+    folder = out_dir / CHECKPOINTS
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    # per epoch, so a kill between this file and last.pt never pairs states of two epochs
+    _atomic_save(rng, _rng_path(out_dir, env.rank, state.epoch))
+    _rng_path(out_dir, env.rank, state.epoch - 2).unlink(missing_ok=True)
+    if env.is_main:
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "state": state.__dict__,
+            "world_size": env.world_size,
+        }
+        _atomic_save(payload, folder / LAST)
+    barrier(env)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(
+    out_dir: Path,
+    env: DistEnv,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+) -> _State:
+    """Restore everything from ``out_dir``'s checkpoint; a fresh state when there is none."""
+    path = out_dir / CHECKPOINTS / LAST
+    if not path.is_file():
+        log.info("no checkpoint at %s: starting from scratch", path)
+        return _State()
+    payload = torch.load(path, map_location=env.device, weights_only=False)
+    if payload["world_size"] != env.world_size:
+        raise EcgflowError(
+            f"{path}: written by {payload['world_size']} processes; resume with as many "
+            f"(now {env.world_size}) to continue exactly"
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    scaler.load_state_dict(payload["scaler"])
+    state = _State(**payload["state"])
+    rng_path = _rng_path(out_dir, env.rank, state.epoch)
+    if not rng_path.is_file():
+        raise EcgflowError(f"{rng_path}: missing (RNG state of rank {env.rank})")
+    rng = torch.load(rng_path, weights_only=False)
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    log.info("resuming after epoch %d from %s", state.epoch, path)
+    return state

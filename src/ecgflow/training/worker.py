@@ -1,0 +1,44 @@
+"""What each torchrun process runs: ``python -m ecgflow.training.worker REQUEST.json``.
+
+The request names the trainer (``task``), its parameters and paths; every process runs the
+very function a single-process run calls in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+REQUEST = "torchrun-request.json"
+
+
+def write_request(
+    out_dir: Path, task: str, params: dict[str, Any], paths: dict[str, str | None], resume: bool
+) -> Path:
+    """Write the request a torchrun job will read; returns its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / REQUEST
+    request = {"task": task, "params": params, "paths": paths, "resume": resume}
+    path.write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str]) -> None:
+    """Run the request named by ``argv[0]``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    task = request["task"]
+    if task == "train-clip":
+        from ecgflow.stages.train_clip import run_request
+    elif task == "finetune-classifier":
+        from ecgflow.stages.finetune_classifier import run_request
+    else:
+        raise SystemExit(f"unknown task {task!r} in {argv[0]}")
+    run_request(request)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
