@@ -1,22 +1,24 @@
-"""The training pipeline: ingest → label → split → preprocess → render-images (switchable)."""
+"""The training pipeline.
 
-from typing import NamedTuple
+ingest → label → split → preprocess → render-images (switchable) → train-clip →
+finetune-classifier. :func:`build_training_pipeline` bakes a config's values in as the
+parameters' defaults (``ecgflow compile --config``); ``training_pipeline`` is the pipeline with
+the embedded defaults.
+"""
+
+from typing import Any, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset
+from kfp.dsl import Dataset, Model
 
+from components.finetune_classifier import finetune_classifier
 from components.ingest import ingest
 from components.label import label
 from components.preprocess import preprocess
 from components.render_images import render_images as render_images_op
 from components.split import split
+from components.train_clip import train_clip
 from ecgflow.config import PipelineConfig
-
-DEFAULTS = PipelineConfig()
-DEFAULT_RATIOS = ",".join(f"{r:g}" for r in DEFAULTS.split.ratios)
-# As JSON text: KFP struct parameters cannot hold null, and null is meaningful here.
-DEFAULT_PREPROCESS = DEFAULTS.preprocess.model_dump_json()
-DEFAULT_RENDER = DEFAULTS.render.model_dump_json()
 
 
 class TrainingOutputs(NamedTuple):
@@ -26,60 +28,101 @@ class TrainingOutputs(NamedTuple):
     labels: Dataset
     splits: Dataset
     data: Dataset
+    clip: Model
+    classifier: Model
 
 
-@dsl.pipeline(
-    name="ecgflow-training",
-    description="ECG training workflow: ingest → label → split → preprocess → train → export.",
-)
-def training_pipeline(
-    source: str = DEFAULTS.ingest.source,
-    limit: int = 0,
-    strict: bool = False,
-    workers: int = 0,
-    label_set: str = DEFAULTS.label.label_set,
-    drop_empty: bool = DEFAULTS.label.drop_empty,
-    ratios: str = DEFAULT_RATIOS,
-    folds: int = 0,
-    seed: int = DEFAULTS.split.seed,
-    use_strat_fold: bool = DEFAULTS.split.use_strat_fold,
-    preprocess_params: str = DEFAULT_PREPROCESS,
-    render_images: bool = DEFAULTS.render_images,
-    render_params: str = DEFAULT_RENDER,
-) -> TrainingOutputs:
-    """Ingest ``source`` (``limit`` 0: all), label, split patient-disjointly, preprocess, render.
+def build_training_pipeline(config: PipelineConfig) -> Any:
+    """The training pipeline with ``config``'s values as parameter defaults.
 
-    ``render_images`` switches the paper/signal image step on or off; its images are an
-    output of that step (a conditional step's artifacts cannot be pipeline outputs in KFP).
+    Stage parameters that are whole models (preprocess, render, training) travel as JSON text:
+    KFP struct parameters cannot hold null, and null is meaningful here. The training steps
+    request ``train_nproc`` / ``finetune_nproc`` accelerators of ``config.accelerator_type``
+    and run that many torchrun processes in their pod; locally they run on the CPU.
     """
-    ingested = ingest(source=source, limit=limit, strict=strict, workers=workers)
-    # The source's contents can change behind an unchanged URI: never reuse a cached ingest.
-    ingested.set_display_name("ingest").set_caching_options(False)
-    labelled = label(
-        records=ingested.outputs["records"], label_set=label_set, drop_empty=drop_empty
-    ).set_display_name("label")
-    splitted = split(
-        records=ingested.outputs["records"],
-        labels=labelled.outputs["labels"],
-        ratios=ratios,
-        folds=folds,
-        seed=seed,
-        use_strat_fold=use_strat_fold,
-    ).set_display_name("split")
-    prepared = preprocess(
-        records=ingested.outputs["records"],
-        splits=splitted.outputs["splits"],
-        params=preprocess_params,
-    ).set_display_name("preprocess")
-    with dsl.If(render_images == True, name="render-images-enabled"):  # noqa: E712 - KFP condition
-        render_images_op(
-            data=prepared.outputs["data"],
-            records=ingested.outputs["records"],
-            params=render_params,
-        ).set_display_name("render-images")
-    return TrainingOutputs(
-        records=ingested.outputs["records"],
-        labels=labelled.outputs["labels"],
-        splits=splitted.outputs["splits"],
-        data=prepared.outputs["data"],
+    ratios_default = ",".join(f"{r:g}" for r in config.split.ratios)
+
+    @dsl.pipeline(
+        name=config.name,
+        description="ECG workflow: ingest → label → split → preprocess → render-images → "
+        "train-clip (DDP) → finetune-classifier.",
     )
+    def training_pipeline(
+        source: str = config.ingest.source,
+        limit: int = config.ingest.limit or 0,
+        strict: bool = config.ingest.strict,
+        workers: int = config.ingest.workers,
+        label_set: str = config.label.label_set,
+        drop_empty: bool = config.label.drop_empty,
+        ratios: str = ratios_default,
+        folds: int = config.split.folds or 0,
+        seed: int = config.split.seed,
+        use_strat_fold: bool = config.split.use_strat_fold,
+        preprocess_params: str = config.preprocess.model_dump_json(),
+        render_images: bool = config.render_images,
+        render_params: str = config.render.model_dump_json(),
+        train_clip_params: str = config.train_clip.model_dump_json(),
+        train_nproc: int = config.train_clip.nproc,
+        finetune_params: str = config.finetune.model_dump_json(),
+        finetune_nproc: int = config.finetune.nproc,
+    ) -> TrainingOutputs:
+        """Ingest ``source`` (``limit`` 0: all) and take it through every stage.
+
+        ``render_images`` switches the image step on or off; its images are that step's
+        output (a conditional step's artifacts cannot be pipeline outputs in KFP).
+        """
+        ingested = ingest(source=source, limit=limit, strict=strict, workers=workers)
+        # The source's contents can change behind an unchanged URI: never reuse a cached ingest.
+        ingested.set_display_name("ingest").set_caching_options(False)
+        records = ingested.outputs["records"]
+        labelled = label(
+            records=records, label_set=label_set, drop_empty=drop_empty
+        ).set_display_name("label")
+        splitted = split(
+            records=records,
+            labels=labelled.outputs["labels"],
+            ratios=ratios,
+            folds=folds,
+            seed=seed,
+            use_strat_fold=use_strat_fold,
+        ).set_display_name("split")
+        prepared = preprocess(
+            records=records, splits=splitted.outputs["splits"], params=preprocess_params
+        ).set_display_name("preprocess")
+        with dsl.If(render_images == True, name="render-images-enabled"):  # noqa: E712
+            render_images_op(
+                data=prepared.outputs["data"], records=records, params=render_params
+            ).set_display_name("render-images")
+        clip = train_clip(
+            data=prepared.outputs["data"],
+            records=records,
+            params=train_clip_params,
+            nproc=train_nproc,
+        ).set_display_name("train-clip")
+        _on_accelerators(clip, config.accelerator_type, train_nproc)
+        classifier = finetune_classifier(
+            clip=clip.outputs["clip"],
+            data=prepared.outputs["data"],
+            labels=labelled.outputs["labels"],
+            params=finetune_params,
+            nproc=finetune_nproc,
+        ).set_display_name("finetune-classifier")
+        _on_accelerators(classifier, config.accelerator_type, finetune_nproc)
+        return TrainingOutputs(
+            records=records,
+            labels=labelled.outputs["labels"],
+            splits=splitted.outputs["splits"],
+            data=prepared.outputs["data"],
+            clip=clip.outputs["clip"],
+            classifier=classifier.outputs["classifier"],
+        )
+
+    return training_pipeline
+
+
+def _on_accelerators(task: dsl.PipelineTask, kind: str, count: Any) -> None:
+    """Request ``count`` accelerators of ``kind`` (one per torchrun process) on a cluster."""
+    task.set_accelerator_type(kind).set_accelerator_limit(count)
+
+
+training_pipeline = build_training_pipeline(PipelineConfig())

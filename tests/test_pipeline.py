@@ -10,8 +10,23 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ecgflow.config import DEFAULT_IMAGE, PipelineConfig
+from ecgflow.config import DEFAULT_IMAGE, PipelineConfig, load_config
 from ecgflow.pipeline_runner import compile_pipeline, run_local
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Training small enough for a test: one epoch of tiny models.
+TINY_TRAINING = {
+    "train_clip": {
+        "model": {"encoder": {"width": 8, "depth": 1}, "embed_dim": 16},
+        "train": {"epochs": 1, "batch_size": 8},
+    },
+    "finetune": {"encoder": {"width": 8, "depth": 1}, "train": {"epochs": 1, "batch_size": 8}},
+    "split": {"ratios": [0.6, 0.2, 0.2]},  # a val split of several records even from 30
+}
+
+
+def _tiny(source: str, **extra: object) -> PipelineConfig:
+    return PipelineConfig.model_validate({"ingest": {"source": source}, **TINY_TRAINING, **extra})
 
 
 def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
@@ -32,39 +47,53 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     assert "render_images" in condition["triggerPolicy"]["condition"]
     branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     assert set(branch) == {"render-images"}
+    # training steps ask for one accelerator per torchrun process
+    assert tasks["finetune-classifier"]["dependentTasks"] == ["label", "preprocess", "train-clip"]
+    for name in ("train-clip", "finetune-classifier"):
+        resources = executors[f"exec-{name}"]["container"]["resources"]
+        assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert "nproc" in resources["accelerator"]["resourceCount"]
     # the component runs ecgflow from the image; it must not pip-install kfp at run time
     command = " ".join(next(iter(executors.values()))["container"]["command"])
     assert "pip install" not in command
 
 
+def test_cluster_config_compiles_its_values_in(tmp_path: Path) -> None:
+    config = load_config(ROOT / "configs" / "cluster-gpu.yaml")
+    spec = yaml.safe_load(compile_pipeline(tmp_path / "gpu.yaml", config).read_text())
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["train_nproc"]["defaultValue"] == 4
+    assert '"epochs":50' in inputs["train_clip_params"]["defaultValue"]
+
+
 def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
-    config = PipelineConfig.model_validate({"ingest": {"source": "synthetic://?n=12&seed=1"}})
-    result = run_local(config, tmp_path)
+    result = run_local(_tiny("synthetic://?n=40&seed=1"), tmp_path)
     records_dir = result.outputs["records"]
     records = pd.read_parquet(records_dir / "records.parquet")
-    assert len(records) == 12
+    assert len(records) == 40
     assert (records_dir / "manifest.json").is_file()
-    assert result.metadata["records"]["accepted"] == 12
+    assert result.metadata["records"]["accepted"] == 40
     labels = pd.read_parquet(result.outputs["labels"] / "labels.parquet")
     assert labels["record_id"].tolist() == records["record_id"].tolist()
     assert result.metadata["labels"]["label_set"] == "synthetic"  # 'auto' resolved
     splits = pd.read_parquet(result.outputs["splits"] / "split.parquet")
-    assert set(splits["split"]) <= {"train", "val", "test"} and len(splits) == 12
+    assert set(splits["split"]) <= {"train", "val", "test"} and len(splits) == 40
     data = result.outputs["data"]
     assert (data / "preprocess.json").is_file()
     per_split = {k: v for k, v in result.metadata["data"].items() if k.startswith("n_")}
-    assert sum(per_split.values()) == 12, per_split
+    assert sum(per_split.values()) == 40, per_split
     assert str(records_dir).startswith(str(tmp_path / "pipeline-runs"))
     (run_dir,) = (tmp_path / "pipeline-runs").iterdir()
     images = pd.read_parquet(run_dir / "render-images" / "images" / "images.parquet")
-    assert len(images) == 12 and set(images["kind"]) == {"paper"}
+    assert len(images) == 40 and set(images["kind"]) == {"paper"}
+    clip, classifier = result.outputs["clip"], result.outputs["classifier"]
+    assert (clip / "model" / "model.safetensors").is_file()
+    assert (classifier / "model" / "thresholds.json").is_file()
+    assert "macro_auroc" in result.metadata["classifier"]
 
 
 def test_pipeline_render_switch_off(tmp_path: Path) -> None:
-    config = PipelineConfig.model_validate(
-        {"ingest": {"source": "synthetic://?n=4&seed=1"}, "render_images": False}
-    )
-    run_local(config, tmp_path)
+    run_local(_tiny("synthetic://?n=30&seed=1", render_images=False), tmp_path)
     (run_dir,) = (tmp_path / "pipeline-runs").iterdir()
     assert (run_dir / "preprocess").is_dir()
     assert not (run_dir / "render-images").exists()
@@ -73,8 +102,19 @@ def test_pipeline_render_switch_off(tmp_path: Path) -> None:
 def test_cli_run_prints_output_location(tmp_path: Path) -> None:
     env = {**os.environ, "ECGFLOW_HOME": str(tmp_path)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_TRAINING))
     proc = subprocess.run(
-        [sys.executable, "-m", "ecgflow.cli", "run", "--source", "synthetic://?n=5&seed=2"],
+        [
+            sys.executable,
+            "-m",
+            "ecgflow.cli",
+            "run",
+            "--source",
+            "synthetic://?n=30&seed=2",
+            "--config",
+            str(config),
+        ],
         capture_output=True,
         text=True,
         env=env,

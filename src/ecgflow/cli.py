@@ -422,7 +422,8 @@ def run(
     config: Annotated[Path | None, typer.Option(help="pipeline config YAML")] = None,
 ) -> None:
     """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME."""
-    from ecgflow.config import PipelineConfig, ecgflow_home, load_config
+    from ecgflow.config import PipelineConfig, load_config
+    from ecgflow.home import ecgflow_home
     from ecgflow.pipeline_runner import run_local
 
     def action() -> None:
@@ -455,11 +456,15 @@ def compile_(
     out: Annotated[Path, typer.Option(help="where to write the YAML")] = Path(
         "pipelines/compiled/training.yaml"
     ),
+    config: Annotated[
+        Path | None, typer.Option(help="pipeline config whose values become the defaults")
+    ] = None,
 ) -> None:
     """Compile the training pipeline to KFP v2 YAML (for a Kubeflow cluster)."""
+    from ecgflow.config import load_config
     from ecgflow.pipeline_runner import compile_pipeline
 
-    path = _run(lambda: compile_pipeline(out))
+    path = _run(lambda: compile_pipeline(out, load_config(config)))
     typer.echo(f"compiled: {path}")
 
 

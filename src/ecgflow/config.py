@@ -21,10 +21,19 @@ from ecgflow.stages.label import LabelParams
 from ecgflow.stages.preprocess import PreprocessParams
 from ecgflow.stages.render_images import RenderParams
 from ecgflow.stages.split import SplitParams
+from ecgflow.training.params import FinetuneParams, TrainClipParams
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
 DEFAULT_IMAGE = f"ghcr.io/ecgflow/ecgflow:{__version__}"
-DEFAULT_HOME = ".ecgflow"
+#: Training sized for the embedded default (CPU, a few hundred records, a couple of minutes).
+LOCAL_TRAIN_CLIP = {
+    "model": {"encoder": {"width": 32, "depth": 3}, "embed_dim": 128},
+    "train": {"epochs": 3, "batch_size": 32, "warmup_epochs": 0.5},
+}
+LOCAL_FINETUNE = {
+    "encoder": {"width": 32, "depth": 3},
+    "train": {"epochs": 6, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0.5},
+}
 
 
 class PipelineConfig(BaseModel):
@@ -40,11 +49,17 @@ class PipelineConfig(BaseModel):
     preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
     render_images: bool = Field(True, description="run the render-images step")
     render: RenderParams = Field(default_factory=RenderParams)
-
-
-def ecgflow_home() -> Path:
-    """Where local runs keep their outputs: ``$ECGFLOW_HOME`` or ``./.ecgflow``."""
-    return Path(os.environ.get("ECGFLOW_HOME", DEFAULT_HOME)).resolve()
+    train_clip: TrainClipParams = Field(
+        default_factory=lambda: TrainClipParams.model_validate(LOCAL_TRAIN_CLIP),
+        description="train-clip; the default is sized for one CPU machine",
+    )
+    finetune: FinetuneParams = Field(
+        default_factory=lambda: FinetuneParams.model_validate(LOCAL_FINETUNE),
+        description="finetune-classifier; the default is sized for one CPU machine",
+    )
+    accelerator_type: str = Field(
+        "nvidia.com/gpu", description="accelerator the training steps request on a cluster"
+    )
 
 
 def load_config(path: Path | str | None = None) -> PipelineConfig:

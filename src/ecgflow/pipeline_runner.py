@@ -40,6 +40,10 @@ def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
         "preprocess_params": config.preprocess.model_dump_json(),
         "render_images": config.render_images,
         "render_params": config.render.model_dump_json(),
+        "train_clip_params": config.train_clip.model_dump_json(),
+        "train_nproc": config.train_clip.nproc,
+        "finetune_params": config.finetune.model_dump_json(),
+        "finetune_nproc": config.finetune.nproc,
     }
 
 
@@ -51,8 +55,9 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     """
     import kfp.local
 
-    from pipelines.training import training_pipeline
+    from pipelines.training import build_training_pipeline
 
+    training_pipeline = build_training_pipeline(config)
     pipeline_root = home / "pipeline-runs"
     pipeline_root.mkdir(parents=True, exist_ok=True)
     kfp.local.init(
@@ -74,13 +79,14 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     return LocalRun(pipeline_root, outputs, metadata)
 
 
-def compile_pipeline(out: Path) -> Path:
-    """Write the training pipeline's KFP IR YAML to ``out``."""
+def compile_pipeline(out: Path, config: PipelineConfig | None = None) -> Path:
+    """Write the training pipeline's KFP IR YAML to ``out``, ``config``'s values as defaults."""
     from kfp import compiler
 
-    from pipelines.training import training_pipeline
+    from pipelines.training import build_training_pipeline
 
+    pipeline = build_training_pipeline(config or PipelineConfig())
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(training_pipeline, package_path=str(out))
+    compiler.Compiler().compile(pipeline, package_path=str(out))
     log.info("compiled %s", out)
     return out

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ecgflow.config import ecgflow_home
+from ecgflow.home import ecgflow_home
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing leaves the machine
 

@@ -5,24 +5,12 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional
 
-from ecgflow.models.encoders import EncoderConfig, build_encoder
-from ecgflow.models.text_encoder import TextEncoder, TextEncoderConfig
-
-
-class ClipConfig(BaseModel):
-    """Encoders, shared embedding size and temperature of a :class:`ClipModel`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    encoder: EncoderConfig = EncoderConfig()
-    text: TextEncoderConfig = TextEncoderConfig()
-    embed_dim: int = Field(default=256, gt=0)
-    init_temperature: float = Field(default=0.07, gt=0.0)
-    max_logit_scale: float = Field(default=100.0, gt=0.0)
+from ecgflow.models.configs import ClipConfig
+from ecgflow.models.encoders import build_encoder
+from ecgflow.models.text_encoder import TextEncoder
 
 
 def _projection(in_dim: int, embed_dim: int) -> nn.Sequential:

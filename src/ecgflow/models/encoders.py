@@ -6,41 +6,10 @@ Every encoder maps a float32 batch ``[B, C, T]`` to features ``[B, out_dim]`` an
 
 from __future__ import annotations
 
-from typing import Literal, Self
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-
-class EncoderConfig(BaseModel):
-    """Hyperparameters of an ECG encoder (``kind`` picks the architecture)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["resnet1d", "vit1d"] = "resnet1d"
-    in_channels: int = Field(default=12, gt=0)
-    width: int = Field(default=64, gt=0)
-    """ResNet: stem/base channels. ViT: embedding dimension."""
-    depth: int = Field(default=4, gt=0)
-    """ResNet: residual stages. ViT: transformer layers."""
-    kernel_size: int = Field(default=7, gt=0)
-    """ResNet only; must be odd so convolutions keep the length."""
-    patch_size: int = Field(default=25, gt=0)
-    """ViT only: samples per patch."""
-    heads: int = Field(default=4, gt=0)
-    """ViT only: attention heads; must divide ``width``."""
-    max_patches: int = Field(default=512, gt=0)
-    """ViT only: capacity of the learned positional embedding."""
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _check_architecture(self) -> Self:
-        if self.kind == "resnet1d" and self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-        if self.kind == "vit1d" and self.width % self.heads != 0:
-            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
-        return self
+from ecgflow.models.configs import EncoderConfig
 
 
 def _conv_bn(

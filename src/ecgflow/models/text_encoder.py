@@ -10,28 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ecgflow.errors import EcgflowError
+from ecgflow.models.configs import TextEncoderConfig
 
 # Dotted attribute paths of the transformer layer list, tried in order: BERT/RoBERTa/ELECTRA,
 # DistilBERT, encoder-only models with a flat list (e.g. ModernBERT), T5-style encoders, GPT-2.
 _LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "encoder.layers", "block", "h")
 # Dotted attribute paths of the embedding module, tried in order before the input embeddings.
 _EMBEDDING_PATHS = ("embeddings", "transformer.embeddings", "embed_tokens", "wte")
-
-
-class TextEncoderConfig(BaseModel):
-    """Which text model to load and how much of it to freeze."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str | None = None
-    """A local Hugging Face model folder; ``None`` uses the bundled all-MiniLM-L6-v2."""
-    freeze_layers: int = Field(default=4, ge=0)
-    """0 trains everything; K > 0 freezes the embeddings and the first K layers."""
-    max_length: int = Field(default=128, gt=0)
 
 
 def _get_path(root: nn.Module, dotted: str) -> object | None:

@@ -23,16 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.classification import f1_thresholds, macro_auroc, per_label_auroc
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.models import (
     Classifier,
     ClassifierConfig,
-    EncoderConfig,
     load_ecg_encoder_state,
     save_model,
 )
@@ -44,31 +42,14 @@ from ecgflow.training.data import (
     preprocess_info,
 )
 from ecgflow.training.distributed import init_distributed, inside_torchrun, run_torchrun, shutdown
-from ecgflow.training.loop import METRICS, TrainConfig, fit, seed_everything
+from ecgflow.training.loop import METRICS, fit, seed_everything
+from ecgflow.training.params import FinetuneParams
 from ecgflow.training.worker import write_request
 
 MODEL = "model"
 THRESHOLDS = "thresholds.json"
 TASK = "finetune-classifier"
 MAX_POS_WEIGHT = 1000.0
-
-
-class FinetuneParams(BaseModel):
-    """Parameters of finetune-classifier; invalid values raise EcgflowError."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pretrained: bool = Field(True, description="start from the CLIP ECG encoder")
-    encoder: EncoderConfig = Field(
-        default_factory=EncoderConfig, description="architecture when not pretrained"
-    )
-    dropout: float = Field(0.2, ge=0, lt=1)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    weighted_sampling: bool = Field(False, description="draw rows by inverse label prevalence")
-    nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
-    eval_batch_size: int = Field(256, ge=1)
-
-    _as_ecgflow_error = raises_ecgflow_error("finetune")
 
 
 def finetune_classifier(

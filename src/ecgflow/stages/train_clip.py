@@ -21,35 +21,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import sha256_file, write_manifest
-from ecgflow.models import ClipConfig, ClipModel, clip_loss, save_model
+from ecgflow.models import ClipModel, clip_loss, save_model
 from ecgflow.text import record_texts
 from ecgflow.training.data import ShardRows, SignalTextDataset, preprocess_info
 from ecgflow.training.distributed import init_distributed, inside_torchrun, run_torchrun, shutdown
-from ecgflow.training.loop import METRICS, TrainConfig, fit, seed_everything
+from ecgflow.training.loop import METRICS, fit, seed_everything
+from ecgflow.training.params import TrainClipParams
 from ecgflow.training.worker import write_request
 
 MODEL = "model"
 TASK = "train-clip"
-
-
-class TrainClipParams(BaseModel):
-    """Parameters of train-clip; invalid values raise EcgflowError."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: ClipConfig = Field(default_factory=ClipConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    include_report: bool = Field(False, description="append the original report to the text")
-    nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
-    eval_batch_size: int = Field(256, ge=1)
-
-    _as_ecgflow_error = raises_ecgflow_error("train-clip")
 
 
 def train_clip(

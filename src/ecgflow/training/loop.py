@@ -31,15 +31,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from ecgflow import tracking
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.training.data import EpochSampler
 from ecgflow.training.distributed import DistEnv, barrier, broadcast
+from ecgflow.training.params import TrainConfig
 from ecgflow.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -47,29 +47,6 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 METRICS = "metrics.json"
-
-
-class TrainConfig(BaseModel):
-    """Optimisation settings shared by every trainer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int = Field(10, ge=1, description="epochs at most")
-    batch_size: int = Field(64, ge=2, description="samples per batch per process")
-    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW)")
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0, description="linear warm-up length in epochs")
-    restarts: int = Field(0, ge=0, description="cosine restarts after warm-up")
-    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final LR as a share of the peak")
-    grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
-    patience: int = Field(5, ge=0, description="early stop after N epochs without gain; 0 off")
-    seed: int = 0
-    amp: bool = Field(True, description="mixed precision on CUDA (no effect on CPU)")
-    device: str | None = Field(None, description="force a device, e.g. 'cpu'")
-    experiment: str = Field("ecgflow", description="MLflow experiment")
-    log_every: int = Field(50, ge=1, description="log the running loss every N steps")
-
-    _as_ecgflow_error = raises_ecgflow_error("train")
 
 
 class Task(Protocol):

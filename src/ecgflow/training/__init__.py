@@ -1,0 +1,1 @@
+"""The training core shared by every trainer: DDP launch, loop, checkpoints, data."""

@@ -1,0 +1,63 @@
+"""Parameters of the trainers: plain pydantic, importable without torch (pipeline configs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecgflow.errors import raises_ecgflow_error
+from ecgflow.models.configs import ClipConfig, EncoderConfig
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings shared by every trainer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1, description="epochs at most")
+    batch_size: int = Field(64, ge=2, description="samples per batch per process")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0, description="linear warm-up length in epochs")
+    restarts: int = Field(0, ge=0, description="cosine restarts after warm-up")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final LR as a share of the peak")
+    grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
+    patience: int = Field(5, ge=0, description="early stop after N epochs without gain; 0 off")
+    seed: int = 0
+    amp: bool = Field(True, description="mixed precision on CUDA (no effect on CPU)")
+    device: str | None = Field(None, description="force a device, e.g. 'cpu'")
+    experiment: str = Field("ecgflow", description="MLflow experiment")
+    log_every: int = Field(50, ge=1, description="log the running loss every N steps")
+
+    _as_ecgflow_error = raises_ecgflow_error("train")
+
+
+class TrainClipParams(BaseModel):
+    """Parameters of train-clip; invalid values raise EcgflowError."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ClipConfig = Field(default_factory=ClipConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    include_report: bool = Field(False, description="append the original report to the text")
+    nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
+    eval_batch_size: int = Field(256, ge=1)
+
+    _as_ecgflow_error = raises_ecgflow_error("train-clip")
+
+
+class FinetuneParams(BaseModel):
+    """Parameters of finetune-classifier; invalid values raise EcgflowError."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pretrained: bool = Field(True, description="start from the CLIP ECG encoder")
+    encoder: EncoderConfig = Field(
+        default_factory=EncoderConfig, description="architecture when not pretrained"
+    )
+    dropout: float = Field(0.2, ge=0, lt=1)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    weighted_sampling: bool = Field(False, description="draw rows by inverse label prevalence")
+    nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
+    eval_batch_size: int = Field(256, ge=1)
+
+    _as_ecgflow_error = raises_ecgflow_error("finetune")
