@@ -40,6 +40,7 @@ bench: setup  ## speed benchmarks (ratios against baselines; numbers go in the R
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/render.py
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf .ecgflow pipelines/compiled .pytest_cache

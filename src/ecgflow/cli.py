@@ -307,6 +307,7 @@ def train_clip(
     encoder: Annotated[str, typer.Option(help="resnet1d | vit1d")] = "resnet1d",
     width: Annotated[int, typer.Option(help="encoder width")] = 64,
     depth: Annotated[int, typer.Option(help="encoder stages / layers")] = 4,
+    embed_dim: Annotated[int, typer.Option(help="shared embedding size")] = 256,
     text_model: Annotated[
         str | None, typer.Option(help="local Hugging Face model folder (default: MiniLM)")
     ] = None,
@@ -330,6 +331,7 @@ def train_clip(
                 "model": {
                     "encoder": {"kind": encoder, "width": width, "depth": depth},
                     "text": {"path": text_model, "freeze_layers": freeze_layers},
+                    "embed_dim": embed_dim,
                 },
                 "train": _train_config(
                     epochs=epochs,

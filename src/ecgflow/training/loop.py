@@ -146,9 +146,10 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
         for epoch in range(state.epoch + 1, config.epochs):
             sampler.set_epoch(epoch)
             started = time.perf_counter()
-            train_loss = _train_epoch(
+            train_loss = train_epoch(
                 task, wrapped, loader, optimizer, scheduler, scaler, config, env, amp_dtype
             )
+            train_seconds = time.perf_counter() - started
             metrics: dict[str, float] | None = None
             if env.is_main:
                 metrics = _evaluate(task, model, env, amp_dtype)
@@ -168,6 +169,8 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
                 "train_loss": train_loss,
                 "lr": scheduler.get_last_lr()[0],
                 "seconds": time.perf_counter() - started,
+                "train_seconds": train_seconds,
+                "samples_per_s": steps * loader.batch_size * env.world_size / train_seconds,
                 **metrics,
             }
             state.history.append(row)
@@ -203,7 +206,7 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
 # --- one epoch -------------------------------------------------------------------------------
 
 
-def _train_epoch(
+def train_epoch(
     task: Task,
     model: nn.Module,
     loader: DataLoader,
@@ -214,7 +217,11 @@ def _train_epoch(
     env: DistEnv,
     amp_dtype: torch.dtype | None,
 ) -> float:
-    """One pass over this rank's share; returns the mean loss over all ranks."""
+    """One pass over this rank's share of ``loader``; returns the mean loss over all ranks.
+
+    Per batch: loss under autocast, a finite-loss check, (scaled) backward, gradient clipping,
+    optimiser and scheduler steps. ``benchmarks/train.py`` times it against a bare loop.
+    """
     model.train()
     total = torch.zeros(2, dtype=torch.float64, device=env.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
