@@ -1,0 +1,38 @@
+"""KFP component: the eval stage (see ``ecgflow.stages.evaluate``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def evaluate(
+    classifier: Input[Model],
+    data: Input[Dataset],
+    labels: Input[Dataset],
+    records: Input[Dataset],
+    params: str,
+    evaluation: Output[Dataset],
+    metrics: Output[Metrics],
+) -> None:
+    """Test-split metrics, CIs and plots of the classifier; ``params``: EvalParams as JSON."""
+    from pathlib import Path
+
+    from ecgflow.stages.evaluate import EvalParams
+    from ecgflow.stages.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(
+        EvalParams.model_validate_json(params),
+        Path(classifier.path),
+        Path(data.path),
+        Path(labels.path),
+        Path(evaluation.path),
+        records_dir=Path(records.path),
+    )
+    flat = {k: v for k, v in result.items() if isinstance(v, int | float)}
+    evaluation.metadata.update(flat | {"data_hash": result["data_hash"]})
+    for name, value in flat.items():
+        metrics.log_metric(name, value)

@@ -1,0 +1,206 @@
+"""The eval stage on a real (briefly trained) classifier and CLIP model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import SHARED_DATA
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ecgflow.errors import EcgflowError
+from ecgflow.models import load_model
+from ecgflow.params import EvalParams
+from ecgflow.stages.evaluate import evaluate
+from ecgflow.stages.finetune_classifier import finetune_classifier
+from ecgflow.stages.ingest import IngestParams, ingest
+from ecgflow.stages.label import LabelParams, label
+from ecgflow.stages.preprocess import PreprocessParams, preprocess
+from ecgflow.stages.split import SplitParams, split
+from ecgflow.stages.train_clip import train_clip
+from ecgflow.training.data import ShardRows
+from ecgflow.training.params import FinetuneParams, TrainClipParams
+
+TINY = {"width": 8, "depth": 1}
+
+
+@dataclass
+class Trained:
+    records: Path
+    labels: Path
+    data: Path
+    classifier: Path
+    clip: Path
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow-eval') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def trained(tracking: str, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    root = tmp_path_factory.mktemp("eval")
+    if SHARED_DATA.is_dir():
+        source, label_set = f"ptbxl:{SHARED_DATA / 'ptbxl'}", "ptbxl-superdiagnostic"
+    else:
+        source, label_set = "synthetic://?n=200&seed=6&fs=100", "synthetic"
+    ingest(IngestParams(source=source, limit=200, workers=2), root / "records")
+    label(LabelParams(label_set=label_set), root / "records", root / "labels")
+    split(SplitParams(), root / "records", root / "labels", root / "split")
+    preprocess(PreprocessParams(workers=2), root / "records", root / "split", root / "data")
+    train = {"epochs": 2, "batch_size": 16}
+    ft = FinetuneParams.model_validate({"pretrained": False, "encoder": TINY, "train": train})
+    finetune_classifier(ft, None, root / "data", root / "labels", root / "classifier")
+    clip = TrainClipParams.model_validate(
+        {"model": {"encoder": TINY, "embed_dim": 16}, "train": {"epochs": 1, "batch_size": 16}}
+    )
+    train_clip(clip, root / "data", root / "records", root / "clip")
+    return Trained(root / "records", root / "labels", root / "data", root / "classifier",
+                   root / "clip")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def test_metrics(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("eval-test")
+    params = EvalParams(split="test", bootstrap=50)
+    return out, evaluate(params, trained.classifier, trained.data, trained.labels, out)
+
+
+def _scores(trained: Trained, split_name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    model, config = load_model(trained.classifier / "model")
+    rows = ShardRows(trained.data, split_name)
+    x = torch.from_numpy(np.stack([rows.signal(i) for i in range(len(rows))]))
+    with torch.no_grad():
+        scores = torch.sigmoid(model(x)).numpy()
+    labels = pd.read_parquet(trained.labels / "labels.parquet").set_index("record_id")
+    targets = labels.loc[rows.record_ids, config.labels].to_numpy(dtype=float)
+    return targets, scores, config.labels
+
+
+def test_classifier_metrics_match_sklearn(trained: Trained, test_metrics: tuple) -> None:
+    out, metrics = test_metrics
+    targets, scores, names = _scores(trained, "test")
+    assert metrics["kind"] == "classifier" and metrics["n_records"] == len(targets)
+    for j, name in enumerate(names):
+        row = metrics["per_label"][name]
+        if 0 < targets[:, j].sum() < len(targets):
+            assert row["auroc"] == pytest.approx(roc_auc_score(targets[:, j], scores[:, j]))
+            assert row["auprc"] == pytest.approx(
+                average_precision_score(targets[:, j], scores[:, j])
+            )
+        assert row["support"] == int(targets[:, j].sum())
+    # thresholds come from training's validation split, never from the test data
+    saved = json.loads((trained.classifier / "model" / "thresholds.json").read_text())
+    assert {n: metrics["per_label"][n]["threshold"] for n in names} == saved["thresholds"]
+    assert 0 <= metrics["fmax"] <= 1
+    low, high = metrics["ci95"]["macro_auroc"]
+    assert low <= metrics["macro_auroc"] <= high
+    for plot in ("roc", "pr", "confusion", "calibration", "training"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000, plot
+    assert json.loads((out / "metrics.json").read_text())["macro_auroc"] == metrics["macro_auroc"]
+
+
+def test_eval_is_seeded_and_hashes_the_data(
+    trained: Trained, test_metrics: tuple, tmp_path: Path
+) -> None:
+    _, first = test_metrics
+    again = evaluate(
+        EvalParams(split="test", bootstrap=50, plots=False),
+        trained.classifier,
+        trained.data,
+        trained.labels,
+        tmp_path / "again",
+    )
+    assert again["ci95"] == first["ci95"] and again["data_hash"] == first["data_hash"]
+    val = evaluate(
+        EvalParams(split="val", bootstrap=0, plots=False),
+        trained.classifier,
+        trained.data,
+        trained.labels,
+        tmp_path / "val",
+    )
+    assert val["data_hash"] != first["data_hash"] and val["ci95"] == {}
+    everything = evaluate(
+        EvalParams(split="all", bootstrap=0, plots=False),
+        trained.classifier,
+        trained.data,
+        trained.labels,
+        tmp_path / "all",
+    )
+    assert everything["n_records"] > first["n_records"] + val["n_records"]
+
+
+def test_eval_run_is_in_mlflow(test_metrics: tuple, tracking: str) -> None:
+    import mlflow
+
+    _, metrics = test_metrics
+    run = mlflow.MlflowClient(tracking).get_run(metrics["mlflow_run_id"])
+    assert run.data.tags["data_hash"] == metrics["data_hash"]
+    assert run.data.tags["training_run_id"] == metrics["training_run_id"]
+    assert run.data.metrics["macro_auroc"] == pytest.approx(metrics["macro_auroc"])
+
+
+def test_clip_eval_reports_retrieval_and_zero_shot(trained: Trained, tmp_path: Path) -> None:
+    metrics = evaluate(
+        EvalParams(split="val", bootstrap=0),
+        trained.clip,
+        trained.data,
+        trained.labels,
+        tmp_path,
+        records_dir=trained.records,
+    )
+    assert metrics["kind"] == "clip"
+    assert 0 <= metrics["mean_recall"] <= 1 and "chance_mean_recall" in metrics
+    assert set(metrics["zero_shot_auroc"]) == set(
+        e["name"] for e in json.loads((trained.labels / "label_def.json").read_text())["labels"]
+    )
+    with pytest.raises(EcgflowError, match="--records"):
+        evaluate(EvalParams(split="val"), trained.clip, trained.data, trained.labels, tmp_path)
+
+
+def test_cinc_eval_reports_the_challenge_metric(
+    shared_data: Path, tracking: str, tmp_path: Path
+) -> None:
+    ingest(IngestParams(source=f"cinc:{shared_data / 'cinc2021'}", workers=1), tmp_path / "rec")
+    label(LabelParams(label_set="cinc2021-scored"), tmp_path / "rec", tmp_path / "lab")
+    split(SplitParams(ratios=(0.6, 0.2, 0.2)), tmp_path / "rec", tmp_path / "lab", tmp_path / "sp")
+    preprocess(PreprocessParams(workers=1), tmp_path / "rec", tmp_path / "sp", tmp_path / "data")
+    ft = FinetuneParams.model_validate(
+        {"pretrained": False, "encoder": TINY, "train": {"epochs": 1, "batch_size": 8}}
+    )
+    finetune_classifier(ft, None, tmp_path / "data", tmp_path / "lab", tmp_path / "clf")
+    metrics = evaluate(
+        EvalParams(split="all", bootstrap=0, plots=False),
+        tmp_path / "clf",
+        tmp_path / "data",
+        tmp_path / "lab",
+        tmp_path / "eval",
+        records_dir=tmp_path / "rec",
+    )
+    assert metrics["label_set"] == "cinc2021-scored"
+    assert metrics["challenge_score"] is not None and metrics["challenge_score"] <= 1.0
+
+
+def test_bad_eval_inputs(trained: Trained, tmp_path: Path) -> None:
+    with pytest.raises(EcgflowError, match="split"):
+        EvalParams(split="train")
+    with pytest.raises(EcgflowError, match=r"config\.json|not found"):
+        evaluate(EvalParams(), tmp_path, trained.data, trained.labels, tmp_path / "o")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecgflow.cli", "eval", "--model", str(trained.classifier),
+         "--data", str(trained.data), "--labels", str(tmp_path), "--out", str(tmp_path / "p")],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "label_def.json: not found" in proc.stderr
