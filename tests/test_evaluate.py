@@ -150,6 +150,11 @@ def test_eval_run_is_in_mlflow(test_metrics: tuple, tracking: str) -> None:
     assert run.data.tags["data_hash"] == metrics["data_hash"]
     assert run.data.tags["training_run_id"] == metrics["training_run_id"]
     assert run.data.metrics["macro_auroc"] == pytest.approx(metrics["macro_auroc"])
+    # artifacts sit beside the SQLite store, not in ./mlruns of whatever folder tests run in
+    database = Path(tracking.removeprefix("sqlite:///"))
+    assert run.info.artifact_uri.startswith((database.parent / "mlartifacts").as_uri())
+    plots = mlflow.MlflowClient(tracking).list_artifacts(run.info.run_id, "plots")
+    assert {Path(a.path).name for a in plots} >= {"roc.png", "pr.png"}
 
 
 def test_clip_eval_reports_retrieval_and_zero_shot(trained: Trained, tmp_path: Path) -> None:

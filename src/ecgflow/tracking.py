@@ -31,6 +31,19 @@ def tracking_uri() -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
+def artifact_location() -> str | None:
+    """Where a new experiment keeps artifacts: beside a SQLite store, else the server decides.
+
+    MLflow's own default for a SQLite store is ``./mlruns`` in whatever folder the process
+    runs in; keeping artifacts next to the database keeps a run's pieces together.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / ARTIFACTS).resolve().as_uri()
+
+
 def start_run(experiment: str, run_name: str, run_id: str | None = None) -> str:
     """Start (or with ``run_id``, resume) a run in ``experiment``; returns the run id."""
     import mlflow
@@ -39,10 +52,7 @@ def start_run(experiment: str, run_name: str, run_id: str | None = None) -> str:
     if run_id is None:
         existing = mlflow.get_experiment_by_name(experiment)
         if existing is None:
-            location = None
-            if "MLFLOW_TRACKING_URI" not in os.environ:
-                location = (ecgflow_home() / ARTIFACTS).resolve().as_uri()
-            mlflow.create_experiment(experiment, artifact_location=location)
+            mlflow.create_experiment(experiment, artifact_location=artifact_location())
         mlflow.set_experiment(experiment)
         return mlflow.start_run(run_name=run_name).info.run_id
     return mlflow.start_run(run_id=run_id).info.run_id
