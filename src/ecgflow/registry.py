@@ -1,0 +1,238 @@
+"""The MLflow model registry: register exported models, promote them by alias behind a gate.
+
+``register`` logs an export folder (ONNX with a signature and a batch-1 input example, plus the
+PyTorch weights and the preprocessing files) in an MLflow run and registers it as a new version,
+tagged with the evaluation's metrics, its data hash and the pipeline run.
+
+``promote`` gives the version the alias ``challenger`` and moves ``champion`` to it only if it
+beats the current champion on the same evaluation data by more than ``min_delta`` (or there is
+no champion). Every decision is recorded on the version as ``promotion.*`` tags, refusals with
+their reason. Works against the embedded SQLite store and against an MLflow server alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecgflow import tracking
+from ecgflow.errors import EcgflowError
+
+DEFAULT_NAME = "ecg-classifier"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+SIDE_FILES = ("preprocess.json", "thresholds.json", "label_def.json", "parity.json")
+
+
+@dataclass
+class RegisteredVersion:
+    """A registered model version."""
+
+    name: str
+    version: str
+    uri: str
+    run_id: str
+
+
+@dataclass
+class PromotionDecision:
+    """What ``promote`` decided, and why."""
+
+    name: str
+    version: str
+    promoted: bool
+    reason: str
+    metric: str
+    value: float
+    champion_version: str | None
+    champion_value: float | None
+
+
+def _client() -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    return mlflow.MlflowClient()
+
+
+def _read_metrics(eval_dir: Path) -> dict[str, Any]:
+    path = Path(eval_dir) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EcgflowError(f"{path}: not found (--eval must be an eval output)") from None
+    except (OSError, ValueError) as exc:
+        raise EcgflowError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(metrics, dict) or not metrics.get("data_hash"):
+        raise EcgflowError(f"{path}: data_hash missing (not an eval output)")
+    return metrics
+
+
+def register(
+    export_dir: Path,
+    eval_dir: Path,
+    name: str = DEFAULT_NAME,
+    pipeline_run: str | None = None,
+    experiment: str = "ecgflow-registry",
+) -> RegisteredVersion:
+    """Log ``export_dir`` in a new run and register it as a new version of ``name``."""
+    import mlflow
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from mlflow.models import infer_signature
+
+    export_dir = Path(export_dir)
+    onnx_path = export_dir / "model.onnx"
+    for path in (onnx_path, *(export_dir / f for f in SIDE_FILES), export_dir / "pytorch"):
+        if not path.exists():
+            raise EcgflowError(f"{path}: not found (--model must be an export output)")
+    metrics = _read_metrics(eval_dir)
+    flat = {k: float(v) for k, v in metrics.items() if _number(v)}
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
+    example = np.zeros(shape, dtype=np.float32)
+    signature = infer_signature(
+        example, session.run(None, {session.get_inputs()[0].name: example})[0]
+    )
+    run_id = tracking.start_run(experiment, f"register-{name}")
+    try:
+        info = mlflow.onnx.log_model(
+            onnx.load(str(onnx_path)),
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+        )
+        mlflow.log_artifacts(str(export_dir / "pytorch"), artifact_path="pytorch")
+        for side in SIDE_FILES:
+            mlflow.log_artifact(str(export_dir / side), artifact_path="serving")
+        tracking.log_metrics(flat, step=0)
+        mlflow.set_tags({"eval.data_hash": metrics["data_hash"], "stage": "register"})
+    finally:
+        tracking.end_run()
+    version = str(info.registered_model_version)
+    client = _client()
+    tags = {f"metric.{k}": str(v) for k, v in flat.items()}
+    tags |= {"eval.data_hash": metrics["data_hash"], "eval.split": str(metrics.get("split"))}
+    if pipeline_run:
+        tags["pipeline_run"] = pipeline_run
+    if metrics.get("training_run_id"):
+        tags["training_run_id"] = str(metrics["training_run_id"])
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return RegisteredVersion(name, version, f"models:/{name}/{version}", run_id)
+
+
+def promote(
+    name: str = DEFAULT_NAME,
+    metric: str = "macro_auroc",
+    min_delta: float = 0.0,
+    version: str | None = None,
+) -> PromotionDecision:
+    """Alias ``version`` (default: newest) challenger; make it champion if it wins the gate."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:
+        raise EcgflowError(f"model {name!r}: {exc}") from None
+    if not versions:
+        raise EcgflowError(f"model {name!r}: no registered versions")
+    if version is None:
+        version = str(max(int(v.version) for v in versions))
+    candidate = next((v for v in versions if str(v.version) == str(version)), None)
+    if candidate is None:
+        raise EcgflowError(f"model {name!r} has no version {version}")
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    value = _metric(candidate.tags, metric)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    decision = _decide(name, str(version), candidate.tags, champion, metric, value, min_delta)
+    if decision.promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    record = {
+        "promotion.decision": "promoted" if decision.promoted else "refused",
+        "promotion.reason": decision.reason,
+        "promotion.metric": metric,
+        "promotion.compared_to": decision.champion_version or "none",
+        "promotion.min_delta": str(min_delta),
+    }
+    for key, text in record.items():
+        client.set_model_version_tag(name, str(version), key, text)
+    return decision
+
+
+def _decide(
+    name: str,
+    version: str,
+    tags: dict[str, str],
+    champion: Any,
+    metric: str,
+    value: float,
+    min_delta: float,
+) -> PromotionDecision:
+    def decision(promoted: bool, reason: str, champ_version=None, champ_value=None):
+        return PromotionDecision(
+            name, version, promoted, reason, metric, value, champ_version, champ_value
+        )
+
+    if math.isnan(value):
+        return decision(False, f"version {version} has no metric.{metric} tag")
+    if champion is None:
+        return decision(True, "no champion yet")
+    champ_version = str(champion.version)
+    if champ_version == version:
+        return decision(False, "already champion", champ_version, value)
+    champ_value = _metric(champion.tags, metric)
+    ours, theirs = tags.get("eval.data_hash", ""), champion.tags.get("eval.data_hash", "")
+    if ours != theirs:
+        return decision(
+            False,
+            f"different evaluation data: version {version} was evaluated on {ours[:12]}, "
+            f"champion {champ_version} on {theirs[:12]}; compare on the same data",
+            champ_version,
+            champ_value,
+        )
+    if math.isnan(champ_value):
+        return decision(False, f"champion {champ_version} has no metric.{metric} tag")
+    if value <= champ_value + min_delta:
+        return decision(
+            False,
+            f"{metric} {value:.4f} does not beat champion {champ_version}'s {champ_value:.4f} "
+            f"by more than {min_delta:g}",
+            champ_version,
+            champ_value,
+        )
+    return decision(
+        True,
+        f"{metric} {value:.4f} beats champion {champ_version}'s {champ_value:.4f} "
+        f"by more than {min_delta:g}",
+        champ_version,
+        champ_value,
+    )
+
+
+def describe(decision: PromotionDecision) -> str:
+    """One line for the command line."""
+    verdict = f"{CHAMPION} → version {decision.version}" if decision.promoted else "refused"
+    return (
+        f"{decision.name} version {decision.version} ({CHALLENGER}): {verdict}; {decision.reason}"
+    )
+
+
+def _metric(tags: dict[str, str], metric: str) -> float:
+    try:
+        return float(tags[f"metric.{metric}"])
+    except (KeyError, ValueError):
+        return float("nan")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,140 @@
+"""Registry: register exported models, gated promotion by alias; SQLite and a real server + S3."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from mlflow_server import start_mlflow_server
+
+from ecgflow.errors import EcgflowError
+from ecgflow.registry import CHALLENGER, CHAMPION, promote, register
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(12 * 100, 3)
+
+    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.linear(ecg.flatten(1)))
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An export folder of a tiny real ONNX model and its side files."""
+    out = tmp_path_factory.mktemp("export")
+    torch.manual_seed(0)
+    program = torch.onnx.export(
+        _Tiny().eval(),
+        (torch.zeros(2, 12, 100),),
+        input_names=["ecg"],
+        output_names=["probabilities"],
+        opset_version=18,
+        dynamo=True,
+        dynamic_shapes={"ecg": {0: torch.export.Dim("batch", min=1, max=1024)}},
+    )
+    program.save(str(out / "model.onnx"))
+    for name, content in {
+        "preprocess.json": {"params": {"fs": 100.0}},
+        "thresholds.json": {
+            "labels": ["a", "b", "c"],
+            "thresholds": {"a": 0.5, "b": 0.5, "c": 0.5},
+        },
+        "label_def.json": {"labels": [{"name": n} for n in "abc"]},
+        "parity.json": {"passed": True},
+    }.items():
+        (out / name).write_text(json.dumps(content))
+    (out / "pytorch").mkdir()
+    (out / "pytorch" / "config.json").write_text("{}")
+    return out
+
+
+def _eval(folder: Path, auroc: float, data_hash: str = "a" * 64) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = {"kind": "classifier", "split": "test", "data_hash": data_hash, "n_records": 50,
+               "macro_auroc": auroc, "macro_f1": 0.5, "training_run_id": None}  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_gated_promotion_on_sqlite(export_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = mlflow.MlflowClient(uri)
+
+    def step(auroc: float, min_delta: float = 0.0, data_hash: str = "a" * 64):
+        evaluated = _eval(tmp_path / f"e{auroc}{data_hash[0]}", auroc, data_hash)
+        version = register(export_dir, evaluated, pipeline_run="run-1")
+        return version, promote(min_delta=min_delta)
+
+    v1, d1 = step(0.80)
+    assert d1.promoted and d1.reason == "no champion yet" and v1.uri == "models:/ecg-classifier/1"
+    v2, d2 = step(0.85)
+    assert d2.promoted and d2.champion_version == "1"
+    v3, d3 = step(0.83)
+    assert not d3.promoted and "does not beat" in d3.reason
+    v4, d4 = step(0.86, min_delta=0.02)
+    assert not d4.promoted and "by more than 0.02" in d4.reason
+    v5, d5 = step(0.99, data_hash="b" * 64)
+    assert not d5.promoted and "different evaluation data" in d5.reason
+    assert str(client.get_model_version_by_alias("ecg-classifier", CHAMPION).version) == "2"
+    assert str(client.get_model_version_by_alias("ecg-classifier", CHALLENGER).version) == "5"
+    tags = client.get_model_version("ecg-classifier", "3").tags
+    assert tags["promotion.decision"] == "refused" and tags["promotion.compared_to"] == "2"
+    assert tags["metric.macro_auroc"] == "0.83" and tags["eval.data_hash"] == "a" * 64
+    assert tags["pipeline_run"] == "run-1"
+    # the registered ONNX model gives what onnxruntime gives on the exported file
+    model = mlflow.pyfunc.load_model(f"models:/ecg-classifier@{CHAMPION}")
+    x = np.random.default_rng(0).standard_normal((2, 12, 100)).astype(np.float32)
+    want = ort.InferenceSession(str(export_dir / "model.onnx")).run(None, {"ecg": x})[0]
+    np.testing.assert_allclose(model.predict(x)["probabilities"], want, atol=1e-6)
+    again = promote(version="2")
+    assert not again.promoted and again.reason == "already champion"
+
+
+def test_bad_registry_inputs(export_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(EcgflowError, match=r"metrics\.json: not found"):
+        register(export_dir, tmp_path / "none")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "metrics.json").write_text('{"macro_auroc": 0.9}')
+    with pytest.raises(EcgflowError, match="data_hash"):
+        register(export_dir, tmp_path / "e")
+    broken = tmp_path / "broken"
+    shutil.copytree(export_dir, broken)
+    (broken / "thresholds.json").unlink()
+    with pytest.raises(EcgflowError, match=r"thresholds\.json"):
+        register(broken, _eval(tmp_path / "ok", 0.9))
+    with pytest.raises(EcgflowError, match="no registered versions"):
+        promote("no-such-model")
+
+
+def test_server_with_s3_artifacts(export_dir: Path, s3_server, tmp_path: Path, monkeypatch):
+    import mlflow
+
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="mlflow")
+    env = {**s3_server.env(), "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint_url}
+    server = start_mlflow_server(tmp_path, "s3://mlflow/artifacts", env)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        version = register(export_dir, _eval(tmp_path / "eval", 0.9))
+        decision = promote()
+        assert decision.promoted, server.log_tail()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow").get("Contents", [])]
+        assert any(k.endswith("model.onnx") for k in keys), keys
+        assert any("pytorch/config.json" in k for k in keys)
+        model = mlflow.pyfunc.load_model(f"models:/ecg-classifier@{CHAMPION}")
+        x = np.zeros((1, 12, 100), dtype=np.float32)
+        assert model.predict(x)["probabilities"].shape == (1, 3)
+        assert version.version == "1"
+    finally:
+        server.stop()
