@@ -1,20 +1,24 @@
 """The training pipeline.
 
 ingest → label → split → preprocess → render-images (switchable) → train-clip →
-finetune-classifier. :func:`build_training_pipeline` bakes a config's values in as the
-parameters' defaults (``ecgflow compile --config``); ``training_pipeline`` is the pipeline with
-the embedded defaults.
+finetune-classifier → eval → export → register → promote.
+
+:func:`build_training_pipeline` bakes a config's values in as the parameters' defaults
+(``ecgflow compile --config``); ``training_pipeline`` has the embedded defaults.
 """
 
 from typing import Any, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset, Model
+from kfp.dsl import Artifact, Dataset, Model
 
+from components.evaluate import evaluate
+from components.export import export
 from components.finetune_classifier import finetune_classifier
 from components.ingest import ingest
 from components.label import label
 from components.preprocess import preprocess
+from components.registry import promote, register
 from components.render_images import render_images as render_images_op
 from components.split import split
 from components.train_clip import train_clip
@@ -30,6 +34,9 @@ class TrainingOutputs(NamedTuple):
     data: Dataset
     clip: Model
     classifier: Model
+    evaluation: Dataset
+    exported: Model
+    promotion: Artifact
 
 
 def build_training_pipeline(config: PipelineConfig) -> Any:
@@ -45,7 +52,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
     @dsl.pipeline(
         name=config.name,
         description="ECG workflow: ingest → label → split → preprocess → render-images → "
-        "train-clip (DDP) → finetune-classifier.",
+        "train-clip (DDP) → finetune-classifier → eval → export → register → promote.",
     )
     def training_pipeline(
         source: str = config.ingest.source,
@@ -65,6 +72,11 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         train_nproc: int = config.train_clip.nproc,
         finetune_params: str = config.finetune.model_dump_json(),
         finetune_nproc: int = config.finetune.nproc,
+        eval_params: str = config.eval.model_dump_json(),
+        export_params: str = config.export.model_dump_json(),
+        model_name: str = config.promote.name,
+        promote_metric: str = config.promote.metric,
+        min_delta: float = config.promote.min_delta,
     ) -> TrainingOutputs:
         """Ingest ``source`` (``limit`` 0: all) and take it through every stage.
 
@@ -108,6 +120,36 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
             nproc=finetune_nproc,
         ).set_display_name("finetune-classifier")
         _on_accelerators(classifier, config.accelerator_type, finetune_nproc)
+        evaluated = evaluate(
+            classifier=classifier.outputs["classifier"],
+            data=prepared.outputs["data"],
+            labels=labelled.outputs["labels"],
+            records=records,
+            params=eval_params,
+        ).set_display_name("eval")
+        exported = export(
+            classifier=classifier.outputs["classifier"],
+            data=prepared.outputs["data"],
+            params=export_params,
+        ).set_display_name("export")
+        registered = register(
+            exported=exported.outputs["exported"],
+            evaluation=evaluated.outputs["evaluation"],
+            name=model_name,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        ).set_display_name("register")
+        # the registry lives outside the pipeline: always talk to it, never reuse a cached step
+        registered.set_caching_options(False)
+        promoted = (
+            promote(
+                name=model_name,
+                version=registered.outputs["Output"],
+                metric=promote_metric,
+                min_delta=min_delta,
+            )
+            .set_display_name("promote")
+            .set_caching_options(False)
+        )
         return TrainingOutputs(
             records=records,
             labels=labelled.outputs["labels"],
@@ -115,6 +157,9 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
             data=prepared.outputs["data"],
             clip=clip.outputs["clip"],
             classifier=classifier.outputs["classifier"],
+            evaluation=evaluated.outputs["evaluation"],
+            exported=exported.outputs["exported"],
+            promotion=promoted.outputs["promotion"],
         )
 
     return training_pipeline

@@ -47,6 +47,8 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     assert "render_images" in condition["triggerPolicy"]["condition"]
     branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     assert set(branch) == {"render-images"}
+    assert tasks["promote"]["dependentTasks"] == ["register"]
+    assert set(tasks["register"]["dependentTasks"]) == {"evaluate", "export"}
     # training steps ask for one accelerator per torchrun process
     assert tasks["finetune-classifier"]["dependentTasks"] == ["label", "preprocess", "train-clip"]
     for name in ("train-clip", "finetune-classifier"):
@@ -90,6 +92,11 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     assert (clip / "model" / "model.safetensors").is_file()
     assert (classifier / "model" / "thresholds.json").is_file()
     assert "macro_auroc" in result.metadata["classifier"]
+    assert (result.outputs["evaluation"] / "metrics.json").is_file()
+    assert (result.outputs["exported"] / "model.onnx").is_file()
+    promotion = result.metadata["promotion"]
+    assert promotion["uri"] == "models:/ecg-classifier/1" and promotion["alias"] == "champion"
+    assert (tmp_path / "mlflow.db").is_file()  # the run's own embedded MLflow store
 
 
 def test_pipeline_render_switch_off(tmp_path: Path) -> None:
@@ -123,3 +130,4 @@ def test_cli_run_prints_output_location(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"outputs: {tmp_path / 'pipeline-runs'}" in proc.stdout
+    assert "model: models:/ecg-classifier/1 (alias champion); test macro_auroc" in proc.stdout

@@ -412,6 +412,104 @@ def finetune_classifier(
     _run(action)
 
 
+@app.command(name="eval")
+def eval_(
+    model: Annotated[Path, typer.Option(help="finetune-classifier or train-clip output")],
+    data: Annotated[Path, typer.Option(help="preprocess output")],
+    labels: Annotated[Path, typer.Option(help="label output")],
+    out: Annotated[Path, typer.Option(help="output folder (metrics.json, plots/)")],
+    split: Annotated[str, typer.Option(help="test | val | all (every record of --data)")] = (
+        "test"
+    ),
+    records: Annotated[
+        Path | None, typer.Option(help="ingest output: CLIP texts, CinC weights.csv")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples (95 % CIs)")] = 200,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+) -> None:
+    """Metrics (AUROC, AUPRC, F1, Fmax, CIs, CinC score / retrieval) and plots, to MLflow too."""
+    from ecgflow.stages.evaluate import EvalParams, evaluate
+
+    def action() -> None:
+        params = EvalParams.model_validate({"split": split, "bootstrap": bootstrap, "seed": seed})
+        metrics = evaluate(params, model, data, labels, out, records_dir=records)
+        headline = (
+            f"macro AUROC {metrics['macro_auroc']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
+            if metrics["kind"] == "classifier"
+            else f"mean recall {metrics['mean_recall']:.3f}, "
+            f"zero-shot macro AUROC {metrics['zero_shot_macro_auroc']:.3f}"
+        )
+        console.print(
+            f"eval ({split}, {metrics['n_records']} records): {headline} → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option(help="finetune-classifier output")],
+    out: Annotated[Path, typer.Option(help="output folder (model.onnx, triton/, parity.json)")],
+    data: Annotated[
+        Path | None, typer.Option(help="preprocess output for the parity check (real records)")
+    ] = None,
+    name: Annotated[str, typer.Option(help="model name (Triton layout)")] = "ecg-classifier",
+    opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
+) -> None:
+    """ONNX export with a PyTorch parity check and a Triton model-repository layout."""
+    from ecgflow.stages.export import ExportParams
+    from ecgflow.stages.export import export as run_export
+
+    def action() -> None:
+        params = ExportParams.model_validate({"name": name, "opset": opset})
+        result = run_export(params, model, out, data_dir=data)
+        console.print(
+            f"exported {escape(str(result.onnx_path))}: parity max |Δ| "
+            f"{result.max_abs_diff:.2e} over {result.n_parity_rows} rows",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command()
+def register(
+    model: Annotated[Path, typer.Option(help="export output (model.onnx, pytorch/)")],
+    eval_dir: Annotated[Path, typer.Option("--eval", help="eval output (metrics.json)")],
+    name: Annotated[str, typer.Option(help="registered model name")] = "ecg-classifier",
+    pipeline_run: Annotated[str | None, typer.Option(help="pipeline run to tag")] = None,
+) -> None:
+    """Log the ONNX model and weights to MLflow and register a new version."""
+    from ecgflow.registry import register as run_register
+
+    def action() -> None:
+        version = run_register(model, eval_dir, name=name, pipeline_run=pipeline_run)
+        typer.echo(f"registered {version.uri} (run {version.run_id})")
+
+    _run(action)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Option(help="registered model name")] = "ecg-classifier",
+    metric: Annotated[str, typer.Option(help="metric compared with the champion")] = (
+        "macro_auroc"
+    ),
+    min_delta: Annotated[float, typer.Option(help="gain needed to replace the champion")] = 0.0,
+    version: Annotated[str | None, typer.Option(help="candidate (default: newest)")] = None,
+) -> None:
+    """Alias the candidate 'challenger'; move 'champion' only if it beats the champion."""
+    from ecgflow.registry import describe
+    from ecgflow.registry import promote as run_promote
+
+    def action() -> None:
+        decision = run_promote(name, metric=metric, min_delta=min_delta, version=version)
+        typer.echo(describe(decision))
+
+    _run(action)
+
+
 @app.command()
 def run(
     source: Annotated[
@@ -444,6 +542,18 @@ def run(
             meta = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(result.metadata[name].items()))
             typer.echo(f"{name}: {path}\n    {meta}")
         typer.echo(f"outputs: {result.pipeline_root}")
+        promotion = result.metadata.get("promotion")
+        if promotion:
+            evaluation = result.metadata.get("evaluation", {})
+            headline = ", ".join(
+                f"{k} {evaluation[k]:.3f}"
+                for k in ("macro_auroc", "macro_auprc", "macro_f1", "fmax")
+                if k in evaluation
+            )
+            typer.echo(
+                f"model: {promotion['uri']} (alias {promotion['alias']}); test {headline}\n"
+                f"    {promotion['summary']}"
+            )
 
     _run(action)
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError, describe_validation_error
+from ecgflow.params import EvalParams, ExportParams, PromoteParams
 from ecgflow.stages.ingest import IngestParams
 from ecgflow.stages.label import LabelParams
 from ecgflow.stages.preprocess import PreprocessParams
@@ -57,6 +58,9 @@ class PipelineConfig(BaseModel):
         default_factory=lambda: FinetuneParams.model_validate(LOCAL_FINETUNE),
         description="finetune-classifier; the default is sized for one CPU machine",
     )
+    eval: EvalParams = Field(default_factory=EvalParams)
+    export: ExportParams = Field(default_factory=ExportParams)
+    promote: PromoteParams = Field(default_factory=PromoteParams)
     accelerator_type: str = Field(
         "nvidia.com/gpu", description="accelerator the training steps request on a cluster"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,11 @@ def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
         "train_nproc": config.train_clip.nproc,
         "finetune_params": config.finetune.model_dump_json(),
         "finetune_nproc": config.finetune.nproc,
+        "eval_params": config.eval.model_dump_json(),
+        "export_params": config.export.model_dump_json(),
+        "model_name": config.promote.name,
+        "promote_metric": config.promote.metric,
+        "min_delta": config.promote.min_delta,
     }
 
 
@@ -65,6 +71,9 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
+    # the component subprocesses keep their MLflow store (the default one) under this home
+    previous_home = os.environ.get("ECGFLOW_HOME")
+    os.environ["ECGFLOW_HOME"] = str(home)
     try:
         with warnings.catch_warnings():
             # Locally the project image is this very environment; kfp warns that it is not.
@@ -74,6 +83,11 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
         raise EcgflowError(
             f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
         ) from None
+    finally:
+        if previous_home is None:
+            os.environ.pop("ECGFLOW_HOME", None)
+        else:
+            os.environ["ECGFLOW_HOME"] = previous_home
     outputs = {name: Path(artifact.path) for name, artifact in task.outputs.items()}
     metadata = {name: dict(artifact.metadata) for name, artifact in task.outputs.items()}
     return LocalRun(pipeline_root, outputs, metadata)

@@ -1,0 +1,32 @@
+"""KFP component: the export stage (see ``ecgflow.stages.export``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def export(
+    classifier: Input[Model],
+    data: Input[Dataset],
+    params: str,
+    exported: Output[Model],
+) -> None:
+    """ONNX + Triton layout with a parity check on the data's records; ``params``: ExportParams."""
+    from pathlib import Path
+
+    from ecgflow.stages.export import ExportParams
+    from ecgflow.stages.export import export as run_export
+
+    result = run_export(
+        ExportParams.model_validate_json(params),
+        Path(classifier.path),
+        Path(exported.path),
+        data_dir=Path(data.path),
+    )
+    exported.metadata.update(
+        {"parity_max_abs_diff": result.max_abs_diff, "labels": ",".join(result.labels)}
+    )

@@ -1,0 +1,55 @@
+"""KFP components: register the exported model in MLflow, then gate its promotion."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def register(
+    exported: Input[Model],
+    evaluation: Input[Dataset],
+    name: str,
+    pipeline_run: str,
+    registered: Output[Artifact],
+) -> str:
+    """Register a new version of ``name``; returns its version number."""
+    from pathlib import Path
+
+    from ecgflow.registry import register as run_register
+
+    version = run_register(
+        Path(exported.path), Path(evaluation.path), name=name, pipeline_run=pipeline_run
+    )
+    registered.metadata.update(
+        {"name": version.name, "version": version.version, "uri": version.uri}
+    )
+    return version.version
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def promote(
+    name: str,
+    version: str,
+    metric: str,
+    min_delta: float,
+    promotion: Output[Artifact],
+) -> None:
+    """Alias ``version`` challenger; move champion to it only if it beats the champion."""
+    from ecgflow.registry import describe
+    from ecgflow.registry import promote as run_promote
+
+    decision = run_promote(name, metric=metric, min_delta=min_delta, version=version)
+    promotion.metadata.update(
+        {
+            "uri": f"models:/{decision.name}/{decision.version}",
+            "alias": "champion" if decision.promoted else "challenger",
+            "promoted": decision.promoted,
+            metric: decision.value,
+            "reason": decision.reason,
+            "summary": describe(decision),
+        }
+    )
