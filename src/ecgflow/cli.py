@@ -511,6 +511,43 @@ def promote(
 
 
 @app.command()
+def serve(
+    model: Annotated[
+        str, typer.Option(help="export folder, or models:/NAME@ALIAS / models:/NAME/VERSION")
+    ],
+    name: Annotated[str, typer.Option(help="model name in the endpoint paths")] = (
+        "ecg-classifier"
+    ),
+    host: Annotated[str, typer.Option(help="address the REST server binds")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="REST port")] = 8080,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port (KServe binds every interface); off if unset")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="server processes (each loads the model)")] = 1,
+    batch_rows: Annotated[
+        int, typer.Option(help="rows of concurrent requests run together (1: no batching)")
+    ] = 32,
+    batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill")] = 2.0,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads (0: all cores)")] = 0,
+    max_body_mb: Annotated[float, typer.Option(help="largest request body in MiB")] = 64.0,
+) -> None:
+    """Serve an exported classifier with KServe (V1 + V2 REST, /metrics) until interrupted."""
+
+    def action() -> None:
+        sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported: give it nothing of ours
+        from ecgflow.serving import ECGClassifier, ServingLimits, serve_model
+
+        limits = ServingLimits(max_body_bytes=int(max_body_mb * (1 << 20)))
+        classifier = ECGClassifier(
+            name, model, limits, max_batch_rows=batch_rows, max_wait_ms=batch_wait_ms,
+            threads=threads,
+        )  # fmt: skip
+        serve_model(classifier, host=host, http_port=port, grpc_port=grpc_port, workers=workers)
+
+    _run(action)
+
+
+@app.command()
 def run(
     source: Annotated[
         str | None, typer.Option(help="dataset to ingest (default: the config's)")

@@ -106,10 +106,10 @@ def register(
             signature=signature,
             input_example=example,
             registered_model_name=name,
+            # in the model folder (extra_files/), so serving finds them beside model.onnx
+            extra_files=[str(export_dir / side) for side in SIDE_FILES],
         )
         mlflow.log_artifacts(str(export_dir / "pytorch"), artifact_path="pytorch")
-        for side in SIDE_FILES:
-            mlflow.log_artifact(str(export_dir / side), artifact_path="serving")
         tracking.log_metrics(flat, step=0)
         mlflow.set_tags({"eval.data_hash": metrics["data_hash"], "stage": "register"})
     finally:

@@ -1,0 +1,14 @@
+"""Serving: the exported classifier as a KServe model (``ecgflow serve``).
+
+:mod:`~ecgflow.serving.bundle` opens an export folder or a registered version,
+:mod:`~ecgflow.serving.requests` turns request instances into model rows with the preprocess
+stage's transform, :mod:`~ecgflow.serving.batching` runs concurrent requests together,
+:mod:`~ecgflow.serving.classifier` is the ``kserve.Model`` and :mod:`~ecgflow.serving.server`
+starts KServe's server.
+"""
+
+from ecgflow.serving.classifier import ECGClassifier
+from ecgflow.serving.requests import RequestError, ServingLimits
+from ecgflow.serving.server import serve as serve_model
+
+__all__ = ["ECGClassifier", "RequestError", "ServingLimits", "serve_model"]

@@ -1,0 +1,48 @@
+"""Start KServe's model server for an ecgflow classifier (``ecgflow serve``).
+
+Routes are KServe's own: V1 ``/v1/models/NAME:predict``, V2 ``/v2/models/NAME/infer``,
+readiness ``/v2/health/ready`` and ``/v2/models/NAME/ready``, liveness ``/v2/health/live``,
+Prometheus ``/metrics``. Added here: the REST server binds ``host`` (KServe binds 0.0.0.0,
+right in a pod, wrong on a laptop), and the app settings of :mod:`ecgflow.serving.http_app`
+(413 over the body limit, 400 for unparseable bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ecgflow.serving.classifier import ECGClassifier
+from ecgflow.serving.http_app import configure_app
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    model: ECGClassifier,
+    host: str = "127.0.0.1",
+    http_port: int = 8080,
+    grpc_port: int | None = None,
+    workers: int = 1,
+) -> None:
+    """Load ``model`` and serve it until SIGTERM/SIGINT; ``grpc_port`` None: no gRPC."""
+    from kserve import ModelServer
+
+    class _Server(ModelServer):
+        def setup_event_loop(self) -> None:  # runs after the servers exist, before they bind
+            for rest in (self._rest_server, self._rest_multiprocess_server):
+                if rest is not None:
+                    config = getattr(rest, "config", None) or rest._rest_server.config
+                    config.host = host
+            super().setup_event_loop()
+
+    model.load()
+    configure_app(model.limits.max_body_bytes)
+    server = _Server(
+        http_port=http_port,
+        grpc_port=grpc_port or 0,
+        enable_grpc=grpc_port is not None,
+        workers=workers,
+        enable_latency_logging=False,
+    )
+    log.info("serving %s on http://%s:%d", model.name, host, http_port)
+    server.start([model])
