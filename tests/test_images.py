@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -37,3 +38,15 @@ def test_base_image_installs_torch_first_with_constraints() -> None:
     )
     assert torch_at < constrained_at
     assert "USER 1000" in text
+
+
+def test_serve_image_runs_ecgflow_serve_on_the_kserve_mount_without_secrets() -> None:
+    text = (IMAGES / "serve.Dockerfile").read_text()
+    assert text.index("pip install torch==2.13.0") < text.index("-c constraints.txt")
+    assert "USER 1000" in text
+    assert "EXPOSE 8080" in text
+    assert 'ENTRYPOINT ["ecgflow", "serve"]' in text
+    assert 'CMD ["--model", "/mnt/models", "--host", "0.0.0.0", "--port", "8080"]' in text
+    instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
+    for line in instructions:
+        assert not re.search(r"(?i)(AWS_|SECRET|PASSWORD|TOKEN)", line), line
