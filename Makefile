@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 SOURCE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint format compile bench clean
+.PHONY: setup run serve test lint format compile bench clean
 
 setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (idempotent)
 
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: setup  ## run the training pipeline locally (kfp.local) on the embedded default or SOURCE=...
 	$(VENV)/bin/ecgflow run $(if $(SOURCE),--source '$(SOURCE)')
+
+serve: setup  ## serve the champion of the embedded registry (after make run) on 127.0.0.1:8080
+	$(VENV)/bin/ecgflow serve --model models:/ecg-classifier@champion
 
 test: setup  ## run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -41,6 +44,7 @@ bench: setup  ## speed benchmarks (ratios against baselines; numbers go in the R
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/train.py
+	$(PY) benchmarks/serving.py
 
 clean:
 	rm -rf .ecgflow pipelines/compiled .pytest_cache

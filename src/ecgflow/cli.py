@@ -525,11 +525,22 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(help="server processes (each loads the model)")] = 1,
     batch_rows: Annotated[
-        int, typer.Option(help="rows of concurrent requests run together (1: no batching)")
-    ] = 32,
-    batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill")] = 2.0,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads (0: all cores)")] = 0,
+        int,
+        typer.Option(
+            help="run the rows of concurrent requests together, up to this many (1: each alone; "
+            "on 2 CPU cores batching measured slower, see README)"
+        ),
+    ] = 1,
+    batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill")] = 0.0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="onnxruntime threads per model call (0: one per core); 1 lets concurrent "
+            "requests use the cores (measured fastest, see README)"
+        ),
+    ] = 1,
     max_body_mb: Annotated[float, typer.Option(help="largest request body in MiB")] = 64.0,
+    access_log: Annotated[bool, typer.Option(help="log a line per request")] = False,
 ) -> None:
     """Serve an exported classifier with KServe (V1 + V2 REST, /metrics) until interrupted."""
 
@@ -542,7 +553,10 @@ def serve(
             name, model, limits, max_batch_rows=batch_rows, max_wait_ms=batch_wait_ms,
             threads=threads,
         )  # fmt: skip
-        serve_model(classifier, host=host, http_port=port, grpc_port=grpc_port, workers=workers)
+        serve_model(
+            classifier, host=host, http_port=port, grpc_port=grpc_port, workers=workers,
+            access_log=access_log,
+        )  # fmt: skip
 
     _run(action)
 

@@ -1,7 +1,7 @@
 """Run the rows of concurrent requests through the model together.
 
 :class:`RowBatcher` collects the rows that requests submit while a batch is running (up to
-``max_rows``, waiting at most ``max_wait_ms`` for more once one is queued), runs them as one
+``max_rows``; with ``max_wait_ms`` > 0 it also waits that long for more), runs them as one
 model call in a worker thread and hands each request its own slice back. With ``max_rows``
 <= 1 every request runs on its own, still off the event loop.
 """
@@ -25,7 +25,7 @@ class RowBatcher:
     """Micro-batches ``run(rows [N, ...]) -> [N, ...]`` calls from one event loop."""
 
     def __init__(
-        self, run: Callable[[np.ndarray], np.ndarray], max_rows: int = 32, max_wait_ms: float = 2.0
+        self, run: Callable[[np.ndarray], np.ndarray], max_rows: int = 32, max_wait_ms: float = 0.0
     ) -> None:
         self.run = run
         self.max_rows = max_rows
@@ -61,7 +61,7 @@ class RowBatcher:
                 except asyncio.QueueEmpty:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
-                        break
+                        break  # max_wait 0: take what queued while the last batch ran, no more
                     try:
                         job = await asyncio.wait_for(self._queue.get(), remaining)
                     except TimeoutError:

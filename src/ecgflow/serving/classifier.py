@@ -64,9 +64,9 @@ class ECGClassifier(Model):
         name: str,
         model_uri: str,
         limits: ServingLimits | None = None,
-        max_batch_rows: int = 32,
-        max_wait_ms: float = 2.0,
-        threads: int = 0,
+        max_batch_rows: int = 1,
+        max_wait_ms: float = 0.0,
+        threads: int = 1,
         cache_dir: Path | None = None,
     ) -> None:
         super().__init__(name)

@@ -23,8 +23,13 @@ def serve(
     http_port: int = 8080,
     grpc_port: int | None = None,
     workers: int = 1,
+    access_log: bool = False,
 ) -> None:
-    """Load ``model`` and serve it until SIGTERM/SIGINT; ``grpc_port`` None: no gRPC."""
+    """Load ``model`` and serve it until SIGTERM/SIGINT; ``grpc_port`` None: no gRPC.
+
+    ``access_log`` keeps uvicorn's line per request and KServe's per-request timing lines;
+    off, the same numbers are still in ``/metrics``.
+    """
     from kserve import ModelServer
 
     class _Server(ModelServer):
@@ -44,5 +49,8 @@ def serve(
         workers=workers,
         enable_latency_logging=False,
     )
+    if not access_log:  # after ModelServer() set KServe's logging up
+        for name in ("uvicorn.access", "kserve.trace"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     log.info("serving %s on http://%s:%d", model.name, host, http_port)
     server.start([model])
