@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import signal as sps
 
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import STANDARD_LEADS, ECGRecord
+from ecgflow.signal import quality
+from ecgflow.signal.resample import ratio, resample
 from ecgflow.signal.transform import transform_record
+from ecgflow.stages import preprocess as preprocess_stage
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.label import LabelParams, label
 from ecgflow.stages.preprocess import PreprocessParams, preprocess
@@ -240,6 +244,78 @@ def test_like_reproduces_parameters(synthetic: Inputs, tmp_path: Path) -> None:
     np.testing.assert_array_equal(ext, orig)
     with pytest.raises(EcgflowError, match=r"preprocess\.json"):
         preprocess(PreprocessParams(), synthetic.records, None, tmp_path / "x", like=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fs_in", "fs_out"),
+    [(500, 100), (250, 100), (1000, 100), (360, 100), (257, 100), (50, 100), (100, 500), (200, 50)],
+)
+def test_resample_is_scipy_resample_poly(fs_in: int, fs_out: int) -> None:
+    rng = np.random.default_rng(fs_in)
+    up, down = ratio(fs_in, fs_out)
+    for n in (1, 7, 49, 50, 51, 999, 2500, 5000, 5003):
+        x = rng.standard_normal((3, 2, n))
+        expected = sps.resample_poly(x, up, down, axis=-1)
+        got = resample(x, fs_in, fs_out)
+        assert got.shape == expected.shape and got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    # a record's numbers do not depend on the batch it is in (bit for bit)
+    batch = rng.standard_normal((5, 12, 5000))
+    whole = resample(batch, fs_in, fs_out)
+    assert np.array_equal(resample(batch[2], fs_in, fs_out), whole[2])
+    assert np.array_equal(resample(batch[1:4, 3:4], fs_in, fs_out), whole[1:4, 3:4])
+
+
+def test_noise_ratio_is_the_high_band_power_share() -> None:
+    fs, t = 500.0, np.arange(5000) / 500.0
+    clean = np.sin(2 * np.pi * 10 * t) + 0.3 * np.sin(2 * np.pi * 25 * t)
+    x = np.stack(
+        [clean, clean + np.sin(2 * np.pi * 45 * t), clean + 0.4 * np.sin(2 * np.pi * 120 * t)]
+    )
+    power = np.abs(np.fft.rfft(x, axis=-1)) ** 2  # float64 reference of the module docstring
+    freqs = np.fft.rfftfreq(x.shape[-1], 1 / fs)
+    expected = power[:, freqs > 40].sum(-1) / power[:, freqs > 0.5].sum(-1)
+    got = quality.noise_ratio(x, fs)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got[0] < 1e-6 and got[1] == pytest.approx(1 / 2.09, abs=1e-4)
+    # the 120 Hz lead: 0.4² / (1.09 + 0.4²) = 0.13, below NOISE_RATIO
+    assert quality.noisy_leads(x, fs).tolist() == [False, True, False]
+    flat, saturated, noisy = quality.lead_flags(x, fs)
+    assert noisy.tolist() == [False, True, False] and not flat.any() and not saturated.any()
+    low = x[:, ::5]  # 100 Hz: no band above 40 Hz; the first-difference proxy flags the 45 Hz
+    assert quality.noisy_leads(low, 100.0).tolist() == [False, True, False]
+
+
+def test_lead_flags_match_the_single_flags() -> None:
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((4, 6, 3000)), 2)
+    x[0, 1] = 0.2  # flat
+    x[1, 2, 100:200] = x[1, 2].max()  # saturated at the maximum
+    x[2, 3, 50:120] = x[2, 3].min()  # ... and at the minimum
+    x[3, 4] += 2 * np.sin(2 * np.pi * 60 * np.arange(3000) / 250)  # high-frequency
+    flat, saturated, noisy = quality.lead_flags(x, 250.0)
+    assert np.array_equal(flat, quality.flat_leads(x))
+    assert np.array_equal(saturated, quality.saturated_leads(x, 250.0))
+    assert np.array_equal(noisy, quality.noisy_leads(x, 250.0))
+    assert flat[0, 1] and saturated[1, 2] and saturated[2, 3] and not saturated[0, 1]
+    assert flat.sum() == 1 and saturated.sum() == 2
+
+
+def test_batches_within_a_chunk_give_the_same_bytes(
+    synthetic: Inputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = PreprocessParams(workers=1)  # 500 Hz records: resampled to 100 Hz
+    preprocess(params, synthetic.records, synthetic.split, tmp_path / "default")
+    monkeypatch.setattr(preprocess_stage, "BATCH_SAMPLES", 12 * 5000 * 3)  # 3 records a batch
+    preprocess(params, synthetic.records, synthetic.split, tmp_path / "small")
+    assert _files(tmp_path / "small") == _files(tmp_path / "default")
+    index = pd.read_parquet(tmp_path / "default" / "train" / "index.parquet")
+    rid = index["record_id"].iloc[4]
+    path = pd.read_parquet(synthetic.records / "records.parquet").set_index("record_id").loc[rid]
+    record = read_record(synthetic.records / "raw" / path["path"], record_id=rid)
+    expected, _ = transform_record(record, params)
+    _, stage = _row(tmp_path / "default", rid)
+    np.testing.assert_allclose(stage[0], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,25 @@ def zscore(x: np.ndarray) -> np.ndarray:
     return zscore_with_stats(x)[0]
 
 
-def zscore_with_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def zscore_with_stats(
+    x: np.ndarray, dtype: type[np.floating] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`zscore` plus the per-lead ``offset`` and ``scale`` (mV) that undo it.
 
     ``x ≈ z * scale + offset`` (``scale`` is 1 for a near-constant lead, whose z is 0).
+    ``dtype`` (default: that of ``x``) is the dtype of ``z``; the arithmetic is ``x``'s either
+    way, and the mean and standard deviation are exactly ``x.mean`` and ``x.std``.
     """
     mean = x.mean(axis=-1, keepdims=True)
-    std = x.std(axis=-1, keepdims=True)
+    dev = x - mean
+    # x.std(): the mean of the squared deviations, summed the same way; dev is reused
+    std = np.sqrt(np.add.reduce(dev * dev, axis=-1, keepdims=True) / x.shape[-1])
     ok = std > STD_EPS
     safe = np.where(ok, std, 1.0)
-    return np.where(ok, (x - mean) / safe, 0.0), mean[..., 0], safe[..., 0]
+    z = np.divide(dev, safe, out=None if dtype is None else np.empty(dev.shape, dtype))
+    if not ok.all():
+        z[~ok[..., 0]] = 0.0
+    return z, mean[..., 0], safe[..., 0]
 
 
 def scale(x: np.ndarray, millivolts: float) -> np.ndarray:

@@ -45,6 +45,18 @@ def repair_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     return x, n_repaired, empty
 
 
+def lead_flags(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bool ``[..., C]`` arrays ``(flat, saturated, noisy)``: the three flags together.
+
+    The same as :func:`flat_leads`, :func:`saturated_leads` and :func:`noisy_leads`, but each
+    lead's minimum and maximum are found once and shared.
+    """
+    low, high = x.min(axis=-1, keepdims=True), x.max(axis=-1, keepdims=True)
+    flat = (high - low)[..., 0] < FLAT_PTP_MV
+    saturated = _runs_at(x, fs, (high, low)) & ~flat
+    return flat, saturated, noisy_leads(x, fs)
+
+
 def flat_leads(x: np.ndarray) -> np.ndarray:
     """Bool ``[..., C]``: leads whose peak-to-peak amplitude is below :data:`FLAT_PTP_MV`."""
     return np.ptp(x, axis=-1) < FLAT_PTP_MV
@@ -52,20 +64,27 @@ def flat_leads(x: np.ndarray) -> np.ndarray:
 
 def saturated_leads(x: np.ndarray, fs: float) -> np.ndarray:
     """Bool ``[..., C]``: leads with a long run at their own minimum or maximum value."""
+    extremes = (x.max(axis=-1, keepdims=True), x.min(axis=-1, keepdims=True))
+    return _runs_at(x, fs, extremes) & ~flat_leads(x)
+
+
+def _runs_at(x: np.ndarray, fs: float, extremes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Bool ``[..., C]``: leads with a long run at one of ``extremes`` (each ``[..., C, 1]``)."""
     run = max(SATURATION_MIN_SAMPLES, round(SATURATION_RUN_S * fs))
-    if x.shape[-1] < run:
-        return np.zeros(x.shape[:-1], dtype=bool)
     hit = np.zeros(x.shape[:-1], dtype=bool)
-    for extreme in (x.max(axis=-1, keepdims=True), x.min(axis=-1, keepdims=True)):
+    if x.shape[-1] < run:
+        return hit
+    for extreme in extremes:
         at = x == extreme
-        candidates = at.sum(axis=-1) >= run  # runs are searched only where they could exist
+        # runs are searched only where they could exist (a bool is one byte: sum its bytes)
+        candidates = at.view(np.uint8).sum(axis=-1, dtype=np.int32) >= run
         if not candidates.any():
             continue
         total = np.cumsum(at[candidates], axis=-1, dtype=np.int32)
         window = total[..., run - 1 :].copy()
         window[..., 1:] -= total[..., :-run]
         hit[candidates] |= (window >= run).any(axis=-1)
-    return hit & ~flat_leads(x)
+    return hit
 
 
 def noise_ratio(x: np.ndarray, fs: float) -> np.ndarray:
@@ -77,10 +96,14 @@ def noise_ratio(x: np.ndarray, fs: float) -> np.ndarray:
         cutoff, y = 0.75 * nyquist, np.diff(x, axis=-1)
     # DC and < NOISE_FLOOR_HZ are excluded, so no centring is needed; a ratio: float32 is ample
     coeffs = scipy.fft.rfft(y.astype(np.float32), axis=-1)
-    power = coeffs.real**2 + coeffs.imag**2
     freqs = np.fft.rfftfreq(y.shape[-1], 1.0 / fs)
-    total = power[..., int(np.searchsorted(freqs, NOISE_FLOOR_HZ, side="right")) :].sum(axis=-1)
-    high = power[..., int(np.searchsorted(freqs, cutoff, side="right")) :].sum(axis=-1)
+    first = int(np.searchsorted(freqs, NOISE_FLOOR_HZ, side="right"))
+    split = max(first, int(np.searchsorted(freqs, cutoff, side="right")))
+    # power |c|² summed over bins as re² + im² over the interleaved float32 view (no temporaries)
+    parts = coeffs.view(np.float32)
+    low_band, high_band = parts[..., 2 * first : 2 * split], parts[..., 2 * split :]
+    high = np.einsum("...i,...i->...", high_band, high_band, dtype=np.float64)
+    total = np.einsum("...i,...i->...", low_band, low_band, dtype=np.float64) + high
     return np.where(total > 0, high / np.where(total > 0, total, 1.0), 0.0)
 
 

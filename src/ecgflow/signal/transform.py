@@ -189,12 +189,11 @@ def lead_names(spec: str) -> list[str]:
     raise ValueError(f"must be one of {', '.join(LEAD_MODES)}, got {spec!r}")
 
 
-def select_leads(record: ECGRecord, params: PreprocessParams) -> tuple[np.ndarray, dict[str, Any]]:
-    """Pick ``params.leads`` from ``record`` and repair non-finite samples (steps 1–2).
+def lead_rows(record: ECGRecord, params: PreprocessParams) -> list[int | None]:
+    """The row of ``record.signal`` for each output channel of ``params.leads`` (None: absent).
 
-    Returns a float64 ``[C, T]`` array (missing leads zero) and the info so far:
-    ``lead_mask`` (bool per channel), ``n_repaired``, ``n_missing_leads``.
-    Raises :class:`RecordError` when the record has none of the needed leads.
+    Raises :class:`RecordError` when the record has none of the needed leads (or no lead I for
+    ``lead1-dup``).
     """
     wanted = params.channels
     position = {name: i for i, name in enumerate(record.leads)}
@@ -204,13 +203,31 @@ def select_leads(record: ECGRecord, params: PreprocessParams) -> tuple[np.ndarra
         raise RecordError(
             f"record {record.record_id}: none of the leads {wanted} (has {record.leads})"
         )
-    x = np.zeros((len(wanted), record.n_samples), dtype=np.float64)
-    present = np.zeros(len(wanted), dtype=bool)
-    for row, name in enumerate(wanted):
-        if name in position:
-            x[row] = record.signal[position[name]]
-            present[row] = True
-    x, n_repaired, empty = quality.repair_nonfinite(x)
+    return [position.get(name) for name in wanted]
+
+
+def select_leads(
+    record: ECGRecord, params: PreprocessParams, out: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Pick ``params.leads`` from ``record`` and repair non-finite samples (steps 1–2).
+
+    Returns a float64 ``[C, T]`` array (missing leads zero; ``out`` when given, e.g. a row of
+    a batch, filled in place) and the info so far: ``lead_mask`` (bool per channel),
+    ``n_repaired``, ``n_missing_leads``.
+    Raises :class:`RecordError` when the record has none of the needed leads.
+    """
+    rows = lead_rows(record, params)
+    x = np.empty((len(rows), record.n_samples), dtype=np.float64) if out is None else out
+    for i, row in enumerate(rows):
+        if row is None:
+            x[i] = 0.0
+        else:
+            x[i] = record.signal[row]
+    present = np.array([row is not None for row in rows], dtype=bool)
+    if np.isfinite(record.signal).all():  # the common case: nothing to repair
+        n_repaired, empty = 0, np.zeros(len(rows), dtype=bool)
+    else:
+        x, n_repaired, empty = quality.repair_nonfinite(x)
     mask = present & ~empty
     info = {
         "n_repaired": n_repaired,
@@ -240,9 +257,10 @@ def transform_batch(
     Raises :class:`RecordError` if the records are too short to filter.
     """
     present = lead_mask.astype(bool)
-    flat = quality.flat_leads(x) & present
-    saturated = quality.saturated_leads(x, fs_in) & present
-    noisy = quality.noisy_leads(x, fs_in) & present & ~flat
+    flat, saturated, noisy = quality.lead_flags(x, fs_in)
+    flat &= present
+    saturated &= present
+    noisy &= present & ~flat
     y = resample(x, fs_in, params.fs)
     if y.shape[-1] < min_samples(params):
         raise RecordError(
@@ -259,11 +277,12 @@ def transform_batch(
     if params.bandpass is not None:
         y = filters.filtfilt(y, filters.bandpass_sos(*params.bandpass, params.fs))
     mask = present & ~flat
-    y = np.where(mask[..., None], y, 0.0)
+    if not mask.all():
+        y = np.where(mask[..., None], y, 0.0)
     offset = np.zeros(y.shape[:-1])
     factor = np.ones(y.shape[:-1])
-    if params.normalise == "zscore":
-        y, offset, factor = normalise.zscore_with_stats(y)
+    if params.normalise == "zscore":  # float64 arithmetic, stored as the float32 output
+        y, offset, factor = normalise.zscore_with_stats(y, dtype=np.float32)
     elif params.normalise == "scale":
         y = normalise.scale(y, params.scale)
         factor = factor * params.scale

@@ -16,9 +16,10 @@ Output (``out_dir``)::
     manifest.json             params, input hashes, sha256 of every file
 
 The numbers are those of :func:`ecgflow.signal.transform.transform_record`; records are read and
-transformed in chunks of ``chunk_size`` (one shard each), stacked per (rate, length) group and
-filtered as one batch, in ``workers`` processes, and written as they arrive in chunk order,
-so memory stays flat and the same inputs give the same bytes.
+transformed in chunks of ``chunk_size`` (one shard each), grouped by (rate, length) and
+transformed in batches of about :data:`BATCH_SAMPLES` samples (a record's numbers do not depend
+on its batch), in ``workers`` processes, and written as they arrive in chunk order, so memory
+stays flat and the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ import pyarrow.parquet as pq
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
+from ecgflow.io.record import ECGRecord
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.parallel import ordered_map
 from ecgflow.signal.transform import (
     PreprocessParams,
+    lead_rows,
     record_info,
     select_leads,
     transform_batch,
@@ -90,6 +93,9 @@ INDEX_SCHEMA = pa.schema(
 REJECTED_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string())])
 _RECORD_COLUMNS = ["record_id", "patient_id", "path", "fs", "leads"]
 _INLINE_BELOW = 2  # fewer chunks than this run in-process
+#: Samples (channels × time) per transform_batch call within a chunk: a batch this size keeps
+#: its temporaries in cache (about 8 MiB of float64 per array; 16 records of 12 × 5000).
+BATCH_SAMPLES = 1 << 20
 
 
 @dataclass
@@ -290,40 +296,47 @@ def _run(chunks: list[_Chunk], raw_dir: Path, params: PreprocessParams) -> Itera
 
 
 def _process_chunk(chunk: _Chunk) -> _ChunkOut:
-    """Read, group by (rate, length), transform each group as one batch; keep chunk order."""
+    """Read, group by (rate, length), transform each group in batches; keep chunk order."""
     raw_dir: Path = _state["raw_dir"]
     params: PreprocessParams = _state["params"]
     rejected: list[tuple[str, str]] = []
-    prepared: list[tuple[dict[str, Any], float, np.ndarray, dict[str, Any]]] = []
+    prepared: list[tuple[dict[str, Any], ECGRecord]] = []
     for row in chunk.rows:
         try:
             record = read_record(
                 raw_dir / row["path"], fs=row["fs"], leads=row["leads"], record_id=row["record_id"]
             )
-            x, selected = select_leads(record, params)
-            prepared.append((row, record.fs, x, selected))
+            lead_rows(record, params)  # a record without the needed leads is rejected here
+            prepared.append((row, record))
         except EcgflowError as exc:
             rejected.append((row["record_id"], str(exc).replace(f"{raw_dir}{os.sep}", "")))
         except Exception as exc:  # a bad record must never crash the stage
             rejected.append((row["record_id"], f"unreadable ({type(exc).__name__}: {exc})"))
     groups: dict[tuple[float, int], list[int]] = {}
-    for i, (_, fs, x, _) in enumerate(prepared):
-        groups.setdefault((fs, x.shape[-1]), []).append(i)
+    for i, (_, record) in enumerate(prepared):
+        groups.setdefault((record.fs, record.n_samples), []).append(i)
     outputs: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
-    for (fs, _), members in groups.items():
-        batch = np.stack([prepared[i][2] for i in members])
-        mask = np.stack([prepared[i][3]["lead_mask"] for i in members])
-        try:
-            out, starts, flags = transform_batch(batch, fs, mask, params)
-        except Exception as exc:  # e.g. too short to filter: every record of the group
-            for i in members:
-                rejected.append((prepared[i][0]["record_id"], f"cannot transform: {exc}"))
-            continue
-        for j, i in enumerate(members):
-            outputs[i] = (out[j], record_info(prepared[i][3], flags, j, starts))
+    n_channels = len(params.channels)
+    for (fs, n_samples), members in groups.items():
+        size = max(1, BATCH_SAMPLES // (n_channels * n_samples))
+        for first in range(0, len(members), size):
+            part = members[first : first + size]
+            batch = np.empty((len(part), n_channels, n_samples), dtype=np.float64)
+            selected = [
+                select_leads(prepared[i][1], params, out=batch[j])[1] for j, i in enumerate(part)
+            ]
+            mask = np.stack([info["lead_mask"] for info in selected])
+            try:
+                out, starts, flags = transform_batch(batch, fs, mask, params)
+            except Exception as exc:  # e.g. too short to filter: every record of the group
+                for i in part:
+                    rejected.append((prepared[i][0]["record_id"], f"cannot transform: {exc}"))
+                continue
+            for j, i in enumerate(part):
+                outputs[i] = (out[j], record_info(selected[j], flags, j, starts))
     arrays: list[np.ndarray] = []
     index: list[dict[str, Any]] = []
-    for i, (row, fs, _, _) in enumerate(prepared):
+    for i, (row, record) in enumerate(prepared):
         if i not in outputs:
             continue
         out, info = outputs[i]
@@ -337,7 +350,7 @@ def _process_chunk(chunk: _Chunk) -> _ChunkOut:
                     "fold": row["fold"],
                     "segment": segment,
                     "start_sample": start,
-                    "source_fs": fs,
+                    "source_fs": record.fs,
                     **info,
                 }
             )
