@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 
 def ptbxl_copy(shared: Path, dest: Path, ecg_ids: list[int]) -> Path:
@@ -21,3 +22,33 @@ def ptbxl_copy(shared: Path, dest: Path, ecg_ids: list[int]) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(shared / "ptbxl" / f"{filename}{suffix}", target)
     return dest
+
+
+def tiny_classifier(root: Path, shared: Path) -> tuple[Path, Path]:
+    """(classifier output, preprocess output) in ``root``: one epoch of a tiny model.
+
+    60 PTB-XL records (superclasses) when ``shared`` holds PTB-XL, else 60 synthetic records.
+    """
+    from ecgflow.stages.finetune_classifier import finetune_classifier
+    from ecgflow.stages.ingest import IngestParams, ingest
+    from ecgflow.stages.label import LabelParams, label
+    from ecgflow.stages.preprocess import PreprocessParams, preprocess
+    from ecgflow.stages.split import SplitParams, split
+    from ecgflow.training.params import FinetuneParams
+
+    if (shared / "ptbxl").is_dir():
+        source, label_set = f"ptbxl:{shared / 'ptbxl'}", "ptbxl-superdiagnostic"
+    else:
+        source, label_set = "synthetic://?n=60&seed=2&fs=100", "synthetic"
+    ingest(IngestParams(source=source, limit=60, workers=1), root / "records")
+    label(LabelParams(label_set=label_set), root / "records", root / "labels")
+    split(SplitParams(ratios=(0.6, 0.2, 0.2)), root / "records", root / "labels", root / "split")
+    preprocess(PreprocessParams(workers=1), root / "records", root / "split", root / "data")
+    params = FinetuneParams.model_validate(
+        {"pretrained": False, "encoder": {"width": 8, "depth": 1},
+         "train": {"epochs": 1, "batch_size": 8}}
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        finetune_classifier(params, None, root / "data", root / "labels", root / "clf")
+    return root / "clf", root / "data"

@@ -12,40 +12,19 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import SHARED_DATA
+from datasets import tiny_classifier
 
 from ecgflow.errors import EcgflowError
 from ecgflow.models import load_model
 from ecgflow.params import ExportParams
 from ecgflow.stages.export import export
-from ecgflow.stages.finetune_classifier import finetune_classifier
-from ecgflow.stages.ingest import IngestParams, ingest
-from ecgflow.stages.label import LabelParams, label
-from ecgflow.stages.preprocess import PreprocessParams, preprocess
-from ecgflow.stages.split import SplitParams, split
 from ecgflow.training.data import ShardRows
-from ecgflow.training.params import FinetuneParams
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """(classifier output, preprocess output) after one epoch of a tiny model."""
-    root = tmp_path_factory.mktemp("export")
-    if SHARED_DATA.is_dir():
-        source, label_set = f"ptbxl:{SHARED_DATA / 'ptbxl'}", "ptbxl-superdiagnostic"
-    else:
-        source, label_set = "synthetic://?n=60&seed=2&fs=100", "synthetic"
-    ingest(IngestParams(source=source, limit=60, workers=1), root / "records")
-    label(LabelParams(label_set=label_set), root / "records", root / "labels")
-    split(SplitParams(ratios=(0.6, 0.2, 0.2)), root / "records", root / "labels", root / "split")
-    preprocess(PreprocessParams(workers=1), root / "records", root / "split", root / "data")
-    params = FinetuneParams.model_validate(
-        {"pretrained": False, "encoder": {"width": 8, "depth": 1},
-         "train": {"epochs": 1, "batch_size": 8}}
-    )  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        finetune_classifier(params, None, root / "data", root / "labels", root / "clf")
-    yield root / "clf", root / "data"
+    yield tiny_classifier(tmp_path_factory.mktemp("export"), SHARED_DATA)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import SHARED_DATA
+from datasets import tiny_classifier
 from servers import free_ports, listening_addresses
 
 from ecgflow.io.synthetic import synthesize_record
@@ -31,13 +32,7 @@ from ecgflow.io.wfdb_reader import read_wfdb
 from ecgflow.params import ExportParams
 from ecgflow.signal.transform import PreprocessParams, transform_record
 from ecgflow.stages.export import export
-from ecgflow.stages.finetune_classifier import finetune_classifier
-from ecgflow.stages.ingest import IngestParams, ingest
-from ecgflow.stages.label import LabelParams, label
-from ecgflow.stages.preprocess import preprocess
-from ecgflow.stages.split import SplitParams, split
 from ecgflow.training.data import ShardRows
-from ecgflow.training.params import FinetuneParams
 
 NAME = "ecg-classifier"
 PTBXL = SHARED_DATA / "ptbxl"
@@ -99,23 +94,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def trained_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(export folder, preprocess output) of a classifier trained for one epoch."""
     root = tmp_path_factory.mktemp("serving")
-    if PTBXL.is_dir():
-        source, label_set = f"ptbxl:{PTBXL}", "ptbxl-superdiagnostic"
-    else:
-        source, label_set = "synthetic://?n=60&seed=2&fs=100", "synthetic"
-    ingest(IngestParams(source=source, limit=60, workers=1), root / "records")
-    label(LabelParams(label_set=label_set), root / "records", root / "labels")
-    split(SplitParams(ratios=(0.6, 0.2, 0.2)), root / "records", root / "labels", root / "split")
-    preprocess(PreprocessParams(workers=1), root / "records", root / "split", root / "data")
-    params = FinetuneParams.model_validate(
-        {"pretrained": False, "encoder": {"width": 8, "depth": 1},
-         "train": {"epochs": 1, "batch_size": 8}}
-    )  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        finetune_classifier(params, None, root / "data", root / "labels", root / "clf")
-    export(ExportParams(name=NAME), root / "clf", root / "export", data_dir=root / "data")
-    return root / "export", root / "data"
+    classifier, data = tiny_classifier(root, SHARED_DATA)
+    export(ExportParams(name=NAME), classifier, root / "export", data_dir=data)
+    return root / "export", data
 
 
 @pytest.fixture(scope="module")
