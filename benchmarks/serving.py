@@ -8,13 +8,14 @@ records, or on synthetic records without them) is served three ways, each in its
             body ``{"instances": list[list[list[float]]]}``, ``np.array``, ``session.run``,
             ``.tolist()``; two routes skip the model and answer a constant, to measure the HTTP
             overhead of a payload: ``/noop`` only reads the body (transport + framework),
-            ``/noop-json`` also parses it with orjson (the least any JSON API must do)
+            ``/noop-json`` also parses it with orjson (the least any JSON API must do),
+            ``/noop-pydantic`` parses it into the pydantic body as ``/predict`` does
   ecgflow   ``ecgflow serve``: V1 JSON, V2 JSON and V2 with the binary tensor extension
             (raw float32 bytes after the JSON header), preprocessed tensor instances
 
 (1) Latency: one client, sequential requests with pre-encoded bodies, batch 1 and batch 32;
     p50 / p99 in ms. Goal: ecgflow p50 <= 1.5 x floor + HTTP overhead, where the overhead is
-    ``/noop-json`` for JSON bodies and ``/noop`` for the binary V2 body.
+    ``/noop-json`` or ``/noop-pydantic`` for JSON bodies and ``/noop`` for the binary V2 body.
 (2) Throughput: 8 concurrent clients sending batch-1 requests for a fixed time; requests/s.
     ecgflow as served by default (each request alone, one onnxruntime thread per call), with
     micro-batching (``--batch-rows 32``) and with every core per call (``--threads 0``), against
@@ -73,6 +74,10 @@ def seed_server(port: int, model: str) -> None:
     async def noop(request: Request) -> dict:
         await request.body()
         return {"predictions": [[0.0] * 5]}
+
+    @app.post("/noop-pydantic")
+    def noop_pydantic(request: Instances) -> dict:
+        return {"predictions": [[0.0] * 5 for _ in request.instances]}
 
     @app.post("/noop-json")
     async def noop_json(request: Request) -> dict:
@@ -257,7 +262,7 @@ def main() -> None:
         )
         try:
             for batch, x, n in (("b1", x1, args.n), ("b32", x32, max(20, args.n // 5))):
-                for route in ("predict", "noop-json", "noop"):
+                for route in ("predict", "noop-pydantic", "noop-json", "noop"):
                     url = f"http://127.0.0.1:{seed_port}/{route}"
                     key = {"predict": "seed"}.get(route, route)
                     results.setdefault(key, {})[batch] = latency(url, v1_body(x), n, json_headers)
@@ -311,7 +316,12 @@ def main() -> None:
         )
         print(f"{key:22}{cells}")
     for batch in ("b1", "b32"):
-        for key, noop in (("ecgflow_v1", "noop-json"), ("ecgflow_v2_binary", "noop_binary")):
+        pairs = (
+            ("ecgflow_v1", "noop-json"),
+            ("ecgflow_v1", "noop-pydantic"),
+            ("ecgflow_v2_binary", "noop_binary"),
+        )
+        for key, noop in pairs:
             goal = 1.5 * results["floor"][batch]["p50"] + results[noop][batch]["p50"]
             got = results[key][batch]["p50"]
             print(
