@@ -40,7 +40,6 @@ from ecgflow.serving.requests import (
     Decoded,
     RequestError,
     ServingLimits,
-    decode_instance,
     decode_instances,
     join_parts,
     lead_list,
@@ -282,6 +281,3 @@ def _json_item(item: Any, where: str) -> Any:
         raise RequestError(
             f"{where}: a JSON object {{'header': B64, 'signal': B64}} expected"
         ) from None
-
-
-__all__ = ["ECGClassifier", "decode_instance"]
