@@ -13,7 +13,6 @@ into a folder and a version; :func:`load_bundle` opens it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ecgflow.errors import EcgflowError
+from ecgflow.manifest import sha256_file
 from ecgflow.signal.transform import PreprocessParams
 
 log = logging.getLogger(__name__)
@@ -62,14 +62,6 @@ class ModelBundle:
     def run(self, x: np.ndarray) -> np.ndarray:
         """Probabilities ``[B, L]`` for preprocessed rows ``x [B, C, T]`` (float32)."""
         return self.session.run([self.output_name], {self.input_name: x})[0]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _side_file(folder: Path, name: str) -> dict[str, Any] | None:
@@ -149,7 +141,7 @@ def load_bundle(
         )
     return ModelBundle(
         name=name,
-        version=version or f"sha-{_sha256(onnx_path)[:12]}",
+        version=version or f"sha-{sha256_file(onnx_path)[:12]}",
         folder=folder,
         labels=list(labels),
         thresholds=np.array([float(by_label[label]) for label in labels], dtype=np.float32),

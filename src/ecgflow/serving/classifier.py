@@ -221,7 +221,11 @@ class ECGClassifier(Model):
             raise RequestError(f"{where}: {n} records, at most {self.limits.max_instances}")
 
     def _v2_response(
-        self, request: InferRequest, per_record: np.ndarray, positive: np.ndarray, bundle: Any
+        self,
+        request: InferRequest,
+        per_record: np.ndarray,
+        positive: np.ndarray,
+        bundle: ModelBundle,
     ) -> InferResponse:
         labels = np.array(
             [",".join(bundle.labels[j] for j in np.flatnonzero(row)) for row in positive],
