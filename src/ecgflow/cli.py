@@ -243,6 +243,37 @@ def preprocess(
     _run(action)
 
 
+@app.command(name="build-instructions")
+def build_instructions(
+    records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
+    labels: Annotated[Path, typer.Option(help="label output folder (labels.parquet)")],
+    splits: Annotated[Path, typer.Option(help="split output folder (split.parquet)")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    qa: Annotated[
+        list[Path] | None, typer.Option(help="ECG-QA JSON file (repeatable), matched by ecg_id")
+    ] = None,
+    noise_questions: Annotated[
+        int, typer.Option(help="lead-level noise questions drawn per PTB-XL record")
+    ] = 12,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Write LLaVA-style question/answer instructions per record (train.json, val.json)."""
+    from ecgflow.stages.build_instructions import BuildInstructionsParams
+    from ecgflow.stages.build_instructions import build_instructions as run_build
+
+    def action() -> None:
+        params = BuildInstructionsParams(noise_questions_per_record=noise_questions, seed=seed)
+        counts = run_build(params, records, labels, splits, out, qa)
+        console.print(
+            f"instructions: train {counts['train_instructions']}, val "
+            f"{counts['val_instructions']} ({counts['held_out_records']} test records held "
+            f"out, {counts['skipped']} skipped) → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
 @app.command(name="render-images")
 def render_images(
     data: Annotated[Path, typer.Option(help="preprocess output folder (preprocess.json)")],

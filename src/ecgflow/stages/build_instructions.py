@@ -1,0 +1,205 @@
+"""The build-instructions stage: grounded question/answer pairs per record for finetune-GEM.
+
+Inputs: an ingest folder (``records.parquet``; for PTB-XL the noise columns of
+``raw/ptbxl_database.csv``), a label folder (``labels.parquet`` + ``label_def.json``), a split
+folder (``split.parquet``) and optional ECG-QA JSON files. Questions come from
+:mod:`ecgflow.text.instructions`. Records of the test split never feed a training question: they
+are counted, not written.
+
+Output (``out_dir``)::
+
+    train.json, val.json   LLaVA-style instructions ({id, ecg, image, conversations, meta})
+    skipped.json           every input left out, with its reason (unreadable annotations,
+                           ECG-QA questions about unknown or test records)
+    manifest.json          inputs, params, counts, sha256 of every file
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.stages.ingest import RAW, RECORDS
+from ecgflow.stages.label import LABELS
+from ecgflow.stages.split import SPLIT
+from ecgflow.text import load_label_def, record_texts
+from ecgflow.text.instructions import (
+    NOISE_COLUMNS,
+    ecgqa_instruction,
+    label_instructions,
+    noise_instructions,
+    read_ecgqa,
+    report_instruction,
+)
+
+STAGE = "build-instructions"
+TRAINING_SPLITS = ("train", "val")
+SKIPPED = "skipped.json"
+_DATABASE = "ptbxl_database.csv"
+
+
+class BuildInstructionsParams(BaseModel):
+    """Parameters of build-instructions; invalid values raise EcgflowError."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    noise_questions_per_record: int = Field(
+        12, ge=0, description="lead-level noise questions drawn per PTB-XL record"
+    )
+    label_questions: bool = Field(True, description="one yes/no question per label")
+    report_questions: bool = Field(True, description="'describe this ECG' with the record text")
+    seed: int = Field(0, description="seed of the drawn questions and their wording")
+
+    _as_ecgflow_error = raises_ecgflow_error(STAGE)
+
+
+def build_instructions(
+    params: BuildInstructionsParams,
+    records_dir: Path,
+    labels_dir: Path,
+    splits_dir: Path,
+    out_dir: Path,
+    qa_files: list[Path] | None = None,
+) -> dict[str, Any]:
+    """Write ``train.json`` / ``val.json`` (module docstring); returns the counts."""
+    records_dir, labels_dir, out_dir = Path(records_dir), Path(labels_dir), Path(out_dir)
+    records = _read(records_dir / RECORDS, ["record_id", "dataset", "files"])
+    split = _read(Path(splits_dir) / SPLIT, ["record_id", "split"])
+    label_def = load_label_def(labels_dir)
+    names = [str(entry["name"]) for entry in label_def["labels"]]
+    labels = _read(labels_dir / LABELS, ["record_id", *names])
+    split_of = dict(zip(split["record_id"].astype(str), split["split"].astype(str), strict=True))
+    positives = _positives(labels, names)
+    texts = record_texts(records_dir) if params.report_questions else {}
+    noise = _noise_annotations(records_dir / RAW / _DATABASE)
+    rng = random.Random(params.seed)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in TRAINING_SPLITS}
+    skipped: list[dict[str, str]] = []
+    held_out = 0
+    ecg_paths = {}
+    for record_id, files in zip(records["record_id"].astype(str), records["files"], strict=True):
+        ecg = _record_path(files)
+        ecg_paths[record_id] = ecg
+        part = split_of.get(record_id)
+        if part not in out:
+            held_out += part is not None
+            if part is None:
+                skipped.append({"record_id": record_id, "reason": "not in split.parquet"})
+            continue
+        items = []
+        if record_id in noise:
+            found, problems = noise_instructions(
+                record_id, ecg, noise[record_id], rng, params.noise_questions_per_record
+            )
+            items += found
+            skipped += [{"record_id": record_id, "reason": p} for p in problems]
+        if params.label_questions and record_id in positives:
+            items += label_instructions(record_id, ecg, positives[record_id], label_def)
+        if params.report_questions:
+            report = report_instruction(record_id, ecg, texts.get(record_id, ""))
+            items += [report] if report else []
+        out[part] += items
+    qa_counts = _add_ecgqa(qa_files or [], ecg_paths, split_of, out, skipped)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for part, items in out.items():
+        _write_json(out_dir / f"{part}.json", items)
+    _write_json(out_dir / SKIPPED, skipped)
+    counts = {
+        **{f"{part}_instructions": len(items) for part, items in out.items()},
+        "held_out_records": held_out,
+        "skipped": len(skipped),
+        **qa_counts,
+        **{f"kind_{k}": v for k, v in sorted(Counter(_kinds(out)).items())},
+    }
+    inputs = {
+        RECORDS: sha256_file(records_dir / RECORDS),
+        LABELS: sha256_file(labels_dir / LABELS),
+        SPLIT: sha256_file(Path(splits_dir) / SPLIT),
+        **{str(path): sha256_file(Path(path)) for path in qa_files or []},
+    }
+    write_manifest(
+        out_dir, stage=STAGE, inputs=inputs, params=params.model_dump(mode="json"), counts=counts
+    )
+    return counts
+
+
+def _read(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise EcgflowError(f"{path}: not found")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise EcgflowError(f"{path}: not a readable parquet file ({exc})") from exc
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise EcgflowError(f"{path}: missing columns {missing}")
+    return table
+
+
+def _positives(labels: pd.DataFrame, names: list[str]) -> dict[str, list[str]]:
+    matrix = labels[names].to_numpy() > 0
+    ids = labels["record_id"].astype(str)
+    return {
+        rid: [n for n, on in zip(names, row, strict=True) if on]
+        for rid, row in zip(ids, matrix, strict=True)
+    }
+
+
+def _noise_annotations(path: Path) -> dict[str, dict[str, str | None]]:
+    """PTB-XL's four noise columns per ecg_id, from the database copied by ingest ({} if none)."""
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "ecg_id" not in table.columns or not set(NOISE_COLUMNS) <= set(table.columns):
+        return {}
+    table["ecg_id"] = table["ecg_id"].str.strip()
+    return table.set_index("ecg_id")[list(NOISE_COLUMNS)].to_dict(orient="index")
+
+
+def _record_path(files: Any) -> str:
+    """The record's WFDB path relative to the ingest folder (``raw/<header without .hea>``)."""
+    names = [str(f) for f in (files.tolist() if isinstance(files, np.ndarray) else files or [])]
+    header = next((name for name in names if name.endswith(".hea")), names[0] if names else "")
+    return f"{RAW}/{header.removesuffix('.hea')}"
+
+
+def _add_ecgqa(
+    qa_files: list[Path],
+    ecg_paths: dict[str, str],
+    split_of: dict[str, str],
+    out: dict[str, list[dict[str, Any]]],
+    skipped: list[dict[str, str]],
+) -> dict[str, int]:
+    """Imported ECG-QA questions about training records join their split; others are listed."""
+    used = held_out = 0
+    for path in qa_files:
+        for position, entry in enumerate(read_ecgqa(Path(path))):
+            record_id = str(entry["ecg_id"][0])
+            part = split_of.get(record_id)
+            if record_id not in ecg_paths or part is None:
+                reason = f"{path} entry {position}: ecg_id {record_id} is not an ingested record"
+                skipped.append({"record_id": record_id, "reason": reason})
+            elif part not in out:
+                held_out += 1
+            else:
+                out[part].append(ecgqa_instruction(entry, ecg_paths[record_id], position))
+                used += 1
+    return {"ecgqa_used": used, "ecgqa_held_out": held_out}
+
+
+def _kinds(out: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [item["meta"]["kind"] for items in out.values() for item in items]
+
+
+def _write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,104 @@
+"""build-instructions on real PTB-XL rows (or synthetic records): splits, ECG-QA, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ecgflow.cli import app
+from ecgflow.errors import EcgflowError
+from ecgflow.stages.build_instructions import BuildInstructionsParams, build_instructions
+from ecgflow.stages.ingest import IngestParams, ingest
+from ecgflow.stages.label import LabelParams, label
+from ecgflow.stages.split import SplitParams, split
+from ecgflow.text.instructions import parse_leads
+
+NOISE = ("static_noise", "burst_noise", "baseline_drift", "electrodes_problems")
+ECGQA = "ecg-qa/ptbxl_single_verify_ecg_id_le500.json"
+
+
+def _prepare(root: Path, source: str, label_set: str) -> tuple[Path, Path, Path]:
+    records, labels, splits = root / "records", root / "labels", root / "splits"
+    ingest(IngestParams(source=source, workers=1), records)
+    label(LabelParams(label_set=label_set), records, labels)
+    split(SplitParams(), records, labels, splits)
+    return records, labels, splits
+
+
+@pytest.fixture(scope="module")
+def ptbxl(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
+    root = tmp_path_factory.mktemp("gem-data")
+    return _prepare(root, f"ptbxl:{shared_data / 'ptbxl'}", "ptbxl-superdiagnostic")
+
+
+def test_ptbxl_instructions_keep_test_records_out_and_name_noisy_leads(
+    ptbxl, tmp_path, shared_data
+):
+    records, labels, splits = ptbxl
+    qa = shared_data / ECGQA
+    counts = build_instructions(BuildInstructionsParams(), records, labels, splits, tmp_path, [qa])
+    assignment = pd.read_parquet(splits / "split.parquet")
+    split_of = dict(zip(assignment["record_id"], assignment["split"], strict=True))
+    database = pd.read_csv(records / "raw" / "ptbxl_database.csv", dtype=str, keep_default_na=False)
+    annotations = {c: dict(zip(database["ecg_id"], database[c], strict=True)) for c in NOISE}
+    seen_kinds = set()
+    for part in ("train", "val"):
+        items = json.loads((tmp_path / f"{part}.json").read_text())
+        assert items
+        for item in items:
+            record_id = item["id"].split("-")[0] if item["meta"]["kind"] != "ecgqa" else None
+            if record_id:
+                assert split_of[record_id] == part
+                assert (records / f"{item['ecg']}.hea").is_file()
+            seen_kinds.add(item["meta"]["kind"])
+            meta, question = item["meta"], item["conversations"][0]["value"]
+            if meta["kind"] == "noise" and meta["template_id"] == 26:
+                lead = question.split("lead ")[1].split(" ")[0]
+                column = meta["attribute"].replace(" ", "_")
+                leads = parse_leads(annotations[column][record_id])
+                assert item["conversations"][1]["value"] == ("yes" if lead in leads else "no")
+    assert seen_kinds == {"noise", "label", "report", "ecgqa"}
+    test_records = sum(s == "test" for s in split_of.values())
+    assert counts["held_out_records"] == test_records > 0
+    assert counts["ecgqa_used"] + counts["ecgqa_held_out"] == 413
+    assert counts["ecgqa_held_out"] > 0
+    skipped = json.loads((tmp_path / "skipped.json").read_text())
+    assert any("leicht" in entry["reason"] for entry in skipped) or counts["skipped"] == len(
+        skipped
+    )
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["counts"] == counts and str(qa) in manifest["inputs"]
+    again = tmp_path / "again"
+    build_instructions(BuildInstructionsParams(), records, labels, splits, again, [qa])
+    assert (again / "train.json").read_bytes() == (tmp_path / "train.json").read_bytes()
+
+
+def test_synthetic_records_get_label_and_report_questions(tmp_path):
+    records, labels, splits = _prepare(tmp_path, "synthetic://?n=40&seed=3", "synthetic")
+    counts = build_instructions(
+        BuildInstructionsParams(), records, labels, splits, tmp_path / "out"
+    )
+    assert counts["kind_label"] > 0 and counts["kind_report"] > 0
+    assert "kind_noise" not in counts  # no noise annotations outside PTB-XL
+
+
+def test_cli_and_bad_inputs(tmp_path):
+    records, labels, splits = _prepare(tmp_path, "synthetic://?n=30&seed=4", "synthetic")
+    out = tmp_path / "cli"
+    args = ["build-instructions", "--records", str(records), "--labels", str(labels)]
+    args += ["--splits", str(splits), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "instructions: train" in result.output and (out / "val.json").is_file()
+    bad_qa = tmp_path / "qa.json"
+    bad_qa.write_text('[{"question": "q", "answer": ["no"]}]')
+    result = CliRunner().invoke(app, [*args, "--qa", str(bad_qa)])
+    assert result.exit_code == 2 and "entry 0 lacks ecg_id" in result.output
+    result = CliRunner().invoke(app, [*args, "--noise-questions", "-1"])
+    assert result.exit_code == 2 and "noise_questions_per_record" in result.output
+    with pytest.raises(EcgflowError, match=r"split\.parquet: not found"):
+        build_instructions(BuildInstructionsParams(), records, labels, tmp_path, out)
