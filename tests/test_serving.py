@@ -256,6 +256,7 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
     v1, v2 = f"/v1/models/{NAME}:predict", f"/v2/models/{NAME}/infer"
     wfdb_ok = _wfdb_instance(_ptbxl_or_synthetic(Path(served.log_path.parent)))["wfdb"]
     header = base64.b64decode(wfdb_ok["header"])
+    signal_name = header.split()[0].decode() + ".dat"  # 00001_lr.dat or synth.dat
     signal = base64.b64decode(wfdb_ok["signal"])
     truncated = base64.b64encode(signal[: len(signal) // 3]).decode()
     nan_body = json.dumps({"instances": [[[float("nan")] * t] * c]})  # json writes NaN
@@ -298,7 +299,7 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
          400, "malformed WFDB header"),
         ("file name with a path", v1,
          {"instances": [{"wfdb": {"header": wfdb_ok["header"],
-                                  "files": {"00001_lr.dat": "", "../../etc/x": ""}}}]},
+                                  "files": {signal_name: "", "../../etc/x": ""}}}]},
          400, "not a plain file name"),
         ("malformed JSON", v1, "{not json", 400, "Unrecognized request format"),
         ("malformed JSON, V2", v2, "{not json", 400, "malformed request"),
