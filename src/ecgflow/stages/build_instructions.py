@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import raises_ecgflow_error
+from ecgflow.io.stage_tables import read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.stages.ingest import RAW, RECORDS
 from ecgflow.stages.label import LABELS
@@ -72,12 +73,12 @@ def build_instructions(
 ) -> dict[str, Any]:
     """Write ``train.json`` / ``val.json`` (module docstring); returns the counts."""
     records_dir, labels_dir, out_dir = Path(records_dir), Path(labels_dir), Path(out_dir)
-    records = _read(records_dir / RECORDS, ["record_id", "dataset", "files"])
-    split = _read(Path(splits_dir) / SPLIT, ["record_id", "split"])
+    records = read_stage_table(records_dir / RECORDS, ("record_id", "files"), "ingest")
+    split = read_stage_table(Path(splits_dir) / SPLIT, ("record_id", "split"), "split")
     label_def = load_label_def(labels_dir)
     names = [str(entry["name"]) for entry in label_def["labels"]]
-    labels = _read(labels_dir / LABELS, ["record_id", *names])
-    split_of = dict(zip(split["record_id"].astype(str), split["split"].astype(str), strict=True))
+    labels = read_stage_table(labels_dir / LABELS, ("record_id", *names), "label")
+    split_of = dict(zip(split["record_id"], split["split"].astype(str), strict=True))
     positives = _positives(labels, names)
     texts = record_texts(records_dir) if params.report_questions else {}
     noise = _noise_annotations(records_dir / RAW / _DATABASE)
@@ -86,14 +87,15 @@ def build_instructions(
     skipped: list[dict[str, str]] = []
     held_out = 0
     ecg_paths = {}
-    for record_id, files in zip(records["record_id"].astype(str), records["files"], strict=True):
+    for record_id, files in zip(records["record_id"], records["files"], strict=True):
         ecg = _record_path(files)
         ecg_paths[record_id] = ecg
         part = split_of.get(record_id)
-        if part not in out:
-            held_out += part is not None
-            if part is None:
-                skipped.append({"record_id": record_id, "reason": "not in split.parquet"})
+        if part is None:
+            skipped.append({"record_id": record_id, "reason": "not in split.parquet"})
+            continue
+        if part not in out:  # the test split
+            held_out += 1
             continue
         items = []
         if record_id in noise:
@@ -133,25 +135,11 @@ def build_instructions(
     return counts
 
 
-def _read(path: Path, columns: list[str]) -> pd.DataFrame:
-    if not path.is_file():
-        raise EcgflowError(f"{path}: not found")
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a broken file
-        raise EcgflowError(f"{path}: not a readable parquet file ({exc})") from exc
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise EcgflowError(f"{path}: missing columns {missing}")
-    return table
-
-
 def _positives(labels: pd.DataFrame, names: list[str]) -> dict[str, list[str]]:
     matrix = labels[names].to_numpy() > 0
-    ids = labels["record_id"].astype(str)
     return {
         rid: [n for n, on in zip(names, row, strict=True) if on]
-        for rid, row in zip(ids, matrix, strict=True)
+        for rid, row in zip(labels["record_id"], matrix, strict=True)
     }
 
 

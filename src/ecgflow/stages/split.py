@@ -50,6 +50,7 @@ from pydantic import (
 )
 
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.io.stage_tables import examples, read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.splitting import group_rows, stratified_group_split
 from ecgflow.stages.ingest import RECORDS
@@ -152,7 +153,7 @@ def split(params: SplitParams, records_dir: Path, labels_dir: Path, out_dir: Pat
         if out_dir.resolve() == Path(input_dir).resolve():
             raise EcgflowError(f"--out {out_dir}: must differ from the input folder {input_dir}")
     records = _read_records(records_path)
-    label_table = _read_table(labels_path, ("record_id",), "label")
+    label_table = read_stage_table(labels_path, ("record_id",), "label")
     records, unlabelled = _labelled_only(records, label_table)
     names, matrix = _read_labels(label_table, labels_path, records["record_id"], records_path)
     keys, display = _group_keys(records)
@@ -202,32 +203,8 @@ def split(params: SplitParams, records_dir: Path, labels_dir: Path, out_dir: Pat
 # --- inputs ------------------------------------------------------------------------------------
 
 
-def _read_table(path: Path, required: tuple[str, ...], what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise EcgflowError(f"{path}: not found (expected the {what} stage's output)")
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise EcgflowError(f"{path}: not a readable parquet file ({exc})") from None
-    missing = [name for name in required if name not in table.column_names]
-    if missing:
-        raise EcgflowError(f"{path}: missing column(s) {', '.join(map(repr, missing))}")
-    frame = table.to_pandas()
-    ids = frame["record_id"]
-    if ids.isna().any():
-        raise EcgflowError(f"{path}: {int(ids.isna().sum())} row(s) have no record_id")
-    duplicated = ids[ids.duplicated()].unique()
-    if duplicated.size:
-        raise EcgflowError(
-            f"{path}: {duplicated.size} record_id(s) appear more than once "
-            f"(e.g. {_examples(duplicated)})"
-        )
-    frame["record_id"] = ids.astype(str)
-    return frame
-
-
 def _read_records(path: Path) -> pd.DataFrame:
-    frame = _read_table(path, ("record_id", "patient_id"), "ingest")
+    frame = read_stage_table(path, ("record_id", "patient_id"), "ingest")
     if frame.empty:
         raise EcgflowError(f"{path}: no records to split")
     for optional in ("dataset", "strat_fold"):
@@ -251,7 +228,7 @@ def _read_labels(
     if extra := sorted(set(frame["record_id"]) - set(record_ids)):
         raise EcgflowError(
             f"records and labels do not match: {len(extra)} record(s) in {path} are not in "
-            f"{records_path} (e.g. {_examples(extra)})"
+            f"{records_path} (e.g. {examples(extra)})"
         )
     names = [c for c in frame.columns if c not in ("record_id", NO_LABEL)]
     for name in names:
@@ -261,7 +238,7 @@ def _read_labels(
         bad = column[column.isna() | ~column.isin([0, 1])]
         if not bad.empty:
             raise EcgflowError(
-                f"{path}: label column {name!r} must hold 0 or 1, found {_examples(bad.unique())}"
+                f"{path}: label column {name!r} must hold 0 or 1, found {examples(bad.unique())}"
             )
     if not names:
         log.warning("split: %s has no label columns; splitting by size only", path)
@@ -288,14 +265,6 @@ def _group_keys(records: pd.DataFrame) -> tuple[list[str], list[str]]:
     return keys, display
 
 
-def _examples(values: Any) -> str:
-    values = list(values)
-    shown = ", ".join(
-        repr(v.item() if isinstance(v, np.generic) else v) for v in values[:_EXAMPLES]
-    )
-    return shown + (", ..." if len(values) > _EXAMPLES else "")
-
-
 # --- assignment --------------------------------------------------------------------------------
 
 
@@ -310,7 +279,7 @@ def _checked_strat_folds(
     folds = strat_fold.to_numpy(dtype=np.float64)
     bad = sorted({f for f in folds if f not in PTBXL_SPLIT_OF_FOLD})
     if bad:
-        raise EcgflowError(f"{path}: strat_fold must be 1..10, found {_examples(bad)}")
+        raise EcgflowError(f"{path}: strat_fold must be 1..10, found {examples(bad)}")
     folds = folds.astype(np.int64)
     per_group = pd.DataFrame({"group": group_of_row, "fold": folds})
     n_folds = per_group.groupby("group")["fold"].nunique()

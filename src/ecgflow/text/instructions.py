@@ -169,7 +169,7 @@ def noise_instructions(
             affected[attribute] = set(parse_leads(annotations.get(column)))
         except LeadParseError as exc:
             problems.append(f"record {record_id}: {column}: {exc}")
-    noisy_anywhere = set().union(*affected.values()) if affected else set()
+    noisy_anywhere = set().union(*affected.values())
     lead_level: list[tuple[str, str, str, int]] = []  # (question, answer, attribute, template)
     for attribute, leads in affected.items():
         for lead in LEADS:
