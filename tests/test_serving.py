@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import onnxruntime as ort
 import pytest
 from conftest import SHARED_DATA
 from datasets import tiny_classifier
-from servers import free_ports, listening_addresses
+from servers import free_ports, listening_addresses, start_ecgflow_serve, stop
 
 from ecgflow.io.synthetic import synthesize_record
 from ecgflow.io.wfdb_reader import read_wfdb
@@ -55,39 +54,8 @@ class Served:
 def start_server(
     model: str, folder: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 90
 ) -> tuple[str, subprocess.Popen[bytes], Path]:
-    """``ecgflow serve`` on a free port; returns once ``/v2/health/ready`` answers 200."""
-    (port,) = free_ports(1)
-    log_path = folder / f"serve-{port}.log"
-    command = [
-        sys.executable, "-m", "ecgflow.cli", "serve", "--model", model, "--name", NAME,
-        "--port", str(port), *extra,
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ecgflow serve exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return url, process, log_path
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop(process)
-    raise RuntimeError(f"not ready in {timeout} s:\n{log_path.read_text(errors='replace')}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """``ecgflow serve`` of the classifier (see :func:`servers.start_ecgflow_serve`)."""
+    return start_ecgflow_serve(model, folder, "--name", NAME, *extra, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -443,6 +443,103 @@ def finetune_classifier(
     _run(action)
 
 
+@app.command(name="finetune-gem")
+def finetune_gem(
+    encoder: Annotated[Path, typer.Option(help="train-clip output (the signal tower)")],
+    data: Annotated[
+        Path, typer.Option(help="preprocess output (train/val; see --help of the stage)")
+    ],
+    instructions: Annotated[Path, typer.Option(help="build-instructions output")],
+    out: Annotated[Path, typer.Option(help="output folder (model/, checkpoints, metrics)")],
+    images: Annotated[
+        Path | None, typer.Option(help="render-images output: turns the image tower on")
+    ] = None,
+    lm: Annotated[
+        str | None,
+        typer.Option(help="causal LM: HF folder or .gguf file (default: bundled SmolLM2-135M)"),
+    ] = None,
+    epoch_samples: Annotated[
+        int | None, typer.Option(help="instructions drawn per epoch (0: all)")
+    ] = None,
+    nproc: Annotated[int, typer.Option(help="processes: torchrun --nproc_per_node")] = 1,
+    epochs: Annotated[int | None, typer.Option(help="epochs at most")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch per process")] = None,
+    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
+    patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed")] = None,
+    device: Annotated[str | None, typer.Option(help="force a device, e.g. cpu")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from out/checkpoints")] = False,
+) -> None:
+    """GEM: the ECG multimodal LLM (signal/lead/image towers → LoRA LM), on the training core."""
+    from ecgflow.stages.finetune_gem import GemPaths
+    from ecgflow.stages.finetune_gem import finetune_gem as run_finetune_gem
+    from ecgflow.training.params import FinetuneGemParams
+
+    def action() -> None:
+        defaults = FinetuneGemParams()
+        fields: dict[str, object] = {
+            "model": {"lm": lm, "image": images is not None},
+            "train": defaults.train.model_dump()
+            | _train_config(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                patience=patience,
+                seed=seed,
+                device=device,
+            ),
+            "nproc": nproc,
+        }
+        if epoch_samples is not None:
+            fields["epoch_samples"] = epoch_samples or None
+        params = FinetuneGemParams.model_validate(fields)
+        paths = GemPaths(encoder, data, instructions, images, out)
+        metrics = run_finetune_gem(params, paths, resume=resume)
+        best = metrics["best"]
+        console.print(
+            f"finetune-gem: best epoch {metrics['best_epoch']}, val QA accuracy "
+            f"{best.get('qa_accuracy', float('nan')):.3f}, balanced "
+            f"{best.get('qa_balanced_accuracy', float('nan')):.3f} → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+@app.command(name="eval-gem")
+def eval_gem(
+    model: Annotated[Path, typer.Option(help="GEM model folder (finetune-gem's model/)")],
+    data: Annotated[Path, typer.Option(help="preprocess output holding the records asked about")],
+    qa: Annotated[list[Path], typer.Option(help="ECG-QA JSON file (repeatable)")],
+    out: Annotated[Path, typer.Option(help="output folder (metrics.json, predictions.json)")],
+    images: Annotated[Path | None, typer.Option(help="render-images output")] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="label output: also score label answers (macro F1)")
+    ] = None,
+    interpret: Annotated[
+        bool, typer.Option(help="with --labels: generate and score interpretations too")
+    ] = True,
+    max_new_tokens: Annotated[int, typer.Option(help="tokens per generated answer")] = 48,
+) -> None:
+    """QA accuracy (exact match; closed sets by likelihood) beside the label-prior baseline."""
+    from ecgflow.params import EvalGemParams
+    from ecgflow.stages.eval_gem import eval_gem as run_eval_gem
+
+    def action() -> None:
+        params = EvalGemParams(interpret=interpret, max_new_tokens=max_new_tokens)
+        metrics = run_eval_gem(params, model, data, qa, out, images, labels)
+        prior = metrics["label_prior"]
+        console.print(
+            f"eval-gem ({metrics['n_questions']} questions): accuracy "
+            f"{metrics['qa_accuracy']:.3f} (label prior {prior['qa_accuracy']:.3f}), balanced "
+            f"{metrics['qa_balanced_accuracy']:.3f} (prior {prior['qa_balanced_accuracy']:.3f})"
+            f" → {escape(str(out))}",
+            highlight=False,
+        )
+
+    _run(action)
+
+
 @app.command(name="eval")
 def eval_(
     model: Annotated[Path, typer.Option(help="finetune-classifier or train-clip output")],
@@ -506,16 +603,28 @@ def export(
 
 @app.command()
 def register(
-    model: Annotated[Path, typer.Option(help="export output (model.onnx, pytorch/)")],
-    eval_dir: Annotated[Path, typer.Option("--eval", help="eval output (metrics.json)")],
-    name: Annotated[str, typer.Option(help="registered model name")] = "ecg-classifier",
+    model: Annotated[
+        Path, typer.Option(help="export output (model.onnx, pytorch/) or GEM folder (gem.json)")
+    ],
+    eval_dir: Annotated[Path, typer.Option("--eval", help="eval / eval-gem output (metrics.json)")],
+    name: Annotated[
+        str | None,
+        typer.Option(help="registered model name (default: ecg-classifier, or ecg-gem)"),
+    ] = None,
     pipeline_run: Annotated[str | None, typer.Option(help="pipeline run to tag")] = None,
 ) -> None:
-    """Log the ONNX model and weights to MLflow and register a new version."""
-    from ecgflow.registry import register as run_register
+    """Log a model (ONNX + weights, or a GEM folder) to MLflow and register a new version."""
+    from ecgflow import registry
 
     def action() -> None:
-        version = run_register(model, eval_dir, name=name, pipeline_run=pipeline_run)
+        if (model / "gem.json").is_file():
+            version = registry.register_gem(
+                model, eval_dir, name=name or registry.GEM_NAME, pipeline_run=pipeline_run
+            )
+        else:
+            version = registry.register(
+                model, eval_dir, name=name or registry.DEFAULT_NAME, pipeline_run=pipeline_run
+            )
         typer.echo(f"registered {version.uri} (run {version.run_id})")
 
     _run(action)
@@ -524,19 +633,30 @@ def register(
 @app.command()
 def promote(
     name: Annotated[str, typer.Option(help="registered model name")] = "ecg-classifier",
-    metric: Annotated[str, typer.Option(help="metric compared with the champion")] = (
-        "macro_auroc"
-    ),
+    metric: Annotated[
+        str | None,
+        typer.Option(help="metric compared with the champion (macro_auroc; GEM: qa_accuracy)"),
+    ] = None,
     min_delta: Annotated[float, typer.Option(help="gain needed to replace the champion")] = 0.0,
     version: Annotated[str | None, typer.Option(help="candidate (default: newest)")] = None,
+    allow_equal: Annotated[
+        bool | None,
+        typer.Option(help="a tie promotes too ('not worse'; default for GEM models)"),
+    ] = None,
 ) -> None:
-    """Alias the candidate 'challenger'; move 'champion' only if it beats the champion."""
-    from ecgflow.registry import describe
-    from ecgflow.registry import promote as run_promote
+    """Alias the candidate 'challenger'; move 'champion' only if it passes the gate."""
+    from ecgflow import registry
 
     def action() -> None:
-        decision = run_promote(name, metric=metric, min_delta=min_delta, version=version)
-        typer.echo(describe(decision))
+        gem = name == registry.GEM_NAME
+        decision = registry.promote(
+            name,
+            metric=metric or ("qa_accuracy" if gem else "macro_auroc"),
+            min_delta=min_delta,
+            version=version,
+            allow_equal=gem if allow_equal is None else allow_equal,
+        )
+        typer.echo(registry.describe(decision))
 
     _run(action)
 
@@ -544,11 +664,14 @@ def promote(
 @app.command()
 def serve(
     model: Annotated[
-        str, typer.Option(help="export folder, or models:/NAME@ALIAS / models:/NAME/VERSION")
+        str,
+        typer.Option(
+            help="export folder or GEM folder, or models:/NAME@ALIAS / models:/NAME/VERSION"
+        ),
     ],
-    name: Annotated[str, typer.Option(help="model name in the endpoint paths")] = (
-        "ecg-classifier"
-    ),
+    name: Annotated[
+        str, typer.Option(help="model name in the endpoint paths (GEM default: ecg-gem)")
+    ] = "ecg-classifier",
     host: Annotated[str, typer.Option(help="address the REST server binds")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="REST port")] = 8080,
     grpc_port: Annotated[
@@ -572,20 +695,31 @@ def serve(
     ] = 1,
     max_body_mb: Annotated[float, typer.Option(help="largest request body in MiB")] = 64.0,
     access_log: Annotated[bool, typer.Option(help="log a line per request")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="GEM: most generated tokens")] = 256,
+    timeout_s: Annotated[float, typer.Option(help="GEM: longest generation, seconds")] = 60.0,
 ) -> None:
-    """Serve an exported classifier with KServe (V1 + V2 REST, /metrics) until interrupted."""
+    """Serve a classifier export or a GEM model with KServe (V1/V2 REST, chat, /metrics)."""
 
     def action() -> None:
         sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported: give it nothing of ours
-        from ecgflow.serving import ECGClassifier, ServingLimits, serve_model
+        from ecgflow.serving import ECGClassifier, ServingLimits, model_kind, serve_model
 
         limits = ServingLimits(max_body_bytes=int(max_body_mb * (1 << 20)))
-        classifier = ECGClassifier(
-            name, model, limits, max_batch_rows=batch_rows, max_wait_ms=batch_wait_ms,
-            threads=threads,
-        )  # fmt: skip
+        served: object
+        if model_kind(model) == "gem":
+            from ecgflow.serving.gem import ECGGem, GemLimits
+
+            gem_limits = GemLimits(max_new_tokens=max_new_tokens, timeout_s=timeout_s)
+            served = ECGGem(
+                "ecg-gem" if name == "ecg-classifier" else name, model, limits, gem_limits
+            )
+        else:
+            served = ECGClassifier(
+                name, model, limits, max_batch_rows=batch_rows, max_wait_ms=batch_wait_ms,
+                threads=threads,
+            )  # fmt: skip
         serve_model(
-            classifier, host=host, http_port=port, grpc_port=grpc_port, workers=workers,
+            served, host=host, http_port=port, grpc_port=grpc_port, workers=workers,
             access_log=access_log,
         )  # fmt: skip
 

@@ -58,3 +58,19 @@ class ExportParams(BaseModel):
     max_batch_size: int = Field(64, ge=1, description="Triton max_batch_size")
 
     _as_ecgflow_error = raises_ecgflow_error("export")
+
+
+class EvalGemParams(BaseModel):
+    """Parameters of eval-gem; invalid values raise EcgflowError."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(16, ge=1, description="questions per scoring batch")
+    max_new_tokens: int = Field(48, ge=1, le=1024, description="tokens per generated answer")
+    interpret: bool = Field(
+        True, description="with labels: also generate an interpretation per record and score it"
+    )
+    plots: bool = Field(True, description="write PNG plots")
+    experiment: str = Field("ecgflow", description="MLflow experiment")
+
+    _as_ecgflow_error = raises_ecgflow_error("eval-gem")

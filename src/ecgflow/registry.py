@@ -22,6 +22,9 @@ from ecgflow import tracking
 from ecgflow.errors import EcgflowError
 
 DEFAULT_NAME = "ecg-classifier"
+GEM_NAME = "ecg-gem"
+KIND_TAG = "ecgflow.kind"  # "classifier" or "gem": what `ecgflow serve` starts for a version
+GEM_FILES = ("gem.json", "towers.safetensors", "adapter", "tokenizer", "preprocess.json")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 SIDE_FILES = ("preprocess.json", "thresholds.json", "label_def.json", "parity.json")
@@ -118,10 +121,57 @@ def register(
     client = _client()
     tags = {f"metric.{k}": str(v) for k, v in flat.items()}
     tags |= {"eval.data_hash": metrics["data_hash"], "eval.split": str(metrics.get("split"))}
+    tags[KIND_TAG] = "classifier"
     if pipeline_run:
         tags["pipeline_run"] = pipeline_run
     if metrics.get("training_run_id"):
         tags["training_run_id"] = str(metrics["training_run_id"])
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return RegisteredVersion(name, version, f"models:/{name}/{version}", run_id)
+
+
+def register_gem(
+    model_dir: Path,
+    eval_dir: Path,
+    name: str = GEM_NAME,
+    pipeline_run: str | None = None,
+    experiment: str = "ecgflow-registry",
+) -> RegisteredVersion:
+    """Log a GEM folder (finetune-gem's ``model/``) in a new run; register a version of ``name``.
+
+    The version is tagged with eval-gem's metrics (``metric.qa_accuracy``, …), its
+    ``eval.data_hash`` (the questions asked) and ``ecgflow.kind=gem``.
+    """
+    import mlflow
+
+    model_dir = Path(model_dir)
+    for part in GEM_FILES:
+        if not (model_dir / part).exists():
+            raise EcgflowError(f"{model_dir / part}: not found (--model must be a GEM folder)")
+    metrics = _read_metrics(eval_dir)
+    flat = {k: float(v) for k, v in metrics.items() if _number(v)}
+    prior = metrics.get("label_prior") or {}
+    flat |= {f"prior_{k}": float(v) for k, v in prior.items() if _number(v)}
+    run_id = tracking.start_run(experiment, f"register-{name}")
+    try:
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        tracking.log_metrics(flat, step=0)
+        mlflow.set_tags({"eval.data_hash": metrics["data_hash"], "stage": "register"})
+    finally:
+        tracking.end_run()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        info = mlflow.register_model(f"runs:/{run_id}/model", name)
+    except MlflowException as exc:
+        raise EcgflowError(f"cannot register {name!r}: {exc.message}") from None
+    version = str(info.version)
+    client = _client()
+    tags = {f"metric.{k}": str(v) for k, v in flat.items()}
+    tags |= {"eval.data_hash": metrics["data_hash"], KIND_TAG: "gem"}
+    if pipeline_run:
+        tags["pipeline_run"] = pipeline_run
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return RegisteredVersion(name, version, f"models:/{name}/{version}", run_id)
@@ -132,8 +182,13 @@ def promote(
     metric: str = "macro_auroc",
     min_delta: float = 0.0,
     version: str | None = None,
+    allow_equal: bool = False,
 ) -> PromotionDecision:
-    """Alias ``version`` (default: newest) challenger; make it champion if it wins the gate."""
+    """Alias ``version`` (default: newest) challenger; make it champion if it wins the gate.
+
+    ``allow_equal``: a tie with the champion also promotes ("not worse", GEM's gate);
+    otherwise the challenger must beat the champion by more than ``min_delta``.
+    """
     from mlflow.exceptions import MlflowException
 
     client = _client()
@@ -154,7 +209,9 @@ def promote(
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
-    decision = _decide(name, str(version), candidate.tags, champion, metric, value, min_delta)
+    decision = _decide(
+        name, str(version), candidate.tags, champion, metric, value, min_delta, allow_equal
+    )
     if decision.promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     record = {
@@ -177,6 +234,7 @@ def _decide(
     metric: str,
     value: float,
     min_delta: float,
+    allow_equal: bool = False,
 ) -> PromotionDecision:
     def decision(promoted: bool, reason: str, champ_version=None, champ_value=None):
         return PromotionDecision(
@@ -202,6 +260,22 @@ def _decide(
         )
     if math.isnan(champ_value):
         return decision(False, f"champion {champ_version} has no metric.{metric} tag")
+    if allow_equal:
+        if value < champ_value + min_delta:
+            return decision(
+                False,
+                f"{metric} {value:.4f} is worse than champion {champ_version}'s "
+                f"{champ_value:.4f} (+{min_delta:g})",
+                champ_version,
+                champ_value,
+            )
+        return decision(
+            True,
+            f"{metric} {value:.4f} is not worse than champion {champ_version}'s "
+            f"{champ_value:.4f} (+{min_delta:g})",
+            champ_version,
+            champ_value,
+        )
     if value <= champ_value + min_delta:
         return decision(
             False,

@@ -116,3 +116,17 @@ def training_curves(history: dict[str, list[tuple[int, float]]], path: Path) -> 
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
     return _save(fig, path)
+
+
+def qa_by_template(model: dict[str, float], prior: dict[str, float], path: Path) -> Path:
+    """Bars of QA accuracy per template: the model beside the label-prior baseline."""
+    templates = sorted(set(model) | set(prior), key=str)
+    x = np.arange(len(templates))
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(templates) + 1.5), 3.2))
+    ax.bar(x - 0.2, [model.get(t, np.nan) for t in templates], 0.4, label="model")
+    ax.bar(x + 0.2, [prior.get(t, np.nan) for t in templates], 0.4, label="label prior")
+    ax.set_xticks(x, [f"template {t}" for t in templates])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="lower right")
+    return _save(fig, path)

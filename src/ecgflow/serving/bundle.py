@@ -195,3 +195,27 @@ def resolve_model(uri: str, cache_dir: Path | None = None) -> tuple[Path, str | 
         ) from None
     log.info("model %s resolved to version %s", uri, version.version)
     return Path(local), str(version.version)
+
+
+def model_kind(uri: str) -> str:
+    """``"gem"`` for a GEM folder (``gem.json``) or a version tagged so, else ``"classifier"``."""
+    if not uri.startswith("models:/"):
+        return "gem" if (Path(uri.removeprefix("file://")) / "gem.json").is_file() else "classifier"
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ecgflow import tracking
+    from ecgflow.registry import KIND_TAG
+
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    ref = uri.removeprefix("models:/")
+    try:
+        if "@" in ref:
+            version = client.get_model_version_by_alias(*ref.split("@", 1))
+        elif "/" in ref:
+            version = client.get_model_version(*ref.split("/", 1))
+        else:
+            return "classifier"  # resolve_model names the problem
+    except MlflowException:
+        return "classifier"
+    return str((version.tags or {}).get(KIND_TAG, "classifier"))

@@ -1,4 +1,4 @@
-"""Start KServe's model server for an ecgflow classifier (``ecgflow serve``).
+"""Start KServe's model server for an ecgflow classifier or GEM model (``ecgflow serve``).
 
 Routes are KServe's own: V1 ``/v1/models/NAME:predict``, V2 ``/v2/models/NAME/infer``,
 readiness ``/v2/health/ready`` and ``/v2/models/NAME/ready``, liveness ``/v2/health/live``,
@@ -10,15 +10,15 @@ right in a pod, wrong on a laptop), and the app settings of :mod:`ecgflow.servin
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from ecgflow.serving.classifier import ECGClassifier
 from ecgflow.serving.http_app import configure_app
 
 log = logging.getLogger(__name__)
 
 
 def serve(
-    model: ECGClassifier,
+    model: Any,
     host: str = "127.0.0.1",
     http_port: int = 8080,
     grpc_port: int | None = None,
@@ -26,6 +26,9 @@ def serve(
     access_log: bool = False,
 ) -> None:
     """Load ``model`` and serve it until SIGTERM/SIGINT; ``grpc_port`` None: no gRPC.
+
+    ``model`` is a ``kserve.Model`` with ``limits`` (:class:`ECGClassifier`, :class:`ECGGem`);
+    one with ``register_routes(app)`` adds its own routes (GEM's chat completions).
 
     ``access_log`` keeps uvicorn's line per request and KServe's per-request timing lines;
     off, the same numbers are still in ``/metrics``.
@@ -42,6 +45,11 @@ def serve(
 
     model.load()
     configure_app(model.limits.max_body_bytes)
+    register = getattr(model, "register_routes", None)
+    if register is not None:
+        from kserve.model_server import app
+
+        register(app)
     server = _Server(
         http_port=http_port,
         grpc_port=grpc_port or 0,

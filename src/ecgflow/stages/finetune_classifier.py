@@ -114,6 +114,7 @@ class ClassifierTask:
 
     name = TASK
     selection_metric = "macro_auroc"
+    epoch_samples = None
 
     def __init__(
         self,

@@ -99,6 +99,7 @@ class ClipTask:
     name = TASK
     selection_metric = "mean_recall"
     sample_weights = None
+    epoch_samples = None
 
     def __init__(self, params: TrainClipParams, data_dir: Path, records_dir: Path) -> None:
         info = preprocess_info(data_dir)

@@ -1,6 +1,6 @@
 r"""Grounded question/answer pairs per ECG record, as LLaVA-style conversations (finetune-GEM).
 
-Each instruction is ``{id, ecg, image, conversations, meta}`` like the GEM seed's
+Each instruction is ``{id, record_id, ecg, image, conversations, meta}`` like the GEM seed's
 ``mixed_train.json``: ``ecg`` is the record's WFDB path relative to the ingest folder, the
 human turn reads ``"<ecg>\n" + question`` and the ``gpt`` turn holds the answer. ``meta``
 carries what scoring needs (kind, ECG-QA-style template id, attribute, the closed-set
@@ -130,6 +130,7 @@ _DESCRIBE_QUESTION = "Describe the findings of this ECG."
 
 def conversation(
     instruction_id: str,
+    record_id: str,
     ecg: str,
     question: str,
     answer: str,
@@ -139,6 +140,7 @@ def conversation(
     """One LLaVA-style instruction (see the module docstring)."""
     return {
         "id": instruction_id,
+        "record_id": record_id,
         "ecg": ecg,
         "image": image,
         "conversations": [
@@ -188,6 +190,7 @@ def noise_instructions(
     out = [
         conversation(
             f"{record_id}-noise-{k}",
+            record_id,
             ecg,
             question,
             answer,
@@ -215,7 +218,14 @@ def label_instructions(
         question = _LABEL_QUESTION.format(description=description[:1].lower() + description[1:])
         meta = {"kind": "label", "template_id": None, "attribute": name, "candidates": [*YES_NO]}
         out.append(
-            conversation(f"{record_id}-label-{name}", ecg, question, _yes_no(name in present), meta)
+            conversation(
+                f"{record_id}-label-{name}",
+                record_id,
+                ecg,
+                question,
+                _yes_no(name in present),
+                meta,
+            )
         )
     return out
 
@@ -225,7 +235,9 @@ def report_instruction(record_id: str, ecg: str, text: str) -> dict[str, Any] | 
     if not text.strip():
         return None
     meta = {"kind": "report", "template_id": None, "attribute": None, "candidates": None}
-    return conversation(f"{record_id}-report", ecg, _DESCRIBE_QUESTION, text.strip(), meta)
+    return conversation(
+        f"{record_id}-report", record_id, ecg, _DESCRIBE_QUESTION, text.strip(), meta
+    )
 
 
 def _yes_no(flag: bool) -> str:
@@ -287,4 +299,5 @@ def ecgqa_instruction(entry: dict[str, Any], ecg: str, position: int) -> dict[st
         "candidates": candidates,
     }
     key = entry.get("sample_id", position)
-    return conversation(f"ecgqa-{key}", ecg, entry["question"].strip(), answer, meta)
+    record_id = str(entry["ecg_id"][0])
+    return conversation(f"ecgqa-{key}", record_id, ecg, entry["question"].strip(), answer, meta)

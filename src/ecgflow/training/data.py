@@ -110,8 +110,9 @@ class EpochSampler(Sampler[int]):
     Without weights: a permutation of all rows (``shuffle``) or their order, padded to a
     multiple of the world size, every ``world_size``-th row from ``rank`` (as
     ``DistributedSampler``). With ``weights``: ``len(weights)`` rows drawn with replacement in
-    proportion to the weights, split the same way. The order depends only on (seed, epoch), so
-    a resumed run sees exactly the batches it would have seen.
+    proportion to the weights (``draws`` rows instead when given), split the same way. The
+    order depends only on (seed, epoch), so a resumed run sees exactly the batches it would
+    have seen.
     """
 
     def __init__(
@@ -122,12 +123,16 @@ class EpochSampler(Sampler[int]):
         seed: int = 0,
         shuffle: bool = True,
         weights: np.ndarray | None = None,
+        draws: int | None = None,
     ) -> None:
-        self.n, self.rank, self.world_size = n, rank, world_size
+        if draws is not None and weights is None:
+            raise ValueError("draws needs weights")
+        self.n = n if draws is None else draws
+        self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle = seed, shuffle
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.epoch = 0
-        self.per_rank = math.ceil(n / world_size)
+        self.per_rank = math.ceil(self.n / world_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order to give."""

@@ -57,6 +57,7 @@ class Task(Protocol):
     model: nn.Module
     train_dataset: Dataset
     sample_weights: np.ndarray | None
+    epoch_samples: int | None  # rows drawn per epoch by ``sample_weights`` (None: all)
 
     def collate(self, batch: list[Any]) -> Any:
         """Turn samples into a batch."""
@@ -113,6 +114,7 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
         env.world_size,
         seed=config.seed,
         weights=task.sample_weights,
+        draws=task.epoch_samples,
     )
     if len(sampler) < 1:
         raise EcgflowError(f"{task.name}: the training split is empty")

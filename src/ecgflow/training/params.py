@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow.errors import raises_ecgflow_error
-from ecgflow.models.configs import ClipConfig, EncoderConfig
+from ecgflow.models.configs import ClipConfig, EncoderConfig, GemConfig
 
 
 class TrainConfig(BaseModel):
@@ -61,3 +63,40 @@ class FinetuneParams(BaseModel):
     eval_batch_size: int = Field(256, ge=1)
 
     _as_ecgflow_error = raises_ecgflow_error("finetune")
+
+
+def _gem_train() -> TrainConfig:
+    return TrainConfig(epochs=6, batch_size=8, lr=3e-4, warmup_epochs=0.5, patience=3, log_every=20)
+
+
+class FinetuneGemParams(BaseModel):
+    """Parameters of finetune-gem; invalid values raise EcgflowError.
+
+    ``model.encoder`` is taken from the CLIP folder; the rest of ``model`` is GEM's own.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: GemConfig = Field(default_factory=GemConfig)
+    train: TrainConfig = Field(default_factory=_gem_train)
+    kinds: list[Literal["noise", "label", "report", "ecgqa"]] = Field(
+        default=["noise", "label", "report", "ecgqa"],
+        min_length=1,
+        description="instruction kinds trained on",
+    )
+    epoch_samples: int | None = Field(
+        768, ge=1, description="instructions drawn per epoch (by weight); none: all, in turn"
+    )
+    balance_answers: bool = Field(
+        True, description="draw yes and no equally often within each template and attribute"
+    )
+    eval_questions: int = Field(
+        160, ge=2, description="closed-set val questions scored per epoch (ECG-QA first)"
+    )
+    selection_metric: Literal["qa_accuracy", "qa_balanced_accuracy"] = Field(
+        "qa_balanced_accuracy", description="val metric for early stopping and the best model"
+    )
+    nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
+    eval_batch_size: int = Field(16, ge=1, description="questions per scoring batch")
+
+    _as_ecgflow_error = raises_ecgflow_error("finetune-gem")

@@ -9,10 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 REQUEST = "torchrun-request.json"
+# task name → the stage module whose ``run_request(request)`` each process calls
+TRAINERS = {
+    "train-clip": "ecgflow.stages.train_clip",
+    "finetune-classifier": "ecgflow.stages.finetune_classifier",
+    "finetune-gem": "ecgflow.stages.finetune_gem",
+}
 
 
 def write_request(
@@ -31,13 +38,9 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     task = request["task"]
-    if task == "train-clip":
-        from ecgflow.stages.train_clip import run_request
-    elif task == "finetune-classifier":
-        from ecgflow.stages.finetune_classifier import run_request
-    else:
-        raise SystemExit(f"unknown task {task!r} in {argv[0]}")
-    run_request(request)
+    if task not in TRAINERS:
+        raise SystemExit(f"unknown task {task!r} in {argv[0]}; known: {', '.join(TRAINERS)}")
+    import_module(TRAINERS[task]).run_request(request)
 
 
 if __name__ == "__main__":

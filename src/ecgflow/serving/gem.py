@@ -1,0 +1,287 @@
+"""The KServe model behind ``ecgflow serve`` for a GEM folder: an ECG and a question in, text out.
+
+V1 (``POST /v1/models/NAME:predict``)::
+
+    {"instances": [{"ecg": ECG, "image": B64_PNG?, "question": "...",
+                    "max_new_tokens": N?, "candidates": ["yes", "no"]?}]}
+    → {"predictions": [{"answer": "...", "finish_reason": "stop" | "length",
+                        "model": NAME, "version": V}], "model_name": ..., "model_version": ...}
+
+``ECG`` is any instance form of :mod:`ecgflow.serving.requests` — a raw signal
+``{"signal": [[...]], "fs": HZ, "leads": [...]}``, a base64 WFDB record ``{"wfdb": {...}}`` or
+a preprocessed ``[C, T]`` tensor — prepared with the model's own ``preprocess.json``. With
+``candidates`` the answer is the most likely candidate (closed set, as eval-gem scores);
+otherwise it is generated greedily, at most ``max_new_tokens`` tokens and ``timeout_s``
+seconds. The OpenAI-style chat route is in :mod:`ecgflow.serving.chat`. Bad requests raise
+:class:`kserve.errors.InvalidInput` (HTTP 400) naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from kserve import Model
+from kserve.errors import InvalidInput
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.serving.bundle import resolve_model
+from ecgflow.serving.requests import RequestError, ServingLimits, decode_instance
+from ecgflow.signal.transform import PreprocessParams
+
+log = logging.getLogger(__name__)
+
+
+class GemLimits(BaseModel):
+    """What one GEM request may ask for; invalid values raise EcgflowError."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_question_chars: int = Field(2000, ge=1, description="longest question")
+    max_new_tokens: int = Field(256, ge=1, description="most generated tokens per answer")
+    default_new_tokens: int = Field(96, ge=1, description="generated tokens when not asked")
+    timeout_s: float = Field(60.0, gt=0, description="longest generation per answer")
+    max_instances: int = Field(8, ge=1, description="questions per request")
+    max_candidates: int = Field(16, ge=1, description="closed-set candidates per question")
+
+    _as_ecgflow_error = raises_ecgflow_error("GEM serving limits")
+
+
+@dataclass
+class Question:
+    """One decoded question: the model's input rows and what to do with them."""
+
+    signal: torch.Tensor  # [1, C, T]
+    image: torch.Tensor | None  # [1, 1, H, W]
+    text: str
+    max_new_tokens: int
+    candidates: list[str] | None = None
+
+
+@dataclass
+class Answer:
+    """The model's answer with its token counts."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ECGGem(Model):
+    """A GEM model folder (or registered version) as a KServe model."""
+
+    def __init__(
+        self,
+        name: str,
+        model_uri: str,
+        limits: ServingLimits | None = None,
+        gem_limits: GemLimits | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.model_uri = model_uri
+        self.limits = limits or ServingLimits()
+        self.gem_limits = gem_limits or GemLimits()
+        self.cache_dir = cache_dir
+        self.gem: Any = None
+        self.preprocess_params: PreprocessParams | None = None
+        self.version: str | None = None
+        self._lock = threading.Lock()  # one generation at a time: the cores are shared anyway
+
+    def load(self) -> bool:
+        """Resolve and open the GEM folder; raises :class:`EcgflowError` when it cannot."""
+        from ecgflow.models.gem_io import load_gem
+
+        folder, version = resolve_model(self.model_uri, self.cache_dir)
+        path = folder / "preprocess.json"
+        try:
+            params = json.loads(path.read_text(encoding="utf-8"))["params"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EcgflowError(f"{path}: unreadable ({exc}); is {folder} a GEM model?") from None
+        self.preprocess_params = PreprocessParams.model_validate(params)
+        self.gem = load_gem(folder)
+        self.version = version or _short_hash(folder / "towers.safetensors")
+        self.ready = True
+        log.info("GEM model %s version %s ready", self.name, self.version)
+        return self.ready
+
+    def register_routes(self, app: Any) -> None:
+        """Add the OpenAI-style chat routes (:mod:`ecgflow.serving.chat`) to KServe's app."""
+        from ecgflow.serving.chat import add_chat_routes
+
+        add_chat_routes(app, self)
+
+    def validate(self, payload: Any) -> Any:
+        """Requests are checked by :meth:`preprocess`, field by field."""
+        return payload
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Decode V1 instances into questions (400 naming the field when one is bad)."""
+        try:
+            if not isinstance(payload, dict) or "instances" not in payload:
+                raise RequestError("body: expected a JSON object with 'instances' (V1)")
+            instances = payload["instances"]
+            if not isinstance(instances, list) or not instances:
+                raise RequestError("instances: expected a non-empty list")
+            if len(instances) > self.gem_limits.max_instances:
+                raise RequestError(
+                    f"instances: {len(instances)} questions, at most "
+                    f"{self.gem_limits.max_instances} per request"
+                )
+            return [self.decode(inst, f"instances[{i}]") for i, inst in enumerate(instances)]
+        except EcgflowError as exc:
+            raise InvalidInput(str(exc)) from None
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Answer every question (off the event loop, one generation at a time)."""
+        return [await self.answer_async(q) for q in payload]
+
+    async def postprocess(self, result: Any, headers: dict[str, str] | None = None) -> Any:
+        """V1 response."""
+        return {
+            "predictions": [
+                {
+                    "answer": a.text,
+                    "finish_reason": a.finish_reason,
+                    "model": self.name,
+                    "version": self.version,
+                }
+                for a in result
+            ],
+            "model_name": self.name,
+            "model_version": self.version,
+        }
+
+    # --- decoding ------------------------------------------------------------------------------
+
+    def decode(self, instance: Any, where: str) -> Question:
+        """One V1 instance → :class:`Question`, or :class:`RequestError` naming the field."""
+        if not isinstance(instance, dict):
+            raise RequestError(f"{where}: expected an object with 'ecg' and 'question'")
+        unknown = sorted(
+            set(instance) - {"ecg", "image", "question", "max_new_tokens", "candidates"}
+        )
+        if unknown:
+            raise RequestError(f"{where}: unknown fields {unknown}")
+        if "ecg" not in instance:
+            raise RequestError(f"{where}.ecg: missing (a raw signal, WFDB record or tensor)")
+        return Question(
+            signal=self.decode_ecg(instance["ecg"], f"{where}.ecg"),
+            image=self.decode_image(instance.get("image"), f"{where}.image"),
+            text=self.check_question(instance.get("question"), f"{where}.question"),
+            max_new_tokens=self.check_new_tokens(
+                instance.get("max_new_tokens"), f"{where}.max_new_tokens"
+            ),
+            candidates=self._candidates(instance.get("candidates"), f"{where}.candidates"),
+        )
+
+    def decode_ecg(self, ecg: Any, where: str) -> torch.Tensor:
+        """The model's ``[1, C, T]`` input for an ECG in any instance form."""
+        assert self.preprocess_params is not None
+        rows, _ = decode_instance(ecg, self.preprocess_params, self.limits, where)
+        return torch.from_numpy(rows[:1].copy())  # a windowed record: its first window
+
+    def decode_image(self, image: Any, where: str) -> torch.Tensor | None:
+        """A base64 PNG (or a ``data:`` URL) as the image tower's input; required if it has one."""
+        from ecgflow.training.gem_data import load_paper_image
+
+        if not self.gem.config.image:
+            if image is not None:
+                raise RequestError(f"{where}: this model reads no images; leave it out")
+            return None
+        if image is None:
+            raise RequestError(f"{where}: missing (this model reads the paper ECG image too)")
+        if not isinstance(image, str):
+            raise RequestError(f"{where}: a base64 PNG string expected")
+        data = image.split(",", 1)[1] if image.startswith("data:") else image
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(f"{where}: malformed base64") from None
+        try:
+            return load_paper_image(io.BytesIO(raw), self.gem.config.image_size)[None]
+        except EcgflowError:
+            raise RequestError(f"{where}: not a readable image") from None
+
+    def check_question(self, question: Any, where: str) -> str:
+        """A non-empty question within the length limit."""
+        if not isinstance(question, str) or not question.strip():
+            raise RequestError(f"{where}: a non-empty string expected")
+        if len(question) > self.gem_limits.max_question_chars:
+            raise RequestError(
+                f"{where}: {len(question)} characters, at most {self.gem_limits.max_question_chars}"
+            )
+        return question.strip()
+
+    def check_new_tokens(self, value: Any, where: str) -> int:
+        """The token limit asked for (default when unset), within the server's limit."""
+        if value is None:
+            return self.gem_limits.default_new_tokens
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RequestError(f"{where}: a positive integer expected")
+        if value > self.gem_limits.max_new_tokens:
+            raise RequestError(f"{where}: {value}, at most {self.gem_limits.max_new_tokens}")
+        return value
+
+    def _candidates(self, value: Any, where: str) -> list[str] | None:
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(c, str) and c.strip() for c in value)
+        ):
+            raise RequestError(f"{where}: a non-empty list of non-empty strings expected")
+        if len(value) > self.gem_limits.max_candidates:
+            raise RequestError(f"{where}: at most {self.gem_limits.max_candidates} candidates")
+        return [c.strip() for c in value]
+
+    # --- answering -----------------------------------------------------------------------------
+
+    async def answer_async(self, question: Question, streamer: Any = None) -> Answer:
+        """:meth:`answer` in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.answer, question, streamer
+        )
+
+    def answer(self, question: Question, streamer: Any = None) -> Answer:
+        """Choose among the candidates, or generate (token and time limits)."""
+        gem = self.gem
+        prompt_tokens = len(gem._ids(gem.prompt(question.text)))
+        with self._lock, torch.no_grad():
+            if question.candidates:
+                text = gem.choose(
+                    question.signal, [question.text], [question.candidates], question.image
+                )[0]
+                if streamer is not None:
+                    streamer.put_text(text)
+                return Answer(text, "stop", prompt_tokens, len(gem._ids(text)))
+            ids = gem.generate_ids(
+                question.signal,
+                [question.text],
+                question.image,
+                max_new_tokens=question.max_new_tokens,
+                max_time=self.gem_limits.timeout_s,
+                streamer=streamer,
+            )[0]
+        finished = gem.eos_id in ids
+        text = gem.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        used = ids.index(gem.eos_id) if finished else len(ids)
+        return Answer(text, "stop" if finished else "length", prompt_tokens, used)
+
+
+def _short_hash(path: Path) -> str:
+    from ecgflow.manifest import sha256_file
+
+    return "sha-" + sha256_file(path)[:12]

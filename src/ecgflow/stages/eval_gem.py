@@ -1,0 +1,350 @@
+"""The eval-gem stage: a GEM model's question answering on ECG-QA-style questions.
+
+Inputs: a GEM folder (finetune-gem's ``model/``), a preprocess output prepared like the one it
+was trained on (every split is searched for the question's record), ECG-QA JSON files
+(``question``, ``answer``, ``ecg_id``, ``template_id``, ``attribute``, ``question_type``),
+optionally render-images output (when the model reads images) and a label output.
+
+Scoring: closed-set questions (ECG-QA's *verify* type: yes / no / not sure) are answered by the
+candidate with the highest summed log-probability; the others by greedy generation. Answers
+match by exact equality after normalisation (:func:`ecgflow.evaluation.qa.normalise_answer`).
+The model sees only the signal (and image) and the question text — never metadata. Beside it
+the **label-prior baseline** answers every question with the majority answer of its
+(template, attribute) among the model's training questions (``answer_prior.json``).
+
+With ``labels_dir``: every label of the label set is asked as a yes/no question per evaluated
+record, and (``interpret``) a generated interpretation is mapped back to labels by their names
+and descriptions; both are scored by macro F1.
+
+Output (``out_dir``): ``metrics.json``, ``predictions.json`` (one row per question: id,
+record, template, truth, model and prior answers), ``skipped.json``, ``plots/``,
+``manifest.json``; the numbers and plots also go to an MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import f1_score
+
+from ecgflow import tracking
+from ecgflow.errors import EcgflowError
+from ecgflow.evaluation import plots
+from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics
+from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.models.gem_io import load_gem
+from ecgflow.params import EvalGemParams
+from ecgflow.stages.finetune_gem import (
+    ANSWER_PRIOR,
+    GemDataset,
+    answer_closed_set,
+    collate_gem,
+)
+from ecgflow.stages.label import LABELS
+from ecgflow.text import load_label_def
+from ecgflow.text.instructions import ecgqa_instruction, label_instructions, read_ecgqa
+from ecgflow.training.data import ShardRows, preprocess_info
+from ecgflow.training.gem_data import GemExample, ImageLookup, RecordSignals
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.json"
+PREDICTIONS = "predictions.json"
+SKIPPED = "skipped.json"
+PLOTS = "plots"
+SCORING = (
+    "closed-set questions: the candidate answer with the highest summed log-probability "
+    "(answer tokens and end of turn); open questions: greedy generation; exact match after "
+    "normalisation (lower case, no surrounding punctuation, list items sorted)"
+)
+DESCRIBE = "Describe the findings of this ECG."
+
+
+def eval_gem(
+    params: EvalGemParams,
+    model_dir: Path,
+    data_dir: Path,
+    qa_files: list[Path],
+    out_dir: Path,
+    images_dir: Path | None = None,
+    labels_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate the GEM model in ``model_dir`` (see the module docstring); returns metrics."""
+    model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
+    if not qa_files:
+        raise EcgflowError("eval-gem: give at least one --qa FILE.json")
+    prior = _read_prior(model_dir)
+    info = preprocess_info(data_dir)
+    splits = [str(s) for s in info.get("splits") or []]
+    by_split = {s: ShardRows(data_dir, s) for s in splits}
+    split_of = {rid: s for s, rows in reversed(by_split.items()) for rid in rows.record_ids}
+    signals = RecordSignals(list(by_split.values()))
+    model = load_gem(model_dir)
+    images = None
+    if model.config.image:
+        if images_dir is None:
+            raise EcgflowError(f"{model_dir}: this GEM model reads images; pass --images")
+        images = ImageLookup(images_dir, model.config.image_size)
+
+    examples, skipped = _questions(qa_files, signals, images)
+    if not examples:
+        raise EcgflowError("eval-gem: none of the questions has a record in " + str(data_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predicted = _answer(model, examples, signals, images, params)
+    truth = [e.answer for e in examples]
+    templates = [e.template_id for e in examples]
+    baseline = [prior.predict(e.template_id, e.attribute) for e in examples]
+    metrics: dict[str, Any] = qa_metrics(truth, predicted, templates)
+    metrics["label_prior"] = qa_metrics(truth, baseline, templates)
+    metrics["scoring"] = SCORING
+    metrics["data_hash"] = questions_hash(examples, info)
+    metrics["questions_by_split"] = _count(split_of[e.record_id] for e in examples)
+    metrics["n_skipped"] = len(skipped)
+    if labels_dir is not None:
+        records = sorted({e.record_id for e in examples}, key=_numeric_first)
+        metrics["labels"] = _label_scores(model, records, signals, images, labels_dir, params)
+    rows = [
+        {
+            "id": e.id,
+            "record_id": e.record_id,
+            "template_id": e.template_id,
+            "attribute": e.attribute,
+            "question": e.question,
+            "truth": normalise_answer(e.answer),
+            "model": normalise_answer(p),
+            "prior": b,
+        }
+        for e, p, b in zip(examples, predicted, baseline, strict=True)
+    ]
+    _write_json(out_dir / PREDICTIONS, rows)
+    _write_json(out_dir / SKIPPED, skipped)
+    if params.plots:
+        (out_dir / PLOTS).mkdir(exist_ok=True)
+        plots.qa_by_template(
+            metrics["qa_accuracy_by_template"],
+            metrics["label_prior"]["qa_accuracy_by_template"],
+            out_dir / PLOTS / "qa_accuracy_by_template.png",
+        )
+    metrics["mlflow_run_id"] = _log_to_mlflow(params, metrics, out_dir)
+    _write_json(out_dir / METRICS, metrics)
+    write_manifest(
+        out_dir,
+        stage="eval-gem",
+        inputs={
+            "gem.json": sha256_file(model_dir / "gem.json"),
+            "preprocess.json": sha256_file(data_dir / "preprocess.json"),
+            **{Path(p).name: sha256_file(Path(p)) for p in qa_files},
+        },
+        params=params.model_dump(mode="json"),
+        counts={"questions": len(examples), "skipped": len(skipped)},
+    )
+    log.info(
+        "eval-gem: %d questions, accuracy %.3f (prior %.3f), balanced %.3f (prior %.3f)",
+        len(examples),
+        metrics["qa_accuracy"],
+        metrics["label_prior"]["qa_accuracy"],
+        metrics["qa_balanced_accuracy"],
+        metrics["label_prior"]["qa_balanced_accuracy"],
+    )
+    return metrics
+
+
+def questions_hash(examples: list[GemExample], info: dict[str, Any]) -> str:
+    """sha256 of what was asked (ids, records, questions, answers) and how signals were made.
+
+    The registry compares two GEM versions only when they were evaluated on the same hash.
+    """
+    digest = hashlib.sha256(json.dumps(info.get("params"), sort_keys=True).encode())
+    for e in sorted(examples, key=lambda e: e.id):
+        digest.update(json.dumps([e.id, e.record_id, e.question, e.answer]).encode())
+    return digest.hexdigest()
+
+
+def _read_prior(model_dir: Path) -> AnswerPrior:
+    path = model_dir / ANSWER_PRIOR
+    try:
+        return AnswerPrior.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise EcgflowError(f"{path}: not found (--model must be finetune-gem's model/)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EcgflowError(f"{path}: unreadable ({exc})") from None
+
+
+def _questions(
+    qa_files: list[Path], signals: RecordSignals, images: ImageLookup | None
+) -> tuple[list[GemExample], list[dict[str, str]]]:
+    """ECG-QA entries as examples; entries whose record has no signal (or image) are skipped."""
+    examples, skipped = [], []
+    for path in qa_files:
+        for position, entry in enumerate(read_ecgqa(Path(path))):
+            item = ecgqa_instruction(entry, "", position)
+            where = f"{path} entry {position}"
+            record_id = item["record_id"]
+            if record_id not in signals:
+                skipped.append({"id": item["id"], "reason": f"{where}: no signal for {record_id}"})
+                continue
+            if images is not None and not images.has(record_id):
+                skipped.append({"id": item["id"], "reason": f"{where}: no image for {record_id}"})
+                continue
+            meta = item["meta"]
+            examples.append(
+                GemExample(
+                    id=item["id"],
+                    record_id=record_id,
+                    question=item["conversations"][0]["value"],
+                    answer=item["conversations"][1]["value"],
+                    kind="ecgqa",
+                    template_id=meta["template_id"],
+                    attribute=meta["attribute"],
+                    candidates=tuple(meta["candidates"]) if meta["candidates"] else None,
+                )
+            )
+    return examples, skipped
+
+
+def _answer(
+    model: Any,
+    examples: list[GemExample],
+    signals: RecordSignals,
+    images: ImageLookup | None,
+    params: EvalGemParams,
+) -> list[str]:
+    """Closed-set answers by likelihood, open ones by generation; in the examples' order."""
+    answers: dict[int, str] = {}
+    closed = [i for i, e in enumerate(examples) if e.candidates]
+    open_ = [i for i, e in enumerate(examples) if not e.candidates]
+    with torch.no_grad():
+        if closed:
+            dataset = GemDataset([examples[i] for i in closed], signals, images)
+            chosen = answer_closed_set(model, dataset, torch.device("cpu"), params.batch_size)
+            answers.update(zip(closed, chosen, strict=True))
+        if open_:
+            generated = _generate(model, [examples[i] for i in open_], signals, images, params)
+            answers.update(zip(open_, generated, strict=True))
+    return [answers[i] for i in range(len(examples))]
+
+
+def _generate(
+    model: Any,
+    examples: list[GemExample],
+    signals: RecordSignals,
+    images: ImageLookup | None,
+    params: EvalGemParams,
+) -> list[str]:
+    dataset = GemDataset(examples, signals, images)
+    out: list[str] = []
+    for start in range(0, len(dataset), params.batch_size):
+        batch = collate_gem(
+            [dataset[i] for i in range(start, min(start + params.batch_size, len(dataset)))]
+        )
+        out += model.generate(
+            batch["signals"], batch["questions"], batch["images"], params.max_new_tokens
+        )
+    return out
+
+
+def _label_scores(
+    model: Any,
+    records: list[str],
+    signals: RecordSignals,
+    images: ImageLookup | None,
+    labels_dir: Path,
+    params: EvalGemParams,
+) -> dict[str, Any]:
+    """Macro F1 of the labels as answered by yes/no questions and read from interpretations."""
+    label_def = load_label_def(labels_dir)
+    names = [str(entry["name"]) for entry in label_def["labels"]]
+    table = pd.read_parquet(labels_dir / LABELS)
+    table = table.set_index(table["record_id"].astype(str))
+    records = [r for r in records if r in table.index]
+    if not records:
+        return {"n_records": 0}
+    truth = table.loc[records, names].to_numpy(dtype=int)
+    questions: list[GemExample] = []
+    for record_id in records:
+        for item in label_instructions(record_id, "", [], label_def):
+            questions.append(
+                GemExample(
+                    id=item["id"],
+                    record_id=record_id,
+                    question=item["conversations"][0]["value"],
+                    answer="",
+                    kind="label",
+                    candidates=tuple(item["meta"]["candidates"]),
+                )
+            )
+    chosen = _answer(model, questions, signals, images, params)
+    asked = np.array([a == "yes" for a in chosen], dtype=int).reshape(len(records), len(names))
+    result: dict[str, Any] = {
+        "n_records": len(records),
+        "labels": names,
+        "question_macro_f1": float(f1_score(truth, asked, average="macro", zero_division=0)),
+    }
+    if params.interpret:
+        describe = [
+            GemExample(id=f"{r}-describe", record_id=r, question=DESCRIBE, answer="", kind="report")
+            for r in records
+        ]
+        texts = _generate(model, describe, signals, images, params)
+        mentioned = np.array([_mentions(t, label_def) for t in texts], dtype=int)
+        result["interpretation_macro_f1"] = float(
+            f1_score(truth, mentioned, average="macro", zero_division=0)
+        )
+        result["interpretation_examples"] = texts[:5]
+    return result
+
+
+def _mentions(text: str, label_def: dict[str, Any]) -> list[bool]:
+    """Per label, whether ``text`` names it (its name as a word, or its description)."""
+    lowered = text.lower()
+    out = []
+    for entry in label_def["labels"]:
+        name = str(entry["name"])
+        phrases = [p.strip().lower() for p in str(entry.get("description") or "").split(";")]
+        by_name = re.search(rf"\b{re.escape(name.lower())}\b", lowered) is not None
+        out.append(by_name or any(p and p in lowered for p in phrases))
+    return out
+
+
+def _log_to_mlflow(params: EvalGemParams, metrics: dict[str, Any], out_dir: Path) -> str:
+    run_id = tracking.start_run(params.experiment, "eval-gem")
+    try:
+        flat = {
+            "qa_accuracy": metrics["qa_accuracy"],
+            "qa_balanced_accuracy": metrics["qa_balanced_accuracy"],
+            "prior_qa_accuracy": metrics["label_prior"]["qa_accuracy"],
+            "prior_qa_balanced_accuracy": metrics["label_prior"]["qa_balanced_accuracy"],
+            "n_questions": metrics["n_questions"],
+        }
+        for key in ("question_macro_f1", "interpretation_macro_f1"):
+            if key in (metrics.get("labels") or {}):
+                flat[key] = metrics["labels"][key]
+        tracking.log_metrics(flat, step=0)
+        if (out_dir / PLOTS).is_dir():
+            tracking.log_artifacts(out_dir / PLOTS, "plots")
+    finally:
+        tracking.end_run()
+    return run_id
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _numeric_first(record_id: str) -> tuple[int, str]:
+    return (int(record_id), "") if record_id.isdigit() else (1 << 62, record_id)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,339 @@
+"""The finetune-gem stage: the multimodal LLM (:mod:`ecgflow.models.gem`) on the shared core.
+
+Inputs: a train-clip output (its ECG encoder becomes the signal tower), a preprocess output
+(signals of the ``train`` and ``val`` splits; for noise and drift questions preprocess with
+``--no-baseline --bandpass none --normalise scale`` so the signal keeps what they are about),
+a build-instructions output (``train.json``, ``val.json``) and optionally a render-images
+output (paper images, for the image tower). Training: LoRA on the LM plus the towers and the
+projector, the answer tokens' NLL; rows are drawn by weight so that within each (kind,
+template, attribute) every answer is drawn equally often. Selection and early stopping: the
+val closed-set questions' QA (balanced) accuracy, answers chosen by candidate likelihood.
+
+Output (``out_dir``)::
+
+    model/                        the best GEM folder (see ecgflow.models.gem_io), plus
+                                  preprocess.json (serving prepares input the same way) and
+                                  answer_prior.json (the label-prior baseline's counts)
+    checkpoints/, metrics.json    as train-clip
+    skipped.json                  instructions left out, with the reason
+    manifest.json                 inputs, params, counts, sha256 of every file
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ecgflow.errors import EcgflowError
+from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
+from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.models.gem_io import save_gem
+from ecgflow.models.io import load_ecg_encoder_state
+from ecgflow.training.data import ShardRows, preprocess_info
+from ecgflow.training.distributed import init_distributed, inside_torchrun, run_torchrun, shutdown
+from ecgflow.training.gem_data import (
+    GemExample,
+    ImageLookup,
+    RecordSignals,
+    read_instructions,
+)
+from ecgflow.training.loop import METRICS, fit, seed_everything
+from ecgflow.training.params import FinetuneGemParams
+from ecgflow.training.worker import write_request
+
+log = logging.getLogger(__name__)
+
+MODEL = "model"
+ANSWER_PRIOR = "answer_prior.json"
+SKIPPED = "skipped.json"
+TASK = "finetune-gem"
+CLIP_MODEL = "model"  # train-clip's model folder
+
+
+@dataclass(frozen=True)
+class GemPaths:
+    """The stage's input and output folders."""
+
+    encoder_dir: Path
+    data_dir: Path
+    instructions_dir: Path
+    images_dir: Path | None
+    out_dir: Path
+
+    def to_json(self) -> dict[str, str | None]:
+        """Paths as strings (a torchrun request)."""
+        return {k: None if v is None else str(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str | None]) -> GemPaths:
+        """The inverse of :meth:`to_json`."""
+        images = data.get("images_dir")
+        return cls(
+            Path(str(data["encoder_dir"])),
+            Path(str(data["data_dir"])),
+            Path(str(data["instructions_dir"])),
+            None if images is None else Path(images),
+            Path(str(data["out_dir"])),
+        )
+
+
+def finetune_gem(params: FinetuneGemParams, paths: GemPaths, resume: bool = False) -> dict:
+    """Train GEM (see the module docstring); returns ``metrics.json``."""
+    paths.out_dir.mkdir(parents=True, exist_ok=True)
+    if params.nproc > 1 and not inside_torchrun():
+        request = write_request(
+            paths.out_dir, TASK, params.model_dump(mode="json"), paths.to_json(), resume
+        )
+        run_torchrun(request, params.nproc)
+        return json.loads((paths.out_dir / METRICS).read_text(encoding="utf-8"))
+    return _train(params, paths, resume)
+
+
+def run_request(request: dict[str, Any]) -> None:
+    """Entry point of each torchrun process (see :mod:`ecgflow.training.worker`)."""
+    _train(
+        FinetuneGemParams.model_validate(request["params"]),
+        GemPaths.from_json(request["paths"]),
+        bool(request["resume"]),
+    )
+
+
+def _train(params: FinetuneGemParams, paths: GemPaths, resume: bool) -> dict[str, Any]:
+    env = init_distributed(params.train.device)
+    try:
+        seed_everything(params.train.seed)
+        task = GemTask(params, paths)
+        result = fit(task, params.train, paths.out_dir, env, resume)
+        summary = result.to_json(task.selection_metric, env.world_size)
+        if env.is_main:
+            _write_json(paths.out_dir / SKIPPED, task.skipped)
+            inputs = {
+                "encoder": sha256_file(paths.encoder_dir / CLIP_MODEL / "model.safetensors"),
+                "preprocess.json": sha256_file(paths.data_dir / "preprocess.json"),
+                "train.json": sha256_file(paths.instructions_dir / "train.json"),
+                "val.json": sha256_file(paths.instructions_dir / "val.json"),
+            }
+            write_manifest(
+                paths.out_dir,
+                stage=TASK,
+                inputs=inputs,
+                params=params.model_dump(mode="json"),
+                counts={
+                    "train_instructions": len(task.train_dataset),
+                    "val_questions": len(task.val),
+                    "skipped": len(task.skipped),
+                },
+            )
+    finally:
+        shutdown(env)
+    return summary
+
+
+class GemDataset(Dataset):
+    """Instructions as (signal, question, answer, image) samples."""
+
+    def __init__(
+        self, examples: list[GemExample], signals: RecordSignals, images: ImageLookup | None
+    ) -> None:
+        self.examples, self.signals, self.images = examples, signals, images
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str, str, torch.Tensor | None]:
+        example = self.examples[i]
+        image = None if self.images is None else self.images.load(example.record_id)
+        return self.signals.get(example.record_id), example.question, example.answer, image
+
+
+def collate_gem(batch: list[tuple[torch.Tensor, str, str, torch.Tensor | None]]) -> dict:
+    """Stack signals (and images); keep questions and answers as lists."""
+    images = [b[3] for b in batch]
+    return {
+        "signals": torch.stack([b[0] for b in batch]),
+        "questions": [b[1] for b in batch],
+        "answers": [b[2] for b in batch],
+        "images": None if images[0] is None else torch.stack(images),  # type: ignore[misc]
+    }
+
+
+class GemTask:
+    """finetune-gem as a :class:`~ecgflow.training.loop.Task`."""
+
+    name = TASK
+
+    def __init__(self, params: FinetuneGemParams, paths: GemPaths) -> None:
+        from ecgflow.models.gem import GemModel
+        from ecgflow.models.language_model import load_language_model
+
+        self.settings, self.paths = params, paths
+        self.selection_metric = params.selection_metric
+        self.epoch_samples = params.epoch_samples
+        info = preprocess_info(paths.data_dir)
+        state, encoder = load_ecg_encoder_state(paths.encoder_dir / CLIP_MODEL)
+        channels = int(info["n_channels"])
+        if encoder.in_channels != channels:
+            raise EcgflowError(
+                f"{paths.encoder_dir}: the encoder takes {encoder.in_channels} channels, "
+                f"{paths.data_dir} has {channels}; preprocess with the same lead mode"
+            )
+        leads = [str(c) for c in info.get("channels") or params.model.leads]
+        self.config = params.model.model_copy(update={"encoder": encoder, "leads": leads})
+        if self.config.image and paths.images_dir is None:
+            raise EcgflowError("finetune-gem: model.image is on, so --images RENDER_DIR is needed")
+        images = (
+            ImageLookup(paths.images_dir, self.config.image_size) if self.config.image else None
+        )
+        self.skipped: list[dict[str, str]] = []
+        train = self._examples("train", images, set(params.kinds))
+        val = self._examples("val", images, set(params.kinds))
+        signals = RecordSignals([ShardRows(paths.data_dir, s) for s in ("train", "val")])
+        self.train_dataset = GemDataset(train, signals, images)
+        self.val = GemDataset(_eval_subset(val, params.eval_questions), signals, images)
+        if not train:
+            raise EcgflowError(f"{paths.instructions_dir}: no usable training instruction")
+        if len(self.val) < 2:
+            raise EcgflowError(
+                f"{paths.instructions_dir}/val.json: {len(self.val)} closed-set questions "
+                "with signals; need at least 2 to select a model"
+            )
+        self.sample_weights = answer_balancing_weights(train) if params.balance_answers else None
+        if self.sample_weights is None and params.epoch_samples is not None:
+            self.sample_weights = np.ones(len(train))
+        self.prior = AnswerPrior(
+            (e.template_id, e.attribute, e.answer) for e in train if e.template_id is not None
+        )
+        lm, tokenizer, self.lm_source = load_language_model(self.config.lm)
+        self.model = GemModel(self.config, lm, tokenizer)
+        self.model.signal_tower.encoder.load_state_dict(state)
+
+    def _examples(
+        self, split: str, images: ImageLookup | None, kinds: set[str]
+    ) -> list[GemExample]:
+        path = self.paths.instructions_dir / f"{split}.json"
+        examples, skipped = read_instructions(path, kinds)
+        self.skipped += skipped
+        rows = ShardRows(self.paths.data_dir, split)
+        present = set(rows.record_ids)
+        kept = []
+        for example in examples:
+            if example.record_id not in present:
+                reason = f"{path}: record {example.record_id} has no signal in the {split} split"
+                self.skipped.append({"id": example.id, "reason": reason})
+            elif images is not None and not images.has(example.record_id):
+                reason = f"{path}: record {example.record_id} has no paper image"
+                self.skipped.append({"id": example.id, "reason": reason})
+            else:
+                kept.append(example)
+        return kept
+
+    def collate(self, batch: list[Any]) -> dict[str, Any]:
+        """See :func:`collate_gem`."""
+        return collate_gem(batch)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
+        """Mean per-answer NLL."""
+        images = batch["images"]
+        return model(
+            batch["signals"].to(device),
+            batch["questions"],
+            batch["answers"],
+            None if images is None else images.to(device),
+        )
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """QA (balanced) accuracy of the val closed-set questions, and the prior's."""
+        predicted = answer_closed_set(model, self.val, device, self.settings.eval_batch_size)
+        examples = self.val.examples
+        truth = [e.answer for e in examples]
+        templates = [e.template_id for e in examples]
+        metrics = qa_metrics(truth, predicted, templates)
+        prior = [self.prior.predict(e.template_id, e.attribute) for e in examples]
+        baseline = qa_metrics(truth, prior, templates)
+        return {
+            "qa_accuracy": metrics["qa_accuracy"],
+            "qa_balanced_accuracy": metrics["qa_balanced_accuracy"],
+            "prior_qa_accuracy": baseline["qa_accuracy"],
+            "prior_qa_balanced_accuracy": baseline["qa_balanced_accuracy"],
+        }
+
+    def save_best(self, model: nn.Module, folder: Path) -> None:
+        """GEM folder, preprocess.json and the answer prior → ``folder/model``."""
+        target = folder / MODEL
+        save_gem(target, model, self.lm_source.name)
+        shutil.copyfile(self.paths.data_dir / "preprocess.json", target / "preprocess.json")
+        _write_json(target / ANSWER_PRIOR, self.prior.to_json())
+
+    def params(self) -> dict[str, Any]:
+        """What MLflow records."""
+        return {
+            "model": self.config.model_dump(mode="json", exclude={"encoder"}),
+            "lm": self.lm_source.name,
+            "kinds": self.settings.kinds,
+            "epoch_samples": self.settings.epoch_samples,
+            "balance_answers": self.settings.balance_answers,
+            "train_instructions": len(self.train_dataset),
+            "val_questions": len(self.val),
+        }
+
+
+def answer_closed_set(
+    model: nn.Module, dataset: GemDataset, device: torch.device, batch_size: int
+) -> list[str]:
+    """The chosen candidate for every example of ``dataset`` (all must have candidates)."""
+    chosen: list[str] = []
+    for start in range(0, len(dataset), batch_size):
+        batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        examples = dataset.examples[start : start + len(batch)]
+        collated = collate_gem(batch)
+        images = collated["images"]
+        chosen += model.choose(
+            collated["signals"].to(device),
+            collated["questions"],
+            [list(e.candidates or ()) for e in examples],
+            None if images is None else images.to(device),
+        )
+    return chosen
+
+
+def answer_balancing_weights(examples: list[GemExample]) -> np.ndarray:
+    """Per example: group size / (answers in the group × count of its answer in the group).
+
+    A group is (kind, template, attribute); each group keeps its share of the draws, and within
+    it every distinct answer is drawn equally often (yes as often as no).
+    """
+    groups = [(e.kind, e.template_id, e.attribute) for e in examples]
+    sizes = Counter(groups)
+    answers = Counter(zip(groups, (e.answer for e in examples), strict=True))
+    distinct = Counter(group for group, _ in answers)
+    return np.array(
+        [
+            sizes[g] / (distinct[g] * answers[(g, e.answer)])
+            for g, e in zip(groups, examples, strict=True)
+        ],
+        dtype=np.float64,
+    )
+
+
+def _eval_subset(examples: list[GemExample], limit: int) -> list[GemExample]:
+    """Up to ``limit`` closed-set examples: ECG-QA ones first, then a seeded sample of the rest."""
+    closed = [e for e in examples if e.candidates]
+    ecgqa = [e for e in closed if e.kind == "ecgqa"]
+    rest = [e for e in closed if e.kind != "ecgqa"]
+    random.Random(0).shuffle(rest)
+    return (ecgqa + rest)[:limit]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

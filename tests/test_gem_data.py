@@ -1,0 +1,57 @@
+"""GEM's data plumbing: instruction files, answer balancing, parameters (no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ecgflow.errors import EcgflowError
+from ecgflow.stages.finetune_gem import answer_balancing_weights
+from ecgflow.training.gem_data import GemExample, read_instructions
+from ecgflow.training.params import FinetuneGemParams
+
+
+def test_invalid_gem_parameters_name_the_field():
+    with pytest.raises(EcgflowError, match="eval_questions"):
+        FinetuneGemParams.model_validate({"eval_questions": 0})
+    with pytest.raises(EcgflowError, match="kinds"):
+        FinetuneGemParams.model_validate({"kinds": ["poetry"]})
+
+
+def test_answer_balancing_gives_yes_and_no_equal_draws_within_a_group():
+    def example(answer: str, attribute: str) -> GemExample:
+        return GemExample("i", "1", "q", answer, "noise", 26, attribute, ("yes", "no"))
+
+    examples = [example("no", "a")] * 9 + [example("yes", "a")] + [example("no", "b")] * 2
+    weights = answer_balancing_weights(examples)
+    yes = weights[9]
+    no_a = weights[:9].sum()
+    assert yes == pytest.approx(no_a)  # within group a: yes drawn as often as no
+    assert weights[:10].sum() == pytest.approx(10)  # group a keeps its share
+    assert weights[10:].sum() == pytest.approx(2)
+
+
+def test_read_instructions_keeps_wanted_kinds_and_lists_malformed_entries(tmp_path):
+    good = {
+        "id": "1-noise-0",
+        "record_id": "1",
+        "ecg": "raw/1",
+        "image": None,
+        "conversations": [{"from": "human", "value": "<ecg>\nq"}, {"from": "gpt", "value": "no"}],
+        "meta": {"kind": "noise", "template_id": 26, "attribute": "static noise",
+                 "candidates": ["yes", "no"]},
+    }  # fmt: skip
+    report = {**good, "id": "1-report", "meta": {"kind": "report", "candidates": None}}
+    broken = {**good, "conversations": [{"from": "human", "value": "q"}]}
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([good, report, broken]))
+    examples, skipped = read_instructions(path, {"noise"})
+    assert [e.id for e in examples] == ["1-noise-0"]
+    assert examples[0].candidates == ("yes", "no") and examples[0].template_id == 26
+    assert len(skipped) == 1 and "entry 2" in skipped[0]["reason"]
+    with pytest.raises(EcgflowError, match="build-instructions"):
+        read_instructions(tmp_path / "missing.json", {"noise"})
+    path.write_text("{}")
+    with pytest.raises(EcgflowError, match="JSON list"):
+        read_instructions(path, {"noise"})

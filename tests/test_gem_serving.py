@@ -1,0 +1,223 @@
+"""`ecgflow serve` of a GEM folder: a real KServe server on 127.0.0.1 answering over HTTP.
+
+The model is a small GEM (real SmolLM2 weights, random towers and adapter): these tests check
+that the server answers exactly what the model answers in-process, for a real WFDB record,
+through V1 predict and the OpenAI-style chat route (plain and streamed), and that every bad
+request gets a 4xx naming its field while the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED_DATA
+from servers import start_ecgflow_serve, stop
+
+from ecgflow.io.synthetic import synthesize_record
+from ecgflow.io.wfdb_reader import read_wfdb
+from ecgflow.models.configs import EncoderConfig, GemConfig
+from ecgflow.models.gem import GemModel
+from ecgflow.models.gem_io import load_gem, save_gem
+from ecgflow.models.language_model import load_language_model
+from ecgflow.signal.transform import PreprocessParams, transform_record
+
+pytestmark = pytest.mark.slow
+NAME = "ecg-gem"
+QUESTION = "Does lead V1 show any static noise on this ECG?"
+PREPROCESS = PreprocessParams(baseline=False, bandpass=None, normalise="scale", workers=1)
+
+
+@pytest.fixture(scope="module")
+def gem_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved GEM folder with a non-trivial adapter."""
+    folder = tmp_path_factory.mktemp("gem-serving") / "gem"
+    lm, tokenizer, source = load_language_model(None)
+    config = GemConfig(
+        encoder=EncoderConfig(width=8, depth=1), lead_width=8, tower_width=32, lora_r=4
+    )
+    torch.manual_seed(0)
+    model = GemModel(config, lm, tokenizer).eval()
+    with torch.no_grad():
+        for name, param in model.lm.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    save_gem(folder, model, source.name)
+    info = {"params": PREPROCESS.model_dump(mode="json")}
+    (folder / "preprocess.json").write_text(json.dumps(info))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(gem_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    folder = tmp_path_factory.mktemp("gem-server")
+    url, process, log_path = start_ecgflow_serve(
+        str(gem_dir), folder, "--max-body-mb", "2", "--max-new-tokens", "16", timeout=180
+    )
+    yield url, log_path
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def in_process(gem_dir: Path) -> Any:
+    return load_gem(gem_dir)
+
+
+def _header(tmp_path: Path) -> Path:
+    """A real PTB-XL record's header, or a synthetic record written as WFDB."""
+    ptbxl = SHARED_DATA / "ptbxl" / "records100" / "00000" / "00001_lr.hea"
+    if ptbxl.is_file():
+        return ptbxl
+    import wfdb
+
+    record = synthesize_record(3, seed=1).record
+    wfdb.wrsamp(
+        "synth", fs=record.fs, units=["mV"] * record.n_leads, sig_name=record.leads,
+        p_signal=record.signal.T.astype(np.float64), fmt=["16"] * record.n_leads,
+        write_dir=str(tmp_path),
+    )  # fmt: skip
+    return tmp_path / "synth.hea"
+
+
+def _wfdb(header: Path) -> dict[str, Any]:
+    return {
+        "wfdb": {
+            "header": base64.b64encode(header.read_bytes()).decode(),
+            "signal": base64.b64encode(header.with_suffix(".dat").read_bytes()).decode(),
+        }
+    }
+
+
+def _signal(header: Path) -> torch.Tensor:
+    x, _ = transform_record(read_wfdb(header), PREPROCESS)
+    return torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32))
+
+
+def test_v1_answers_a_real_record_like_the_model_in_process(server, in_process, tmp_path):
+    url, log_path = server
+    header = _header(tmp_path)
+    instances = [
+        {"ecg": _wfdb(header), "question": QUESTION, "candidates": ["yes", "no"]},
+        {"ecg": _wfdb(header), "question": "Describe the findings of this ECG.",
+         "max_new_tokens": 8},
+    ]  # fmt: skip
+    response = httpx.post(
+        f"{url}/v1/models/{NAME}:predict", json={"instances": instances}, timeout=120
+    )
+    assert response.status_code == 200, log_path.read_text()[-2000:]
+    closed, generated = response.json()["predictions"]
+    x = _signal(header)
+    assert closed["answer"] == in_process.choose(x, [QUESTION], [["yes", "no"]])[0]
+    want = in_process.generate(x, ["Describe the findings of this ECG."], max_new_tokens=8)[0]
+    assert generated["answer"] == want
+    assert generated["finish_reason"] in ("stop", "length")
+    assert closed["model"] == NAME and closed["version"].startswith("sha-")
+
+
+def test_chat_completions_plain_and_streamed_agree(server, in_process, tmp_path):
+    url, _ = server
+    header = _header(tmp_path)
+    record = read_wfdb(header)
+    ecg = {"signal": record.signal.tolist(), "fs": record.fs, "leads": record.leads}
+    body = {
+        "model": NAME,
+        "messages": [
+            {"role": "system", "content": "ignored"},
+            {"role": "user", "content": [{"type": "ecg", "ecg": ecg},
+                                         {"type": "text", "text": "Describe the findings."}]},
+        ],
+        "max_tokens": 6,
+        "temperature": 0,
+    }  # fmt: skip
+    plain = httpx.post(f"{url}/openai/v1/chat/completions", json=body, timeout=120)
+    assert plain.status_code == 200, plain.text
+    reply = plain.json()
+    assert reply["object"] == "chat.completion" and reply["model"] == NAME
+    text = reply["choices"][0]["message"]["content"]
+    assert text == in_process.generate(_signal(header), ["Describe the findings."], None, 6)[0]
+    assert reply["usage"]["completion_tokens"] <= 6
+    chunks = []
+    with httpx.stream(
+        "POST", f"{url}/openai/v1/chat/completions", json={**body, "stream": True}, timeout=120
+    ) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                chunks.append(line.removeprefix("data: "))
+    assert chunks[-1] == "[DONE]"
+    events = [json.loads(c) for c in chunks[:-1]]
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant"}
+    assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+    assert streamed.strip() == text
+    models = httpx.get(f"{url}/openai/v1/models", timeout=10).json()
+    assert [m["id"] for m in models["data"]] == [NAME]
+
+
+def test_bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(server, tmp_path):
+    url, _ = server
+    ecg = _wfdb(_header(tmp_path))
+    v1 = f"{url}/v1/models/{NAME}:predict"
+    chat = f"{url}/openai/v1/chat/completions"
+
+    def message(*parts: dict[str, Any]) -> dict[str, Any]:
+        return {"model": NAME, "messages": [{"role": "user", "content": list(parts)}]}
+
+    text = {"type": "text", "text": "Is it normal?"}
+    cases = [
+        (v1, {"instances": [{"ecg": ecg}]}, 400, "question"),
+        (v1, {"instances": [{"ecg": ecg, "question": "  "}]}, 400, "question"),
+        (v1, {"instances": [{"ecg": ecg, "question": "x" * 3000}]}, 400, "at most 2000"),
+        (v1, {"instances": [{"question": QUESTION}]}, 400, "instances[0].ecg"),
+        (v1, {"instances": [{"ecg": {"signal": [[1.0]], "fs": 100, "leads": ["I"]},
+                             "question": QUESTION}]}, 400, "too short"),
+        (v1, {"instances": [{"ecg": ecg, "question": QUESTION, "max_new_tokens": 10_000}]},
+         400, "max_new_tokens"),
+        (v1, {"instances": [{"ecg": ecg, "question": QUESTION, "candidates": []}]},
+         400, "candidates"),
+        (v1, {"instances": [{"ecg": ecg, "question": QUESTION, "image": "AAAA"}]}, 400, "image"),
+        (v1, {"instances": [{"ecg": ecg, "question": QUESTION, "extra": 1}]}, 400, "extra"),
+        (v1, {"instances": [{"ecg": ecg, "question": QUESTION}] * 9}, 400, "at most 8"),
+        (chat, message(text), 400, "ecg"),
+        (chat, {**message({"type": "ecg", "ecg": ecg}, text), "model": "other"}, 404, "other"),
+        (chat, {**message({"type": "ecg", "ecg": ecg}, text), "n": 2}, 400, "n"),
+        (chat, message({"type": "ecg", "ecg": ecg}), 400, "text"),
+        (chat, message({"type": "audio"}), 400, "type"),
+        (chat, {**message({"type": "ecg", "ecg": ecg}, text), "max_tokens": 0}, 400,
+         "max_tokens"),
+    ]  # fmt: skip
+    for target, body, status, needle in cases:
+        response = httpx.post(target, json=body, timeout=60)
+        assert response.status_code == status, (body, response.text)
+        assert needle in response.text, (needle, response.text)
+    garbage = httpx.post(chat, content=b"{not json", timeout=10)
+    assert garbage.status_code == 400
+    big = httpx.post(v1, content=b"[" + b"0," * (2 << 20) + b"0]", timeout=30)
+    assert big.status_code == 413
+    ok = httpx.post(
+        v1,
+        json={"instances": [{"ecg": ecg, "question": QUESTION, "candidates": ["yes", "no"]}]},
+        timeout=60,
+    )
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["answer"] in ("yes", "no")
+
+
+def test_a_model_folder_without_preprocess_json_is_refused(gem_dir, tmp_path):
+    from ecgflow.errors import EcgflowError
+    from ecgflow.serving.gem import ECGGem
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in gem_dir.iterdir():
+        if item.name != "preprocess.json":
+            (broken / item.name).symlink_to(item)
+    with pytest.raises(EcgflowError, match=r"preprocess\.json"):
+        ECGGem(NAME, str(broken)).load()
