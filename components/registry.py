@@ -1,4 +1,4 @@
-"""KFP components: register the exported model in MLflow, then gate its promotion."""
+"""KFP components: register the exported model (or a GEM folder) in MLflow, then gate promotion."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
@@ -31,18 +31,43 @@ def register(
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
+def register_gem(
+    gem: Input[Model],
+    evaluation: Input[Dataset],
+    name: str,
+    pipeline_run: str,
+    registered: Output[Artifact],
+) -> str:
+    """Register finetune-gem's model folder as a new version of ``name``; returns the version."""
+    from pathlib import Path
+
+    from ecgflow.registry import register_gem as run_register_gem
+
+    version = run_register_gem(
+        Path(gem.path) / "model", Path(evaluation.path), name=name, pipeline_run=pipeline_run
+    )
+    registered.metadata.update(
+        {"name": version.name, "version": version.version, "uri": version.uri}
+    )
+    return version.version
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote(
     name: str,
     version: str,
     metric: str,
     min_delta: float,
     promotion: Output[Artifact],
+    allow_equal: bool = False,
 ) -> None:
-    """Alias ``version`` challenger; move champion to it only if it beats the champion."""
+    """Alias ``version`` challenger; move champion to it only if it passes the gate."""
     from ecgflow.registry import describe
     from ecgflow.registry import promote as run_promote
 
-    decision = run_promote(name, metric=metric, min_delta=min_delta, version=version)
+    decision = run_promote(
+        name, metric=metric, min_delta=min_delta, version=version, allow_equal=allow_equal
+    )
     promotion.metadata.update(
         {
             "uri": f"models:/{decision.name}/{decision.version}",

@@ -1,7 +1,9 @@
 """The training pipeline.
 
 ingest → label → split → preprocess → render-images (switchable) → train-clip →
-finetune-classifier → eval → export → register → promote.
+finetune-classifier → eval → export → register → promote; with ``with_gem`` also
+preprocess-gem → build-instructions → finetune-gem (after train-clip) → eval-gem →
+register and promote ``ecg-gem``.
 
 :func:`build_training_pipeline` bakes a config's values in as the parameters' defaults
 (``ecgflow compile --config``); ``training_pipeline`` has the embedded defaults.
@@ -12,13 +14,16 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
+from components.build_instructions import build_instructions
+from components.eval_gem import eval_gem
 from components.evaluate import evaluate
 from components.export import export
 from components.finetune_classifier import finetune_classifier
+from components.finetune_gem import finetune_gem
 from components.ingest import ingest
 from components.label import label
 from components.preprocess import preprocess
-from components.registry import promote, register
+from components.registry import promote, register, register_gem
 from components.render_images import render_images as render_images_op
 from components.split import split
 from components.train_clip import train_clip
@@ -77,6 +82,15 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         model_name: str = config.promote.name,
         promote_metric: str = config.promote.metric,
         min_delta: float = config.promote.min_delta,
+        with_gem: bool = config.with_gem,
+        gem_qa: str = ",".join(config.gem_qa),
+        gem_preprocess_params: str = config.gem_preprocess.model_dump_json(),
+        instructions_params: str = config.instructions.model_dump_json(),
+        finetune_gem_params: str = config.finetune_gem.model_dump_json(),
+        gem_nproc: int = config.finetune_gem.nproc,
+        eval_gem_params: str = config.eval_gem.model_dump_json(),
+        gem_model_name: str = config.gem_promote.name,
+        gem_min_delta: float = config.gem_promote.min_delta,
     ) -> TrainingOutputs:
         """Ingest ``source`` (``limit`` 0: all) and take it through every stage.
 
@@ -150,6 +164,22 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
             .set_display_name("promote")
             .set_caching_options(False)
         )
+        with dsl.If(with_gem == True, name="gem-enabled"):  # noqa: E712
+            _gem_steps(
+                records=records,
+                labels=labelled.outputs["labels"],
+                splits=splitted.outputs["splits"],
+                clip=clip.outputs["clip"],
+                qa=gem_qa,
+                preprocess_params=gem_preprocess_params,
+                instructions_params=instructions_params,
+                finetune_params=finetune_gem_params,
+                nproc=gem_nproc,
+                eval_params=eval_gem_params,
+                model_name=gem_model_name,
+                min_delta=gem_min_delta,
+                accelerator_type=config.accelerator_type,
+            )
         return TrainingOutputs(
             records=records,
             labels=labelled.outputs["labels"],
@@ -163,6 +193,58 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         )
 
     return training_pipeline
+
+
+def _gem_steps(
+    records: Any,
+    labels: Any,
+    splits: Any,
+    clip: Any,
+    qa: Any,
+    preprocess_params: Any,
+    instructions_params: Any,
+    finetune_params: Any,
+    nproc: Any,
+    eval_params: Any,
+    model_name: Any,
+    min_delta: Any,
+    accelerator_type: str,
+) -> None:
+    """preprocess-gem → build-instructions → finetune-gem → eval-gem → register → promote."""
+    signals = preprocess(records=records, splits=splits, params=preprocess_params)
+    signals.set_display_name("preprocess-gem")
+    instructions = build_instructions(
+        records=records, labels=labels, splits=splits, qa=qa, params=instructions_params
+    ).set_display_name("build-instructions")
+    gem = finetune_gem(
+        clip=clip,
+        data=signals.outputs["data"],
+        instructions=instructions.outputs["instructions"],
+        params=finetune_params,
+        nproc=nproc,
+    ).set_display_name("finetune-gem")
+    _on_accelerators(gem, accelerator_type, nproc)
+    evaluated = eval_gem(
+        gem=gem.outputs["gem"],
+        data=signals.outputs["data"],
+        labels=labels,
+        qa=qa,
+        params=eval_params,
+    ).set_display_name("eval-gem")
+    registered = register_gem(
+        gem=gem.outputs["gem"],
+        evaluation=evaluated.outputs["evaluation"],
+        name=model_name,
+        pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+    ).set_display_name("register-gem")
+    registered.set_caching_options(False)
+    promote(
+        name=model_name,
+        version=registered.outputs["Output"],
+        metric="qa_accuracy",
+        min_delta=min_delta,
+        allow_equal=True,
+    ).set_display_name("promote-gem").set_caching_options(False)
 
 
 def _on_accelerators(task: dsl.PipelineTask, kind: str, count: Any) -> None:

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from ecgflow.config import DEFAULT_IMAGE, PipelineConfig, load_config
+from ecgflow.errors import EcgflowError
 from ecgflow.pipeline_runner import compile_pipeline, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +60,37 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     # the component runs ecgflow from the image; it must not pip-install kfp at run time
     command = " ".join(next(iter(executors.values()))["container"]["command"])
     assert "pip install" not in command
+
+
+def test_gem_steps_sit_in_their_own_switched_branch_after_train_clip(tmp_path: Path) -> None:
+    spec = yaml.safe_load(compile_pipeline(tmp_path / "training.yaml").read_text())
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["with_gem"]["defaultValue"] is False
+    assert inputs["gem_model_name"]["defaultValue"] == "ecg-gem"
+    assert '"normalise":"scale"' in inputs["gem_preprocess_params"]["defaultValue"]
+    condition = next(
+        t for t in spec["root"]["dag"]["tasks"].values()
+        if "with_gem" in t.get("triggerPolicy", {}).get("condition", "")
+    )  # fmt: skip
+    branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(branch) == {
+        "preprocess-2", "build-instructions", "finetune-gem", "eval-gem", "register-gem",
+        "promote-2",
+    }  # fmt: skip
+    assert set(branch["finetune-gem"]["dependentTasks"]) == {"build-instructions", "preprocess-2"}
+    assert "train-clip" in condition["dependentTasks"]
+    assert set(branch["register-gem"]["dependentTasks"]) == {"eval-gem", "finetune-gem"}
+    executors = spec["deploymentSpec"]["executors"]
+    gem = next(e for k, e in executors.items() if k.startswith("exec-finetune-gem"))
+    assert gem["container"]["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+
+
+def test_gem_steps_need_questions_to_evaluate_on(tmp_path: Path) -> None:
+    path = tmp_path / "gem.yaml"
+    path.write_text("with_gem: true\n")
+    with pytest.raises(EcgflowError, match="gem_qa"):
+        load_config(path)
+    assert PipelineConfig.model_validate({"with_gem": True, "gem_qa": ["qa.json"]}).with_gem
 
 
 def test_cluster_config_compiles_its_values_in(tmp_path: Path) -> None:

@@ -736,6 +736,12 @@ def run(
         str | None, typer.Option(help="label set (default: the config's, 'auto')")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="pipeline config YAML")] = None,
+    with_gem: Annotated[
+        bool | None, typer.Option(help="also train, evaluate and register GEM (needs --gem-qa)")
+    ] = None,
+    gem_qa: Annotated[
+        list[str] | None, typer.Option(help="ECG-QA JSON file for the GEM steps (repeatable)")
+    ] = None,
 ) -> None:
     """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME."""
     from ecgflow.config import PipelineConfig, load_config
@@ -750,6 +756,10 @@ def run(
             data["ingest"]["limit"] = limit
         if label_set:
             data["label"]["label_set"] = label_set
+        if with_gem is not None:
+            data["with_gem"] = with_gem
+        if gem_qa:
+            data["gem_qa"] = [str(Path(p).resolve()) for p in gem_qa]
         cfg = PipelineConfig.model_validate(data)  # command-line values are validated too
         home = ecgflow_home()
         console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")

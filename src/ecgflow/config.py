@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError, describe_validation_error
-from ecgflow.params import EvalParams, ExportParams, PromoteParams
+from ecgflow.params import EvalGemParams, EvalParams, ExportParams, PromoteParams
+from ecgflow.stages.build_instructions import BuildInstructionsParams
 from ecgflow.stages.ingest import IngestParams
 from ecgflow.stages.label import LabelParams
 from ecgflow.stages.preprocess import PreprocessParams
 from ecgflow.stages.render_images import RenderParams
 from ecgflow.stages.split import SplitParams
-from ecgflow.training.params import FinetuneParams, TrainClipParams
+from ecgflow.training.params import FinetuneGemParams, FinetuneParams, TrainClipParams
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
 DEFAULT_IMAGE = f"ghcr.io/ecgflow/ecgflow:{__version__}"
@@ -35,6 +36,10 @@ LOCAL_FINETUNE = {
     "encoder": {"width": 32, "depth": 3},
     "train": {"epochs": 6, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0.5},
 }
+
+#: GEM reads the signal as recorded (mV, no filters): noise and drift questions are about
+#: exactly what baseline removal and band-pass filtering take away.
+GEM_SIGNAL = {"baseline": False, "bandpass": None, "normalise": "scale"}
 
 
 class PipelineConfig(BaseModel):
@@ -64,6 +69,33 @@ class PipelineConfig(BaseModel):
     accelerator_type: str = Field(
         "nvidia.com/gpu", description="accelerator the training steps request on a cluster"
     )
+    with_gem: bool = Field(
+        False,
+        description="also run the GEM steps: preprocess-gem → build-instructions → "
+        "finetune-gem → eval-gem → register and promote ecg-gem",
+    )
+    gem_qa: list[str] = Field(
+        default_factory=list,
+        description="ECG-QA JSON files (paths the steps can read) for build-instructions and "
+        "eval-gem; needed with with_gem",
+    )
+    gem_preprocess: PreprocessParams = Field(
+        default_factory=lambda: PreprocessParams.model_validate(GEM_SIGNAL),
+        description="preprocess of GEM's signals (as recorded, in mV)",
+    )
+    instructions: BuildInstructionsParams = Field(default_factory=BuildInstructionsParams)
+    finetune_gem: FinetuneGemParams = Field(default_factory=FinetuneGemParams)
+    eval_gem: EvalGemParams = Field(default_factory=EvalGemParams)
+    gem_promote: PromoteParams = Field(
+        default_factory=lambda: PromoteParams(name="ecg-gem", metric="qa_accuracy"),
+        description="GEM's registry name and gate (a tie promotes: 'not worse')",
+    )
+
+    @model_validator(mode="after")
+    def _gem_needs_questions(self) -> PipelineConfig:
+        if self.with_gem and not self.gem_qa:
+            raise ValueError("with_gem: needs gem_qa (ECG-QA JSON files to evaluate GEM on)")
+        return self
 
 
 def load_config(path: Path | str | None = None) -> PipelineConfig:

@@ -50,6 +50,15 @@ def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
         "model_name": config.promote.name,
         "promote_metric": config.promote.metric,
         "min_delta": config.promote.min_delta,
+        "with_gem": config.with_gem,
+        "gem_qa": ",".join(config.gem_qa),
+        "gem_preprocess_params": config.gem_preprocess.model_dump_json(),
+        "instructions_params": config.instructions.model_dump_json(),
+        "finetune_gem_params": config.finetune_gem.model_dump_json(),
+        "gem_nproc": config.finetune_gem.nproc,
+        "eval_gem_params": config.eval_gem.model_dump_json(),
+        "gem_model_name": config.gem_promote.name,
+        "gem_min_delta": config.gem_promote.min_delta,
     }
 
 

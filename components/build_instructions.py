@@ -1,0 +1,38 @@
+"""KFP component: the build-instructions stage (see ``ecgflow.stages.build_instructions``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def build_instructions(
+    records: Input[Dataset],
+    labels: Input[Dataset],
+    splits: Input[Dataset],
+    qa: str,
+    params: str,
+    instructions: Output[Dataset],
+    metrics: Output[Metrics],
+) -> None:
+    """LLaVA-style train/val instructions; ``qa``: comma-separated ECG-QA JSON paths (or "")."""
+    from pathlib import Path
+
+    from ecgflow.stages.build_instructions import BuildInstructionsParams
+    from ecgflow.stages.build_instructions import build_instructions as run_build
+
+    qa_files = [Path(p.strip()) for p in qa.split(",") if p.strip()]
+    counts = run_build(
+        BuildInstructionsParams.model_validate_json(params),
+        Path(records.path),
+        Path(labels.path),
+        Path(splits.path),
+        Path(instructions.path),
+        qa_files,
+    )
+    instructions.metadata.update(counts)
+    for name, value in counts.items():
+        metrics.log_metric(name, value)

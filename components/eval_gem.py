@@ -1,0 +1,45 @@
+"""KFP component: the eval-gem stage (see ``ecgflow.stages.eval_gem``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from ecgflow.config import load_config
+
+IMAGE = load_config().image
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def eval_gem(
+    gem: Input[Model],
+    data: Input[Dataset],
+    labels: Input[Dataset],
+    qa: str,
+    params: str,
+    evaluation: Output[Dataset],
+    metrics: Output[Metrics],
+) -> None:
+    """QA accuracy beside the label-prior baseline; ``qa``: comma-separated ECG-QA JSON paths."""
+    from pathlib import Path
+
+    from ecgflow.params import EvalGemParams
+    from ecgflow.stages.eval_gem import eval_gem as run_eval_gem
+
+    qa_files = [Path(p.strip()) for p in qa.split(",") if p.strip()]
+    result = run_eval_gem(
+        EvalGemParams.model_validate_json(params),
+        Path(gem.path) / "model",
+        Path(data.path),
+        qa_files,
+        Path(evaluation.path),
+        labels_dir=Path(labels.path),
+    )
+    headline = {
+        "qa_accuracy": result["qa_accuracy"],
+        "qa_balanced_accuracy": result["qa_balanced_accuracy"],
+        "prior_qa_accuracy": result["label_prior"]["qa_accuracy"],
+        "prior_qa_balanced_accuracy": result["label_prior"]["qa_balanced_accuracy"],
+        "n_questions": result["n_questions"],
+    }
+    evaluation.metadata.update(headline)
+    for name, value in headline.items():
+        metrics.log_metric(name, value)
