@@ -36,7 +36,11 @@ K8S_VERSION = "1.33"
 SERVICE_ACCOUNT = "ecgflow-serving"
 S3_SECRET = "ecgflow-s3"
 S3_ACCESS = MANIFESTS / "s3-access"
-KUSTOMIZATIONS = {"serving": "ecg-classifier", "serving-triton": "ecg-classifier-triton"}
+KUSTOMIZATIONS = {
+    "serving": "ecg-classifier",
+    "serving-triton": "ecg-classifier-triton",
+    "serving-gem": "ecg-gem",
+}
 S3_ANNOTATIONS = (
     "serving.kserve.io/s3-endpoint",
     "serving.kserve.io/s3-usehttps",
@@ -384,13 +388,28 @@ def test_inference_services_are_deployable() -> None:
         assert isvc_problems(isvc) == []
 
 
-def test_custom_predictor_serves_the_downloaded_model_from_the_serve_image() -> None:
-    (isvc,) = [i for i in _of_kind(_objects(), "InferenceService") if "model" not in _pred(i)]
+def test_custom_predictors_serve_the_downloaded_model_from_the_serve_image() -> None:
+    custom = [i for i in _of_kind(_objects(), "InferenceService") if "model" not in _pred(i)]
+    assert {i["metadata"]["name"] for i in custom} == {"ecg-classifier", "ecg-gem"}
+    for isvc in custom:
+        (container,) = _pred(isvc)["containers"]
+        assert container["image"].startswith("ghcr.io/ecgflow/ecgflow-serve:")
+        assert _arg([str(a) for a in container["args"]], "--model") == MODEL_MOUNT
+        assert _storage_uri(_pred(isvc)).startswith("s3://mlflow/")
+        assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_gem_endpoint_asks_for_a_gpu_and_bounds_generation() -> None:
+    (isvc,) = [
+        i for i in _of_kind(_objects(), "InferenceService") if i["metadata"]["name"] == "ecg-gem"
+    ]
     (container,) = _pred(isvc)["containers"]
-    assert container["image"].startswith("ghcr.io/ecgflow/ecgflow-serve:")
-    assert _arg([str(a) for a in container["args"]], "--model") == MODEL_MOUNT
-    assert _storage_uri(_pred(isvc)).startswith("s3://mlflow/")
-    assert container["securityContext"]["runAsNonRoot"] is True
+    resources = container["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"] == "1"
+    args = [str(a) for a in container["args"]]
+    assert int(_arg(args, "--max-new-tokens")) <= 512
+    assert float(_arg(args, "--timeout-s")) < _pred(isvc)["timeout"]  # generation stops first
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in container["env"]
 
 
 def test_triton_variant_uses_the_onnx_runtime_with_the_v2_protocol() -> None:
