@@ -13,7 +13,16 @@ import torch
 from mlflow_server import start_mlflow_server
 
 from ecgflow.errors import EcgflowError
-from ecgflow.registry import CHALLENGER, CHAMPION, promote, register
+from ecgflow.registry import (
+    CHALLENGER,
+    CHAMPION,
+    GEM_FILES,
+    GEM_NAME,
+    promote,
+    register,
+    register_gem,
+)
+from ecgflow.serving.bundle import model_kind, resolve_model
 
 
 class _Tiny(torch.nn.Module):
@@ -98,6 +107,59 @@ def test_gated_promotion_on_sqlite(export_dir: Path, tmp_path: Path, monkeypatch
     np.testing.assert_allclose(model.predict(x)["probabilities"], want, atol=1e-6)
     again = promote(version="2")
     assert not again.promoted and again.reason == "already champion"
+
+
+def _gem_folder(folder: Path) -> Path:
+    """Files shaped like finetune-gem's model folder (the registry only moves them)."""
+    for name in GEM_FILES:
+        path = folder / name
+        if "." in name:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{name}\n")
+        else:
+            path.mkdir(parents=True)
+            (path / "part.json").write_text("{}")
+    return folder
+
+
+def _gem_eval(folder: Path, accuracy: float, data_hash: str = "q" * 64) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = {"qa_accuracy": accuracy, "qa_balanced_accuracy": 0.5, "n_questions": 88,
+               "data_hash": data_hash, "label_prior": {"qa_accuracy": 0.66}}  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_gem_versions_promote_when_not_worse_and_serve_resolves_them(tmp_path, monkeypatch):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    gem = _gem_folder(tmp_path / "gem")
+
+    def step(accuracy: float, data_hash: str = "q" * 64):
+        evaluated = _gem_eval(tmp_path / f"e{accuracy}{data_hash[0]}", accuracy, data_hash)
+        version = register_gem(gem, evaluated)
+        return version, promote(GEM_NAME, metric="qa_accuracy", allow_equal=True)
+
+    v1, d1 = step(0.70)
+    assert d1.promoted and v1.uri == "models:/ecg-gem/1"
+    _, d2 = step(0.70)
+    assert d2.promoted and "not worse" in d2.reason  # a tie is enough for GEM
+    _, d3 = step(0.69)
+    assert not d3.promoted and "worse than champion 2" in d3.reason
+    _, d4 = step(0.90, data_hash="r" * 64)
+    assert not d4.promoted and "different evaluation data" in d4.reason
+    client = mlflow.MlflowClient(uri)
+    tags = client.get_model_version(GEM_NAME, "1").tags
+    assert tags["ecgflow.kind"] == "gem" and tags["metric.qa_accuracy"] == "0.7"
+    assert tags["metric.prior_qa_accuracy"] == "0.66"
+    assert model_kind(f"models:/{GEM_NAME}@{CHAMPION}") == "gem"
+    folder, version = resolve_model(f"models:/{GEM_NAME}@{CHAMPION}", tmp_path / "cache")
+    assert version == "2"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(GEM_FILES)
+    with pytest.raises(EcgflowError, match=r"gem\.json: not found"):
+        register_gem(tmp_path, _gem_eval(tmp_path / "ok", 0.5))
 
 
 def test_bad_registry_inputs(export_dir: Path, tmp_path: Path, monkeypatch) -> None:

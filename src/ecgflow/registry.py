@@ -162,12 +162,17 @@ def register_gem(
         tracking.end_run()
     from mlflow.exceptions import MlflowException
 
-    try:
-        info = mlflow.register_model(f"runs:/{run_id}/model", name)
+    client = _client()
+    try:  # a plain folder, not an MLflow flavour: register its artifact location directly
+        source = f"{client.get_run(run_id).info.artifact_uri}/model"
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        info = client.create_model_version(name, source, run_id=run_id)
     except MlflowException as exc:
         raise EcgflowError(f"cannot register {name!r}: {exc.message}") from None
     version = str(info.version)
-    client = _client()
     tags = {f"metric.{k}": str(v) for k, v in flat.items()}
     tags |= {"eval.data_hash": metrics["data_hash"], KIND_TAG: "gem"}
     if pipeline_run:
