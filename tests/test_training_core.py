@@ -104,3 +104,27 @@ def test_macro_auroc_and_thresholds_against_sklearn() -> None:
     chosen = scores[:, 0] >= thresholds["a"]
     f1 = 2 * (chosen & (targets[:, 0] == 1)).sum() / (chosen.sum() + targets[:, 0].sum())
     assert f1 == pytest.approx(best)
+
+
+def test_checkpoints_leave_frozen_parameters_out_and_refuse_a_mismatch(tmp_path) -> None:
+    from torch import nn
+
+    from ecgflow.errors import EcgflowError
+    from ecgflow.training.loop import _checkpoint_state, _load_checkpoint_state
+
+    def model() -> nn.Module:
+        net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        net[0].requires_grad_(False)  # a frozen tower
+        return net
+
+    trained = model()
+    state = _checkpoint_state(trained)
+    assert "0.weight" not in state and "2.weight" in state and "1.running_mean" in state
+    fresh = model()
+    fresh[0].load_state_dict(trained[0].state_dict())  # frozen parts come from the same source
+    _load_checkpoint_state(fresh, state, tmp_path / "last.pt")
+    for a, b in zip(trained.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert a.equal(b)
+    del state["2.weight"]
+    with pytest.raises(EcgflowError, match=r"last\.pt.*2\.weight"):
+        _load_checkpoint_state(model(), state, tmp_path / "last.pt")

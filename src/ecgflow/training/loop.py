@@ -10,7 +10,9 @@ best model); :func:`fit` does the rest the same way for all of them:
   (optionally with restarts), stepped per batch;
 - after each epoch rank 0 evaluates, keeps the best model on the selection metric and writes
   a checkpoint (model, optimiser, scheduler, scaler, epoch, early-stopping state, history; each
-  rank its RNG states), so ``resume`` continues exactly where the last epoch ended;
+  rank its RNG states), so ``resume`` continues exactly where the last epoch ended. Frozen
+  parameters are left out of it (they never change; a resumed run rebuilds them from the same
+  inputs): a LoRA-tuned LM's checkpoint holds the adapters, not the LM;
 - early stopping after ``patience`` epochs without improvement;
 - MLflow: parameters, per-epoch metrics and the final artifacts, from rank 0 only.
 """
@@ -357,7 +359,7 @@ def _save_checkpoint(
     _rng_path(out_dir, env.rank, state.epoch - 2).unlink(missing_ok=True)
     if env.is_main:
         payload = {
-            "model": model.state_dict(),
+            "model": _checkpoint_state(model),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
@@ -366,6 +368,27 @@ def _save_checkpoint(
         }
         _atomic_save(payload, folder / LAST)
     barrier(env)
+
+
+def _frozen(model: nn.Module) -> set[str]:
+    return {name for name, param in model.named_parameters() if not param.requires_grad}
+
+
+def _checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state without its frozen parameters."""
+    frozen = _frozen(model)
+    return {k: v for k, v in model.state_dict().items() if k not in frozen}
+
+
+def _load_checkpoint_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load :func:`_checkpoint_state`'s output; only frozen parameters may be missing."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    stray = sorted(set(missing) - _frozen(model))
+    if unexpected or stray:
+        raise EcgflowError(
+            f"{path}: does not match the model (missing {stray[:3]}, unexpected "
+            f"{sorted(unexpected)[:3]}); resume with the same parameters"
+        )
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -393,7 +416,7 @@ def _load_checkpoint(
             f"{path}: written by {payload['world_size']} processes; resume with as many "
             f"(now {env.world_size}) to continue exactly"
         )
-    model.load_state_dict(payload["model"])
+    _load_checkpoint_state(model, payload["model"], path)
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     scaler.load_state_dict(payload["scaler"])
