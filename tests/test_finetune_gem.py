@@ -140,7 +140,7 @@ def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         metrics = eval_gem(
-            EvalGemParams(max_new_tokens=4),
+            EvalGemParams(max_new_tokens=4, split="all"),
             gem_run["gem"] / "model",
             root / "gem-data",
             [gem_run["qa"]],
@@ -155,6 +155,7 @@ def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path)
     assert metrics["qa_accuracy_by_template"]
     assert "log-probability" in metrics["scoring"]
     assert sum(metrics["questions_by_split"].values()) == metrics["n_questions"]
+    assert metrics["split"] == "all" and len(metrics["data_hash"]) == 64
     predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     assert len(predictions) == metrics["n_questions"]
     assert {p["model"] for p in predictions} <= {"yes", "no", "not sure"}

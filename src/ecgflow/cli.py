@@ -520,13 +520,16 @@ def eval_gem(
         bool, typer.Option(help="with --labels: generate and score interpretations too")
     ] = True,
     max_new_tokens: Annotated[int, typer.Option(help="tokens per generated answer")] = 48,
+    split: Annotated[
+        str, typer.Option(help="ask about records of this split (test | val | train | all)")
+    ] = "test",
 ) -> None:
     """QA accuracy (exact match; closed sets by likelihood) beside the label-prior baseline."""
     from ecgflow.params import EvalGemParams
     from ecgflow.stages.eval_gem import eval_gem as run_eval_gem
 
     def action() -> None:
-        params = EvalGemParams(interpret=interpret, max_new_tokens=max_new_tokens)
+        params = EvalGemParams(interpret=interpret, max_new_tokens=max_new_tokens, split=split)
         metrics = run_eval_gem(params, model, data, qa, out, images, labels)
         prior = metrics["label_prior"]
         console.print(

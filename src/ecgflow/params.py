@@ -65,6 +65,9 @@ class EvalGemParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    split: str = Field(
+        "test", description="ask about records of this split only ('all': every record)"
+    )
     batch_size: int = Field(16, ge=1, description="questions per scoring batch")
     max_new_tokens: int = Field(48, ge=1, le=1024, description="tokens per generated answer")
     interpret: bool = Field(

@@ -1,7 +1,8 @@
 """The eval-gem stage: a GEM model's question answering on ECG-QA-style questions.
 
 Inputs: a GEM folder (finetune-gem's ``model/``), a preprocess output prepared like the one it
-was trained on (every split is searched for the question's record), ECG-QA JSON files
+was trained on (questions about records of ``split``, ``test`` by default, are asked; the
+others are listed in ``skipped.json``), ECG-QA JSON files
 (``question``, ``answer``, ``ecg_id``, ``template_id``, ``attribute``, ``question_type``),
 optionally render-images output (when the model reads images) and a label output.
 
@@ -94,9 +95,21 @@ def eval_gem(
             raise EcgflowError(f"{model_dir}: this GEM model reads images; pass --images")
         images = ImageLookup(images_dir, model.config.image_size)
 
+    if params.split != "all" and params.split not in by_split:
+        raise EcgflowError(f"{data_dir}: no '{params.split}' split (has {', '.join(splits)})")
     examples, skipped = _questions(qa_files, signals, images)
+    if params.split != "all":
+        elsewhere = [e for e in examples if split_of[e.record_id] != params.split]
+        skipped += [
+            {"id": e.id, "reason": f"record {e.record_id} is in the {split_of[e.record_id]} split"}
+            for e in elsewhere
+        ]
+        examples = [e for e in examples if split_of[e.record_id] == params.split]
     if not examples:
-        raise EcgflowError("eval-gem: none of the questions has a record in " + str(data_dir))
+        raise EcgflowError(
+            f"eval-gem: none of the questions is about a record of {data_dir} "
+            f"(split {params.split})"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     predicted = _answer(model, examples, signals, images, params)
     truth = [e.answer for e in examples]
@@ -105,6 +118,7 @@ def eval_gem(
     metrics: dict[str, Any] = qa_metrics(truth, predicted, templates)
     metrics["label_prior"] = qa_metrics(truth, baseline, templates)
     metrics["scoring"] = SCORING
+    metrics["split"] = params.split
     metrics["data_hash"] = questions_hash(examples, info)
     metrics["questions_by_split"] = _count(split_of[e.record_id] for e in examples)
     metrics["n_skipped"] = len(skipped)
