@@ -13,18 +13,23 @@ def eval_gem(
     gem: Input[Model],
     data: Input[Dataset],
     labels: Input[Dataset],
+    instructions: Input[Dataset],
     qa: str,
     params: str,
     evaluation: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
-    """QA accuracy beside the label-prior baseline; ``qa``: comma-separated ECG-QA JSON paths."""
+    """QA accuracy beside the label-prior baseline on the test records' questions.
+
+    Asked: build-instructions' ``test.json`` and ``qa`` (comma-separated ECG-QA JSON paths, or "").
+    """
     from pathlib import Path
 
     from ecgflow.params import EvalGemParams
     from ecgflow.stages.eval_gem import eval_gem as run_eval_gem
 
-    qa_files = [Path(p.strip()) for p in qa.split(",") if p.strip()]
+    qa_files = [Path(instructions.path) / "test.json"]
+    qa_files += [Path(p.strip()) for p in qa.split(",") if p.strip()]
     result = run_eval_gem(
         EvalGemParams.model_validate_json(params),
         Path(gem.path) / "model",

@@ -228,6 +228,7 @@ def _gem_steps(
         gem=gem.outputs["gem"],
         data=signals.outputs["data"],
         labels=labels,
+        instructions=instructions.outputs["instructions"],
         qa=qa,
         params=eval_params,
     ).set_display_name("eval-gem")

@@ -46,14 +46,13 @@ def test_ptbxl_instructions_keep_test_records_out_and_name_noisy_leads(
     database = pd.read_csv(records / "raw" / "ptbxl_database.csv", dtype=str, keep_default_na=False)
     annotations = {c: dict(zip(database["ecg_id"], database[c], strict=True)) for c in NOISE}
     seen_kinds = set()
-    for part in ("train", "val"):
+    for part in ("train", "val", "test"):
         items = json.loads((tmp_path / f"{part}.json").read_text())
         assert items
         for item in items:
-            record_id = item["id"].split("-")[0] if item["meta"]["kind"] != "ecgqa" else None
-            if record_id:
-                assert split_of[record_id] == part
-                assert (records / f"{item['ecg']}.hea").is_file()
+            record_id = item["record_id"]
+            assert split_of[record_id] == part  # test records only ever in test.json
+            assert (records / f"{item['ecg']}.hea").is_file()
             seen_kinds.add(item["meta"]["kind"])
             meta, question = item["meta"], item["conversations"][0]["value"]
             if meta["kind"] == "noise" and meta["template_id"] == 26:
@@ -61,8 +60,10 @@ def test_ptbxl_instructions_keep_test_records_out_and_name_noisy_leads(
                 column = meta["attribute"].replace(" ", "_")
                 leads = parse_leads(annotations[column][record_id])
                 assert item["conversations"][1]["value"] == ("yes" if lead in leads else "no")
-    assert seen_kinds == {"noise", "label", "report", "ecgqa"}
+    assert seen_kinds == {"noise", "label", "report", "ecgqa", "feature"}
     test_records = sum(s == "test" for s in split_of.values())
+    test_items = json.loads((tmp_path / "test.json").read_text())
+    assert sum(i["meta"]["kind"] == "ecgqa" for i in test_items) == counts["ecgqa_held_out"]
     assert counts["held_out_records"] == test_records > 0
     assert counts["ecgqa_used"] + counts["ecgqa_held_out"] == 413
     assert counts["ecgqa_held_out"] > 0
@@ -82,7 +83,7 @@ def test_synthetic_records_get_label_and_report_questions(tmp_path):
     counts = build_instructions(
         BuildInstructionsParams(), records, labels, splits, tmp_path / "out"
     )
-    assert counts["kind_label"] > 0 and counts["kind_report"] > 0
+    assert counts["kind_label"] > 0 and counts["kind_report"] > 0 and counts["kind_feature"] > 0
     assert "kind_noise" not in counts  # no noise annotations outside PTB-XL
 
 

@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from ecgflow.config import DEFAULT_IMAGE, PipelineConfig, load_config
-from ecgflow.errors import EcgflowError
 from ecgflow.pipeline_runner import compile_pipeline, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,14 +81,6 @@ def test_gem_steps_sit_in_their_own_switched_branch_after_train_clip(tmp_path: P
     executors = spec["deploymentSpec"]["executors"]
     gem = next(e for k, e in executors.items() if k.startswith("exec-finetune-gem"))
     assert gem["container"]["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-
-
-def test_gem_steps_need_questions_to_evaluate_on(tmp_path: Path) -> None:
-    path = tmp_path / "gem.yaml"
-    path.write_text("with_gem: true\n")
-    with pytest.raises(EcgflowError, match="gem_qa"):
-        load_config(path)
-    assert PipelineConfig.model_validate({"with_gem": True, "gem_qa": ["qa.json"]}).with_gem
 
 
 def test_cluster_config_compiles_its_values_in(tmp_path: Path) -> None:

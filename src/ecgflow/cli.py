@@ -740,7 +740,7 @@ def run(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="pipeline config YAML")] = None,
     with_gem: Annotated[
-        bool | None, typer.Option(help="also train, evaluate and register GEM (needs --gem-qa)")
+        bool | None, typer.Option(help="also train, evaluate and register GEM")
     ] = None,
     gem_qa: Annotated[
         list[str] | None, typer.Option(help="ECG-QA JSON file for the GEM steps (repeatable)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError, describe_validation_error
@@ -77,7 +77,7 @@ class PipelineConfig(BaseModel):
     gem_qa: list[str] = Field(
         default_factory=list,
         description="ECG-QA JSON files (paths the steps can read) for build-instructions and "
-        "eval-gem; needed with with_gem",
+        "eval-gem; eval-gem always asks the test records' own questions (test.json) too",
     )
     gem_preprocess: PreprocessParams = Field(
         default_factory=lambda: PreprocessParams.model_validate(GEM_SIGNAL),
@@ -90,12 +90,6 @@ class PipelineConfig(BaseModel):
         default_factory=lambda: PromoteParams(name="ecg-gem", metric="qa_accuracy"),
         description="GEM's registry name and gate (a tie promotes: 'not worse')",
     )
-
-    @model_validator(mode="after")
-    def _gem_needs_questions(self) -> PipelineConfig:
-        if self.with_gem and not self.gem_qa:
-            raise ValueError("with_gem: needs gem_qa (ECG-QA JSON files to evaluate GEM on)")
-        return self
 
 
 def load_config(path: Path | str | None = None) -> PipelineConfig:

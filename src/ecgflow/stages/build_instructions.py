@@ -3,14 +3,17 @@
 Inputs: an ingest folder (``records.parquet``; for PTB-XL the noise columns of
 ``raw/ptbxl_database.csv``), a label folder (``labels.parquet`` + ``label_def.json``), a split
 folder (``split.parquet``) and optional ECG-QA JSON files. Questions come from
-:mod:`ecgflow.text.instructions`. Records of the test split never feed a training question: they
-are counted, not written.
+:mod:`ecgflow.text.instructions`; measured-feature questions read each record's signal. Records
+of the test split never feed a training question: theirs go to ``test.json``, which only
+eval-gem reads.
 
 Output (``out_dir``)::
 
-    train.json, val.json   LLaVA-style instructions ({id, ecg, image, conversations, meta})
-    skipped.json           every input left out, with its reason (unreadable annotations,
-                           ECG-QA questions about unknown or test records)
+    train.json, val.json   LLaVA-style instructions ({id, record_id, ecg, image, conversations,
+                           meta}) for finetune-gem
+    test.json              the same for the test split's records: evaluation only
+    skipped.json           every input left out, with its reason (unreadable annotations or
+                           records, ECG-QA questions about unknown records)
     manifest.json          inputs, params, counts, sha256 of every file
 """
 
@@ -26,9 +29,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ecgflow.errors import raises_ecgflow_error
+from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.signal.rhythm import Rhythm, measure_rhythm
 from ecgflow.stages.ingest import RAW, RECORDS
 from ecgflow.stages.label import LABELS
 from ecgflow.stages.split import SPLIT
@@ -36,6 +41,7 @@ from ecgflow.text import load_label_def, record_texts
 from ecgflow.text.instructions import (
     NOISE_COLUMNS,
     ecgqa_instruction,
+    feature_instructions,
     label_instructions,
     noise_instructions,
     read_ecgqa,
@@ -44,6 +50,7 @@ from ecgflow.text.instructions import (
 
 STAGE = "build-instructions"
 TRAINING_SPLITS = ("train", "val")
+EVALUATION_SPLIT = "test"
 SKIPPED = "skipped.json"
 _DATABASE = "ptbxl_database.csv"
 
@@ -58,6 +65,9 @@ class BuildInstructionsParams(BaseModel):
     )
     label_questions: bool = Field(True, description="one yes/no question per label")
     report_questions: bool = Field(True, description="'describe this ECG' with the record text")
+    feature_questions: bool = Field(
+        True, description="heart rate, regularity and axis questions measured on the signal"
+    )
     seed: int = Field(0, description="seed of the drawn questions and their wording")
 
     _as_ecgflow_error = raises_ecgflow_error(STAGE)
@@ -73,7 +83,7 @@ def build_instructions(
 ) -> dict[str, Any]:
     """Write ``train.json`` / ``val.json`` (module docstring); returns the counts."""
     records_dir, labels_dir, out_dir = Path(records_dir), Path(labels_dir), Path(out_dir)
-    records = read_stage_table(records_dir / RECORDS, ("record_id", "files"), "ingest")
+    records = read_stage_table(records_dir / RECORDS, ("record_id", "files", "path"), "ingest")
     split = read_stage_table(Path(splits_dir) / SPLIT, ("record_id", "split"), "split")
     label_def = load_label_def(labels_dir)
     names = [str(entry["name"]) for entry in label_def["labels"]]
@@ -83,20 +93,23 @@ def build_instructions(
     texts = record_texts(records_dir) if params.report_questions else {}
     noise = _noise_annotations(records_dir / RAW / _DATABASE)
     rng = random.Random(params.seed)
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in TRAINING_SPLITS}
+    out: dict[str, list[dict[str, Any]]] = {
+        name: [] for name in (*TRAINING_SPLITS, EVALUATION_SPLIT)
+    }
     skipped: list[dict[str, str]] = []
     held_out = 0
     ecg_paths = {}
-    for record_id, files in zip(records["record_id"], records["files"], strict=True):
-        ecg = _record_path(files)
+    for row in records.to_dict(orient="records"):
+        record_id = row["record_id"]
+        ecg = _record_path(row["files"])
         ecg_paths[record_id] = ecg
         part = split_of.get(record_id)
         if part is None:
             skipped.append({"record_id": record_id, "reason": "not in split.parquet"})
             continue
-        if part not in out:  # the test split
-            held_out += 1
+        if part not in out:  # a split neither trained on nor evaluated
             continue
+        held_out += part == EVALUATION_SPLIT
         items = []
         if record_id in noise:
             found, problems = noise_instructions(
@@ -109,6 +122,11 @@ def build_instructions(
         if params.report_questions:
             report = report_instruction(record_id, ecg, texts.get(record_id, ""))
             items += [report] if report else []
+        if params.feature_questions:
+            try:
+                items += feature_instructions(record_id, ecg, _rhythm(records_dir / RAW, row))
+            except EcgflowError as exc:
+                skipped.append({"record_id": record_id, "reason": f"features: {exc}"})
         out[part] += items
     qa_counts = _add_ecgqa(qa_files or [], ecg_paths, split_of, out, skipped)
 
@@ -133,6 +151,19 @@ def build_instructions(
         out_dir, stage=STAGE, inputs=inputs, params=params.model_dump(mode="json"), counts=counts
     )
     return counts
+
+
+def _rhythm(raw_dir: Path, row: dict[str, Any]) -> Rhythm:
+    """Measured features of one ingested record, in mV."""
+    leads = row.get("leads")
+    leads = None if leads is None else [str(lead) for lead in leads]
+    record = read_record(
+        raw_dir / str(row["path"]),
+        fs=row.get("fs"),
+        leads=leads,
+        record_id=str(row["record_id"]),
+    )
+    return measure_rhythm(record.signal, record.fs, record.leads)
 
 
 def _positives(labels: pd.DataFrame, names: list[str]) -> dict[str, list[str]]:
@@ -168,7 +199,7 @@ def _add_ecgqa(
     out: dict[str, list[dict[str, Any]]],
     skipped: list[dict[str, str]],
 ) -> dict[str, int]:
-    """Imported ECG-QA questions about training records join their split; others are listed."""
+    """Imported ECG-QA questions join their record's split (test: held out); others are listed."""
     used = held_out = 0
     for path in qa_files:
         for position, entry in enumerate(read_ecgqa(Path(path))):
@@ -177,11 +208,10 @@ def _add_ecgqa(
             if record_id not in ecg_paths or part is None:
                 reason = f"{path} entry {position}: ecg_id {record_id} is not an ingested record"
                 skipped.append({"record_id": record_id, "reason": reason})
-            elif part not in out:
-                held_out += 1
-            else:
+            elif part in out:
                 out[part].append(ecgqa_instruction(entry, ecg_paths[record_id], position))
-                used += 1
+                held_out += part == EVALUATION_SPLIT
+                used += part != EVALUATION_SPLIT
     return {"ecgqa_used": used, "ecgqa_held_out": held_out}
 
 

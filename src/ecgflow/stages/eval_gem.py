@@ -2,9 +2,10 @@
 
 Inputs: a GEM folder (finetune-gem's ``model/``), a preprocess output prepared like the one it
 was trained on (questions about records of ``split``, ``test`` by default, are asked; the
-others are listed in ``skipped.json``), ECG-QA JSON files
-(``question``, ``answer``, ``ecg_id``, ``template_id``, ``attribute``, ``question_type``),
-optionally render-images output (when the model reads images) and a label output.
+others are listed in ``skipped.json``), question files — ECG-QA's JSON (``question``,
+``answer``, ``ecg_id``, ``template_id``, ``attribute``, ``question_type``) or build-instructions'
+``test.json`` (its noise, label, feature and ECG-QA questions) — optionally render-images output
+(when the model reads images) and a label output.
 
 Scoring: closed-set questions (ECG-QA's *verify* type: yes / no / not sure) are answered by the
 candidate with the highest summed log-probability; the others by greedy generation. Answers
@@ -53,7 +54,7 @@ from ecgflow.stages.label import LABELS
 from ecgflow.text import load_label_def
 from ecgflow.text.instructions import ecgqa_instruction, label_instructions, read_ecgqa
 from ecgflow.training.data import ShardRows, preprocess_info
-from ecgflow.training.gem_data import GemExample, ImageLookup, RecordSignals
+from ecgflow.training.gem_data import GemExample, ImageLookup, RecordSignals, read_instructions
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ SCORING = (
     "normalisation (lower case, no surrounding punctuation, list items sorted)"
 )
 DESCRIBE = "Describe the findings of this ECG."
+#: Kinds asked from an instructions file (free-text reports cannot be scored by exact match).
+EVALUATED_KINDS = frozenset({"noise", "label", "feature", "ecgqa"})
 
 
 def eval_gem(
@@ -117,6 +120,13 @@ def eval_gem(
     baseline = [prior.predict(e.template_id, e.attribute) for e in examples]
     metrics: dict[str, Any] = qa_metrics(truth, predicted, templates)
     metrics["label_prior"] = qa_metrics(truth, baseline, templates)
+    attributes = [f"{e.kind}: {e.attribute}" for e in examples]
+    metrics["qa_accuracy_by_attribute"] = qa_metrics(truth, predicted, attributes)[
+        "qa_accuracy_by_template"
+    ]
+    metrics["label_prior"]["qa_accuracy_by_attribute"] = qa_metrics(truth, baseline, attributes)[
+        "qa_accuracy_by_template"
+    ]
     metrics["scoring"] = SCORING
     metrics["split"] = params.split
     metrics["data_hash"] = questions_hash(examples, info)
@@ -195,33 +205,60 @@ def _read_prior(model_dir: Path) -> AnswerPrior:
 def _questions(
     qa_files: list[Path], signals: RecordSignals, images: ImageLookup | None
 ) -> tuple[list[GemExample], list[dict[str, str]]]:
-    """ECG-QA entries as examples; entries whose record has no signal (or image) are skipped."""
-    examples, skipped = [], []
+    """Questions of every file; those whose record has no signal (or image) are skipped.
+
+    A file is either ECG-QA's JSON or an instructions file of build-instructions (its
+    ``test.json``: every kind but the free-text reports).
+    """
+    examples: list[GemExample] = []
+    skipped: list[dict[str, str]] = []
     for path in qa_files:
-        for position, entry in enumerate(read_ecgqa(Path(path))):
-            item = ecgqa_instruction(entry, "", position)
-            where = f"{path} entry {position}"
-            record_id = item["record_id"]
-            if record_id not in signals:
-                skipped.append({"id": item["id"], "reason": f"{where}: no signal for {record_id}"})
-                continue
-            if images is not None and not images.has(record_id):
-                skipped.append({"id": item["id"], "reason": f"{where}: no image for {record_id}"})
-                continue
-            meta = item["meta"]
-            examples.append(
-                GemExample(
-                    id=item["id"],
-                    record_id=record_id,
-                    question=item["conversations"][0]["value"],
-                    answer=item["conversations"][1]["value"],
-                    kind="ecgqa",
-                    template_id=meta["template_id"],
-                    attribute=meta["attribute"],
-                    candidates=tuple(meta["candidates"]) if meta["candidates"] else None,
-                )
-            )
+        if _is_instructions(Path(path)):
+            found, bad = read_instructions(Path(path), EVALUATED_KINDS)
+            skipped += bad
+        else:
+            found = [_ecgqa_example(e, i) for i, e in enumerate(read_ecgqa(Path(path)))]
+        for example in found:
+            if example.record_id not in signals:
+                reason = f"{path}: no signal for record {example.record_id}"
+                skipped.append({"id": example.id, "reason": reason})
+            elif images is not None and not images.has(example.record_id):
+                reason = f"{path}: no image for record {example.record_id}"
+                skipped.append({"id": example.id, "reason": reason})
+            else:
+                examples.append(example)
     return examples, skipped
+
+
+def _is_instructions(path: Path) -> bool:
+    """Whether ``path`` holds build-instructions' conversations (not ECG-QA entries)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EcgflowError(f"{path}: not found (--qa)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EcgflowError(f"{path}: unreadable ({exc})") from None
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and ("conversations" in data[0])
+    )
+
+
+def _ecgqa_example(entry: dict[str, Any], position: int) -> GemExample:
+    item = ecgqa_instruction(entry, "", position)
+    meta = item["meta"]
+    return GemExample(
+        id=item["id"],
+        record_id=item["record_id"],
+        question=item["conversations"][0]["value"],
+        answer=item["conversations"][1]["value"],
+        kind="ecgqa",
+        template_id=meta["template_id"],
+        attribute=meta["attribute"],
+        candidates=tuple(meta["candidates"]) if meta["candidates"] else None,
+    )
 
 
 def _answer(

@@ -13,6 +13,8 @@ Where the answers come from:
   parsed by :func:`parse_leads`; the questions follow ECG-QA's noise templates 26 (a noise in a
   lead), 27 (a noise anywhere) and 28 (any noise in a lead), which were built from exactly
   these columns;
+* **features** measured on the signal (:mod:`ecgflow.signal.rhythm`): heart rate, above 100 /
+  below 60 bpm, rhythm regularity, QRS axis category;
 * **labels**: one verify question per label of the label set (``label_def.json``);
 * **report**: "Describe this ECG" answered by the record's English statement text
   (:func:`ecgflow.text.record_texts`);
@@ -23,6 +25,7 @@ Where the answers come from:
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Iterable
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgflow.errors import EcgflowError
+from ecgflow.signal.rhythm import Rhythm, axis_category
 
 #: PTB-XL's lead order; annotation ranges such as ``I-AVR`` run along it.
 LEADS: tuple[str, ...] = (
@@ -125,6 +129,15 @@ _LEAD_ANY_QUESTIONS = (  # template 28
     "Is there any interference present in lead {lead} on this ECG?",
 )
 _LABEL_QUESTION = "Does this ECG show {description}?"
+#: Measured-feature questions: (question, attribute); answers from ecgflow.signal.rhythm.
+_RATE_QUESTION = ("What is the heart rate of this ECG?", "heart rate")
+_FAST_QUESTION = ("Is the heart rate of this ECG above 100 beats per minute?", "tachycardia")
+_SLOW_QUESTION = ("Is the heart rate of this ECG below 60 beats per minute?", "bradycardia")
+_REGULAR_QUESTION = ("Is the rhythm of this ECG regular?", "rhythm regularity")
+_AXIS_QUESTION = ("What is the heart axis of this ECG?", "heart axis")
+AXES = ("normal", "left axis deviation", "right axis deviation", "extreme axis deviation")
+#: RR intervals vary by less than this share of their mean in a regular rhythm.
+REGULAR_RR_CV = 0.1
 _DESCRIBE_QUESTION = "Describe the findings of this ECG."
 
 
@@ -228,6 +241,41 @@ def label_instructions(
             )
         )
     return out
+
+
+def feature_instructions(record_id: str, ecg: str, rhythm: Rhythm) -> list[dict[str, Any]]:
+    """Heart rate, tachy-/bradycardia, regularity and axis questions from measured features.
+
+    Nothing is asked about a record whose beats could not be found (fewer than 3).
+    """
+    if not math.isfinite(rhythm.heart_rate_bpm):
+        return []
+    rate = rhythm.heart_rate_bpm
+    asked: list[tuple[tuple[str, str], str, list[str] | None]] = [
+        (_RATE_QUESTION, f"{round(rate)} bpm", None),
+        (_FAST_QUESTION, _yes_no(rate > 100), list(YES_NO)),
+        (_SLOW_QUESTION, _yes_no(rate < 60), list(YES_NO)),
+        (_REGULAR_QUESTION, _yes_no(rhythm.rr_cv < REGULAR_RR_CV), list(YES_NO)),
+    ]
+    axis = axis_category(rhythm.axis_deg)
+    if axis is not None:
+        asked.append((_AXIS_QUESTION, axis, list(AXES)))
+    return [
+        conversation(
+            f"{record_id}-feature-{attribute.replace(' ', '-')}",
+            record_id,
+            ecg,
+            question,
+            answer,
+            {
+                "kind": "feature",
+                "template_id": None,
+                "attribute": attribute,
+                "candidates": candidates,
+            },
+        )
+        for (question, attribute), answer, candidates in asked
+    ]
 
 
 def report_instruction(record_id: str, ecg: str, text: str) -> dict[str, Any] | None:

@@ -79,8 +79,8 @@ class FinetuneGemParams(BaseModel):
 
     model: GemConfig = Field(default_factory=GemConfig)
     train: TrainConfig = Field(default_factory=_gem_train)
-    kinds: list[Literal["noise", "label", "report", "ecgqa"]] = Field(
-        default=["noise", "label", "report", "ecgqa"],
+    kinds: list[Literal["noise", "label", "feature", "report", "ecgqa"]] = Field(
+        default=["noise", "label", "feature", "report", "ecgqa"],
         min_length=1,
         description="instruction kinds trained on",
     )
