@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from ecgflow.config import DEFAULT_IMAGE, PipelineConfig, load_config
@@ -120,6 +122,36 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     promotion = result.metadata["promotion"]
     assert promotion["uri"] == "models:/ecg-classifier/1" and promotion["alias"] == "champion"
     assert (tmp_path / "mlflow.db").is_file()  # the run's own embedded MLflow store
+
+
+@pytest.mark.slow
+def test_pipeline_with_gem_trains_evaluates_and_registers_it(tmp_path: Path) -> None:
+    gem = {
+        "with_gem": True,
+        "render_images": False,
+        "instructions": {"noise_questions_per_record": 2},
+        "finetune_gem": {
+            "model": {"lead_width": 8, "tower_width": 32, "lora_r": 4},
+            "train": {"epochs": 1, "batch_size": 4},
+            "epoch_samples": 8,
+            "eval_questions": 4,
+        },
+        "eval_gem": {"interpret": False, "max_new_tokens": 4},
+    }
+    run_local(_tiny("synthetic://?n=30&seed=1", **gem), tmp_path)
+    (run_dir,) = (tmp_path / "pipeline-runs").iterdir()
+    (evaluation,) = run_dir.glob("eval-gem*/evaluation/metrics.json")
+    metrics = json.loads(evaluation.read_text())
+    assert metrics["split"] == "test" and metrics["n_questions"] > 0
+    assert "feature: heart rate" in metrics["qa_accuracy_by_attribute"]
+    (gem_model,) = run_dir.glob("finetune-gem*/gem/model/gem.json")
+    assert gem_model.is_file()
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("ecg-gem", "champion")
+    assert champion.tags["ecgflow.kind"] == "gem"
+    assert float(champion.tags["metric.qa_accuracy"]) == metrics["qa_accuracy"]
 
 
 def test_pipeline_render_switch_off(tmp_path: Path) -> None:
