@@ -109,7 +109,7 @@ def test_saved_folder_reloads_with_one_call_and_answers_the_same(base_lm, tmp_pa
                 param.normal_(0, 0.02)
     save_gem(tmp_path / "gem", model, "bundled")
     assert read_gem_config(tmp_path / "gem") == TINY
-    again = load_gem(tmp_path / "gem")
+    again = load_gem(tmp_path / "gem", lm=copy.deepcopy(base_lm[0]))
     x = _signals(1)
     with torch.no_grad():
         want, _ = model.answer_logprobs(x, [QUESTION, QUESTION], ["yes", "no"], rows=[0, 0])

@@ -71,8 +71,12 @@ def read_gem_config(folder: Path) -> GemConfig:
         raise EcgflowError(f"{path}: {describe_validation_error(exc, root='config')}") from None
 
 
-def load_gem(folder: Path, device: str | torch.device = "cpu") -> Any:
-    """Rebuild the GEM model saved in ``folder`` (base LM + towers + adapter), in eval mode."""
+def load_gem(folder: Path, device: str | torch.device = "cpu", lm: Any = None) -> Any:
+    """Rebuild the GEM model saved in ``folder`` (base LM + towers + adapter), in eval mode.
+
+    ``lm``: the base LM already loaded (it is adapted in place), instead of loading
+    ``config.lm`` again.
+    """
     from peft import set_peft_model_state_dict
     from transformers import AutoTokenizer
 
@@ -81,7 +85,8 @@ def load_gem(folder: Path, device: str | torch.device = "cpu") -> Any:
 
     folder = Path(folder)
     config = read_gem_config(folder)
-    lm, tokenizer, _ = load_language_model(config.lm, with_tokenizer=False)
+    if lm is None:
+        lm, _, _ = load_language_model(config.lm, with_tokenizer=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER, local_files_only=True)
     except (OSError, ValueError) as exc:
