@@ -55,3 +55,20 @@ def test_read_instructions_keeps_wanted_kinds_and_lists_malformed_entries(tmp_pa
     path.write_text("{}")
     with pytest.raises(EcgflowError, match="JSON list"):
         read_instructions(path, {"noise"})
+
+
+def test_answer_prior_keys_untemplated_questions_by_kind():
+    from ecgflow.stages.finetune_gem import answer_prior
+
+    def example(kind: str, template, attribute: str, answer: str) -> GemExample:
+        return GemExample("i", "1", "q", answer, kind, template, attribute, None)
+
+    prior = answer_prior(
+        [example("feature", None, "heart axis", "normal")] * 3
+        + [example("feature", None, "heart axis", "left axis deviation")]
+        + [example("label", None, "NORM", "yes")] * 2
+        + [example("noise", 26, "static noise", "no")] * 5
+    )
+    assert prior.predict("feature", "heart axis") == "normal"
+    assert prior.predict("label", "NORM") == "yes"
+    assert prior.predict(26, "static noise") == "no"

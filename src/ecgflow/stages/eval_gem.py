@@ -49,6 +49,7 @@ from ecgflow.stages.finetune_gem import (
     GemDataset,
     answer_closed_set,
     collate_gem,
+    prior_key,
 )
 from ecgflow.stages.label import LABELS
 from ecgflow.text import load_label_def
@@ -117,7 +118,7 @@ def eval_gem(
     predicted = _answer(model, examples, signals, images, params)
     truth = [e.answer for e in examples]
     templates = [e.template_id for e in examples]
-    baseline = [prior.predict(e.template_id, e.attribute) for e in examples]
+    baseline = [prior.predict(prior_key(e), e.attribute) for e in examples]
     metrics: dict[str, Any] = qa_metrics(truth, predicted, templates)
     metrics["label_prior"] = qa_metrics(truth, baseline, templates)
     attributes = [f"{e.kind}: {e.attribute}" for e in examples]

@@ -211,9 +211,7 @@ class GemTask:
         self.sample_weights = answer_balancing_weights(train) if params.balance_answers else None
         if self.sample_weights is None and params.epoch_samples is not None:
             self.sample_weights = np.ones(len(train))
-        self.prior = AnswerPrior(
-            (e.template_id, e.attribute, e.answer) for e in train if e.template_id is not None
-        )
+        self.prior = answer_prior(train)
         lm, tokenizer, self.lm_source = load_language_model(self.config.lm)
         self.model = GemModel(self.config, lm, tokenizer)
         self.model.signal_tower.encoder.load_state_dict(state)
@@ -259,7 +257,7 @@ class GemTask:
         truth = [e.answer for e in examples]
         templates = [e.template_id for e in examples]
         metrics = qa_metrics(truth, predicted, templates)
-        prior = [self.prior.predict(e.template_id, e.attribute) for e in examples]
+        prior = [self.prior.predict(prior_key(e), e.attribute) for e in examples]
         baseline = qa_metrics(truth, prior, templates)
         return {
             "qa_accuracy": metrics["qa_accuracy"],
@@ -305,6 +303,20 @@ def answer_closed_set(
             None if images is None else images.to(device),
         )
     return chosen
+
+
+def answer_prior(examples: list[GemExample]) -> AnswerPrior:
+    """The label-prior baseline fitted on training questions, keyed by (template, attribute).
+
+    Questions without a template (labels, measured features) are keyed by their kind, so each
+    attribute ("heart axis", "tachycardia", …) gets its own majority answer.
+    """
+    return AnswerPrior((prior_key(e), e.attribute, e.answer) for e in examples)
+
+
+def prior_key(example: GemExample) -> Any:
+    """The prior's template key: the ECG-QA template id, else the question's kind."""
+    return example.kind if example.template_id is None else example.template_id
 
 
 def answer_balancing_weights(examples: list[GemExample]) -> np.ndarray:
