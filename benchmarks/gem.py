@@ -73,16 +73,10 @@ def generation(model, signal: torch.Tensor, tokens: int) -> None:
 
 def latency(model_dir: Path, model, header: Path, signal: torch.Tensor, repeats: int) -> None:
     """One answer in-process vs over HTTP."""
-    import base64
-
+    from datasets import wfdb_instance
     from servers import start_ecgflow_serve, stop
 
-    wfdb = {
-        "wfdb": {
-            "header": base64.b64encode(header.read_bytes()).decode(),
-            "signal": base64.b64encode(header.with_suffix(".dat").read_bytes()).decode(),
-        }
-    }
+    wfdb = wfdb_instance(header)
     cases = {
         "closed-set": (
             lambda: model.choose(signal, [QUESTION], [["yes", "no"]]),

@@ -27,6 +27,7 @@ def eval_gem(
 
     from ecgflow.params import EvalGemParams
     from ecgflow.stages.eval_gem import eval_gem as run_eval_gem
+    from ecgflow.stages.eval_gem import headline as headline_of
 
     qa_files = [Path(instructions.path) / "test.json"]
     qa_files += [Path(p.strip()) for p in qa.split(",") if p.strip()]
@@ -38,13 +39,7 @@ def eval_gem(
         Path(evaluation.path),
         labels_dir=Path(labels.path),
     )
-    headline = {
-        "qa_accuracy": result["qa_accuracy"],
-        "qa_balanced_accuracy": result["qa_balanced_accuracy"],
-        "prior_qa_accuracy": result["label_prior"]["qa_accuracy"],
-        "prior_qa_balanced_accuracy": result["label_prior"]["qa_balanced_accuracy"],
-        "n_questions": result["n_questions"],
-    }
+    headline = headline_of(result)
     evaluation.metadata.update(headline)
     for name, value in headline.items():
         metrics.log_metric(name, value)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,3 +55,32 @@ def tiny_classifier(root: Path, shared: Path) -> tuple[Path, Path]:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         finetune_classifier(params, None, root / "data", root / "labels", root / "clf")
     return root / "clf", root / "data"
+
+
+def wfdb_header(shared: Path, tmp_path: Path) -> Path:
+    """A WFDB header: PTB-XL record 1 when ``shared`` holds it, else a synthetic record written
+    as WFDB in ``tmp_path``."""
+    ptbxl = shared / "ptbxl" / "records100" / "00000" / "00001_lr.hea"
+    if ptbxl.is_file():
+        return ptbxl
+    import wfdb
+
+    from ecgflow.io.synthetic import synthesize_record
+
+    record = synthesize_record(3, seed=1).record
+    wfdb.wrsamp(
+        "synth", fs=record.fs, units=["mV"] * record.n_leads, sig_name=record.leads,
+        p_signal=record.signal.T.astype(np.float64), fmt=["16"] * record.n_leads,
+        write_dir=str(tmp_path),
+    )  # fmt: skip
+    return tmp_path / "synth.hea"
+
+
+def wfdb_instance(header: Path) -> dict[str, Any]:
+    """``{"wfdb": {"header": B64, "signal": B64}}`` of a record with a ``.dat`` file."""
+    return {
+        "wfdb": {
+            "header": base64.b64encode(header.read_bytes()).decode(),
+            "signal": base64.b64encode(header.with_suffix(".dat").read_bytes()).decode(),
+        }
+    }

@@ -8,7 +8,6 @@ request gets a 4xx naming its field while the server keeps serving.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
+from datasets import wfdb_header, wfdb_instance
 from servers import start_ecgflow_serve, stop
 
-from ecgflow.io.synthetic import synthesize_record
 from ecgflow.io.wfdb_reader import read_wfdb
 from ecgflow.models.configs import EncoderConfig, GemConfig
 from ecgflow.models.gem import GemModel
@@ -70,31 +69,6 @@ def in_process(gem_dir: Path) -> Any:
     return load_gem(gem_dir)
 
 
-def _header(tmp_path: Path) -> Path:
-    """A real PTB-XL record's header, or a synthetic record written as WFDB."""
-    ptbxl = SHARED_DATA / "ptbxl" / "records100" / "00000" / "00001_lr.hea"
-    if ptbxl.is_file():
-        return ptbxl
-    import wfdb
-
-    record = synthesize_record(3, seed=1).record
-    wfdb.wrsamp(
-        "synth", fs=record.fs, units=["mV"] * record.n_leads, sig_name=record.leads,
-        p_signal=record.signal.T.astype(np.float64), fmt=["16"] * record.n_leads,
-        write_dir=str(tmp_path),
-    )  # fmt: skip
-    return tmp_path / "synth.hea"
-
-
-def _wfdb(header: Path) -> dict[str, Any]:
-    return {
-        "wfdb": {
-            "header": base64.b64encode(header.read_bytes()).decode(),
-            "signal": base64.b64encode(header.with_suffix(".dat").read_bytes()).decode(),
-        }
-    }
-
-
 def _signal(header: Path) -> torch.Tensor:
     x, _ = transform_record(read_wfdb(header), PREPROCESS)
     return torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32))
@@ -102,10 +76,10 @@ def _signal(header: Path) -> torch.Tensor:
 
 def test_v1_answers_a_real_record_like_the_model_in_process(server, in_process, tmp_path):
     url, log_path = server
-    header = _header(tmp_path)
+    header = wfdb_header(SHARED_DATA, tmp_path)
     instances = [
-        {"ecg": _wfdb(header), "question": QUESTION, "candidates": ["yes", "no"]},
-        {"ecg": _wfdb(header), "question": "Describe the findings of this ECG.",
+        {"ecg": wfdb_instance(header), "question": QUESTION, "candidates": ["yes", "no"]},
+        {"ecg": wfdb_instance(header), "question": "Describe the findings of this ECG.",
          "max_new_tokens": 8},
     ]  # fmt: skip
     response = httpx.post(
@@ -123,7 +97,7 @@ def test_v1_answers_a_real_record_like_the_model_in_process(server, in_process, 
 
 def test_chat_completions_plain_and_streamed_agree(server, in_process, tmp_path):
     url, _ = server
-    header = _header(tmp_path)
+    header = wfdb_header(SHARED_DATA, tmp_path)
     record = read_wfdb(header)
     ecg = {"signal": record.signal.tolist(), "fs": record.fs, "leads": record.leads}
     body = {
@@ -164,7 +138,7 @@ def test_chat_completions_plain_and_streamed_agree(server, in_process, tmp_path)
 
 def test_bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(server, tmp_path):
     url, _ = server
-    ecg = _wfdb(_header(tmp_path))
+    ecg = wfdb_instance(wfdb_header(SHARED_DATA, tmp_path))
     v1 = f"{url}/v1/models/{NAME}:predict"
     chat = f"{url}/openai/v1/chat/completions"
 

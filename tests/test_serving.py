@@ -23,10 +23,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import SHARED_DATA
-from datasets import tiny_classifier
+from datasets import tiny_classifier, wfdb_header, wfdb_instance
 from servers import free_ports, listening_addresses, start_ecgflow_serve, stop
 
-from ecgflow.io.synthetic import synthesize_record
 from ecgflow.io.wfdb_reader import read_wfdb
 from ecgflow.params import ExportParams
 from ecgflow.signal.transform import PreprocessParams, transform_record
@@ -142,38 +141,13 @@ def test_v1_and_v2_equal_onnxruntime(served: Served) -> None:
     ]
 
 
-def _ptbxl_or_synthetic(tmp_path: Path) -> Path:
-    """A WFDB header: a real PTB-XL record, or a synthetic one written as WFDB."""
-    if PTBXL.is_dir():
-        return PTBXL / "records100" / "00000" / "00001_lr.hea"
-    import wfdb
-
-    record = synthesize_record(3, seed=1).record
-    wfdb.wrsamp(
-        "synth", fs=record.fs, units=["mV"] * record.n_leads, sig_name=record.leads,
-        p_signal=record.signal.T.astype(np.float64), fmt=["16"] * record.n_leads,
-        write_dir=str(tmp_path),
-    )  # fmt: skip
-    return tmp_path / "synth.hea"
-
-
-def _wfdb_instance(header: Path) -> dict[str, Any]:
-    dat = header.with_suffix(".dat")
-    return {
-        "wfdb": {
-            "header": base64.b64encode(header.read_bytes()).decode(),
-            "signal": base64.b64encode(dat.read_bytes()).decode(),
-        }
-    }
-
-
 def test_real_record_as_wfdb_and_as_raw_signal_agree(served: Served, tmp_path: Path) -> None:
-    header = _ptbxl_or_synthetic(tmp_path)
+    header = wfdb_header(SHARED_DATA, tmp_path)
     record = read_wfdb(header)
     raw = {"signal": record.signal.tolist(), "fs": record.fs, "leads": record.leads}
     response = httpx.post(
         f"{served.url}/v1/models/{NAME}:predict",
-        json={"instances": [_wfdb_instance(header), raw]},
+        json={"instances": [wfdb_instance(header), raw]},
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -222,7 +196,7 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
     c, t = len(params.channels), params.n_times
     good = np.zeros((c, t)).tolist()
     v1, v2 = f"/v1/models/{NAME}:predict", f"/v2/models/{NAME}/infer"
-    wfdb_ok = _wfdb_instance(_ptbxl_or_synthetic(Path(served.log_path.parent)))["wfdb"]
+    wfdb_ok = wfdb_instance(wfdb_header(SHARED_DATA, Path(served.log_path.parent)))["wfdb"]
     header = base64.b64decode(wfdb_ok["header"])
     signal_name = header.split()[0].decode() + ".dat"  # 00001_lr.dat or synth.dat
     signal = base64.b64decode(wfdb_ok["signal"])
@@ -372,7 +346,7 @@ def _rss_kib(pid: int) -> int:
 
 
 def test_resident_memory_does_not_grow_over_2000_requests(served: Served) -> None:
-    header = _ptbxl_or_synthetic(Path(served.log_path.parent))
+    header = wfdb_header(SHARED_DATA, Path(served.log_path.parent))
     record = read_wfdb(header)
     raw = {"instances": [{"signal": record.signal.tolist(), "fs": record.fs,
                           "leads": record.leads}]}  # fmt: skip

@@ -298,17 +298,6 @@ class GemModel(nn.Module):
         lengths = torch.tensor([len(t) for t in targets], device=sums.device, dtype=sums.dtype)
         return sums, sums / lengths
 
-    def loss(
-        self,
-        signals: torch.Tensor,
-        questions: list[str],
-        answers: list[str],
-        images: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Mean over samples of the per-token answer NLL (long reports weigh like a yes/no)."""
-        _, mean = self.answer_logprobs(signals, questions, answers, images)
-        return -mean.mean()
-
     def forward(
         self,
         signals: torch.Tensor,
@@ -316,8 +305,12 @@ class GemModel(nn.Module):
         answers: list[str],
         images: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The training loss (so DDP sees one forward call)."""
-        return self.loss(signals, questions, answers, images)
+        """The training loss: mean over samples of the per-token answer NLL.
+
+        Per sample, so a long report weighs like a yes/no.
+        """
+        _, mean = self.answer_logprobs(signals, questions, answers, images)
+        return -mean.mean()
 
     @torch.no_grad()
     def choose(

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from ecgflow.stages.finetune_gem import (
     ANSWER_PRIOR,
     GemDataset,
     answer_closed_set,
-    collate_gem,
+    gem_batches,
     prior_key,
 )
 from ecgflow.stages.label import LABELS
@@ -131,7 +132,9 @@ def eval_gem(
     metrics["scoring"] = SCORING
     metrics["split"] = params.split
     metrics["data_hash"] = questions_hash(examples, info)
-    metrics["questions_by_split"] = _count(split_of[e.record_id] for e in examples)
+    metrics["questions_by_split"] = dict(
+        sorted(Counter(split_of[e.record_id] for e in examples).items())
+    )
     metrics["n_skipped"] = len(skipped)
     if labels_dir is not None:
         records = sorted({e.record_id for e in examples}, key=_numeric_first)
@@ -293,10 +296,7 @@ def _generate(
 ) -> list[str]:
     dataset = GemDataset(examples, signals, images)
     out: list[str] = []
-    for start in range(0, len(dataset), params.batch_size):
-        batch = collate_gem(
-            [dataset[i] for i in range(start, min(start + params.batch_size, len(dataset)))]
-        )
+    for _, batch in gem_batches(dataset, params.batch_size, torch.device("cpu")):
         out += model.generate(
             batch["signals"], batch["questions"], batch["images"], params.max_new_tokens
         )
@@ -366,32 +366,31 @@ def _mentions(text: str, label_def: dict[str, Any]) -> list[bool]:
     return out
 
 
+def headline(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers of ``metrics.json`` that MLflow and KFP show: model, prior, label F1s."""
+    prior = metrics["label_prior"]
+    flat = {
+        "qa_accuracy": metrics["qa_accuracy"],
+        "qa_balanced_accuracy": metrics["qa_balanced_accuracy"],
+        "prior_qa_accuracy": prior["qa_accuracy"],
+        "prior_qa_balanced_accuracy": prior["qa_balanced_accuracy"],
+        "n_questions": metrics["n_questions"],
+    }
+    labels = metrics.get("labels") or {}
+    flat |= {k: labels[k] for k in ("question_macro_f1", "interpretation_macro_f1") if k in labels}
+    return flat
+
+
 def _log_to_mlflow(params: EvalGemParams, metrics: dict[str, Any], out_dir: Path) -> str:
     run_id = tracking.start_run(params.experiment, "eval-gem")
     try:
-        flat = {
-            "qa_accuracy": metrics["qa_accuracy"],
-            "qa_balanced_accuracy": metrics["qa_balanced_accuracy"],
-            "prior_qa_accuracy": metrics["label_prior"]["qa_accuracy"],
-            "prior_qa_balanced_accuracy": metrics["label_prior"]["qa_balanced_accuracy"],
-            "n_questions": metrics["n_questions"],
-        }
-        for key in ("question_macro_f1", "interpretation_macro_f1"):
-            if key in (metrics.get("labels") or {}):
-                flat[key] = metrics["labels"][key]
+        flat = headline(metrics)
         tracking.log_metrics(flat, step=0)
         if (out_dir / PLOTS).is_dir():
             tracking.log_artifacts(out_dir / PLOTS, "plots")
     finally:
         tracking.end_run()
     return run_id
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def _numeric_first(record_id: str) -> tuple[int, str]:

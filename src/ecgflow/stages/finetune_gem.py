@@ -26,6 +26,7 @@ import logging
 import random
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,6 @@ class GemTask:
                 "with signals; need at least 2 to select a model"
             )
         self.sample_weights = answer_balancing_weights(train) if params.balance_answers else None
-        if self.sample_weights is None and params.epoch_samples is not None:
-            self.sample_weights = np.ones(len(train))
         self.prior = answer_prior(train)
         lm, tokenizer, self.lm_source = load_language_model(self.config.lm)
         self.model = GemModel(self.config, lm, tokenizer)
@@ -286,21 +285,30 @@ class GemTask:
         }
 
 
+def gem_batches(
+    dataset: GemDataset, batch_size: int, device: torch.device
+) -> Iterator[tuple[list[GemExample], dict[str, Any]]]:
+    """``dataset`` in order, ``batch_size`` examples at a time, collated and on ``device``."""
+    for start in range(0, len(dataset), batch_size):
+        stop = min(start + batch_size, len(dataset))
+        batch = collate_gem([dataset[i] for i in range(start, stop)])
+        batch["signals"] = batch["signals"].to(device)
+        if batch["images"] is not None:
+            batch["images"] = batch["images"].to(device)
+        yield dataset.examples[start:stop], batch
+
+
 def answer_closed_set(
     model: nn.Module, dataset: GemDataset, device: torch.device, batch_size: int
 ) -> list[str]:
     """The chosen candidate for every example of ``dataset`` (all must have candidates)."""
     chosen: list[str] = []
-    for start in range(0, len(dataset), batch_size):
-        batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        examples = dataset.examples[start : start + len(batch)]
-        collated = collate_gem(batch)
-        images = collated["images"]
+    for examples, batch in gem_batches(dataset, batch_size, device):
         chosen += model.choose(
-            collated["signals"].to(device),
-            collated["questions"],
+            batch["signals"],
+            batch["questions"],
             [list(e.candidates or ()) for e in examples],
-            None if images is None else images.to(device),
+            batch["images"],
         )
     return chosen
 

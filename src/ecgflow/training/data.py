@@ -110,7 +110,8 @@ class EpochSampler(Sampler[int]):
     Without weights: a permutation of all rows (``shuffle``) or their order, padded to a
     multiple of the world size, every ``world_size``-th row from ``rank`` (as
     ``DistributedSampler``). With ``weights``: ``len(weights)`` rows drawn with replacement in
-    proportion to the weights (``draws`` rows instead when given), split the same way. The
+    proportion to the weights, split the same way. ``draws``: that many rows drawn with
+    replacement instead (by ``weights``, uniformly without). The
     order depends only on (seed, epoch), so a resumed run sees exactly the batches it would
     have seen.
     """
@@ -126,7 +127,7 @@ class EpochSampler(Sampler[int]):
         draws: int | None = None,
     ) -> None:
         if draws is not None and weights is None:
-            raise ValueError("draws needs weights")
+            weights = np.ones(n)
         self.n = n if draws is None else draws
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle = seed, shuffle
