@@ -12,26 +12,20 @@ each kustomization is also rendered and the rendered objects are checked the sam
 from __future__ import annotations
 
 import copy
-import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kube_objects import require_schemas, schema_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
-# ../shared/schemas, found the way tests/conftest.py finds ../shared/data
-SCHEMAS = Path(os.environ.get("ECGFLOW_SHARED_SCHEMAS", ROOT.parent / "shared" / "schemas"))
-ISVC_SCHEMA = SCHEMAS / "strict" / "serving.kserve.io" / "inferenceservice_v1beta1.json"
-K8S_VERSION = "1.33"
 
 SERVICE_ACCOUNT = "ecgflow-serving"
 S3_SECRET = "ecgflow-s3"
@@ -95,44 +89,10 @@ def _of_kind(objects: list[tuple[str, dict[str, Any]]], kind: str) -> list[dict[
 # --- validation ----------------------------------------------------------------------------------
 
 
-@cache
-def _isvc_validator() -> Any:
-    import jsonschema
-
-    schema = json.loads(ISVC_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
-
-
 @pytest.fixture(scope="module")
 def schemas() -> Path:
     """The pinned CRD schemas (../shared/schemas); skips the test when they are absent."""
-    if not ISVC_SCHEMA.is_file():
-        pytest.skip(
-            f"KServe InferenceService schema not found at {ISVC_SCHEMA} "
-            "(../shared/schemas absent; set ECGFLOW_SHARED_SCHEMAS)"
-        )
-    return SCHEMAS
-
-
-def schema_errors(obj: dict[str, Any]) -> list[str]:
-    """Why ``obj`` is not a valid object of its kind ([] when it is)."""
-    import kubernetes_validate
-
-    kind, api = obj.get("kind"), obj.get("apiVersion")
-    if (api, kind) == ("serving.kserve.io/v1beta1", "InferenceService"):
-        return [
-            f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in sorted(_isvc_validator().iter_errors(obj), key=lambda e: list(e.path))
-        ]
-    try:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"]
-    except kubernetes_validate.SchemaNotFoundError as e:
-        # kubernetes-validate lets unknown kinds pass with a warning: here they fail
-        return [f"no schema to validate {api} {kind} against ({e.message})"]
-    return []
+    return require_schemas()
 
 
 def _storage_uri(predictor: dict[str, Any]) -> str | None:

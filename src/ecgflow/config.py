@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ecgflow import __version__
 from ecgflow.errors import EcgflowError, describe_validation_error
+from ecgflow.images import BASE_IMAGE, SERVE_IMAGE, TRAIN_IMAGE
 from ecgflow.params import EvalGemParams, EvalParams, ExportParams, PromoteParams
 from ecgflow.stages.build_instructions import BuildInstructionsParams
 from ecgflow.stages.ingest import IngestParams
@@ -26,7 +26,7 @@ from ecgflow.stages.split import SplitParams
 from ecgflow.training.params import FinetuneGemParams, FinetuneParams, TrainClipParams
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
-DEFAULT_IMAGE = f"ghcr.io/ecgflow/ecgflow:{__version__}"
+DEFAULT_IMAGE = BASE_IMAGE
 #: Training sized for the embedded default (CPU, a few hundred records, a couple of minutes).
 LOCAL_TRAIN_CLIP = {
     "model": {"encoder": {"width": 32, "depth": 3}, "embed_dim": 128},
@@ -49,6 +49,10 @@ class PipelineConfig(BaseModel):
 
     name: str = Field("ecgflow-training", description="pipeline name in KFP")
     image: str = Field(DEFAULT_IMAGE, description="container image of every component")
+    train_image: str = Field(
+        TRAIN_IMAGE, description="CUDA image of the TrainJob trainer pods on a cluster"
+    )
+    serve_image: str = Field(SERVE_IMAGE, description="KServe predictor image")
     ingest: IngestParams = Field(default_factory=IngestParams)
     label: LabelParams = Field(default_factory=lambda: LabelParams(label_set="auto"))
     split: SplitParams = Field(default_factory=SplitParams)
