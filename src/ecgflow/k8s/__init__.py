@@ -1,0 +1,1 @@
+"""Kubernetes side of ecgflow: API client setup and Kubeflow Trainer TrainJobs."""
