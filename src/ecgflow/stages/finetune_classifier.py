@@ -41,10 +41,10 @@ from ecgflow.training.data import (
     inverse_prevalence_weights,
     preprocess_info,
 )
-from ecgflow.training.distributed import init_distributed, inside_torchrun, run_torchrun, shutdown
-from ecgflow.training.loop import METRICS, fit, seed_everything
+from ecgflow.training.distributed import init_distributed, shutdown
+from ecgflow.training.loop import fit, seed_everything
 from ecgflow.training.params import FinetuneParams
-from ecgflow.training.worker import write_request
+from ecgflow.training.worker import Launch, launch_elsewhere
 
 MODEL = "model"
 THRESHOLDS = "thresholds.json"
@@ -59,8 +59,13 @@ def finetune_classifier(
     labels_dir: Path,
     out_dir: Path,
     resume: bool = False,
+    launch: Launch | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune a classifier; returns ``metrics.json`` (see the module docstring)."""
+    """Fine-tune a classifier; returns ``metrics.json`` (see the module docstring).
+
+    ``launch`` runs the job elsewhere (a TrainJob); by default it trains here, under
+    torchrun when ``params.nproc`` > 1.
+    """
     if params.pretrained and encoder_dir is None:
         raise EcgflowError("--encoder is required unless --no-pretrained")
     out_dir = Path(out_dir)
@@ -71,10 +76,9 @@ def finetune_classifier(
         "labels_dir": str(labels_dir),
         "out_dir": str(out_dir),
     }
-    if params.nproc > 1 and not inside_torchrun():
-        request = write_request(out_dir, TASK, params.model_dump(mode="json"), paths, resume)
-        run_torchrun(request, params.nproc)
-        return json.loads((out_dir / METRICS).read_text(encoding="utf-8"))
+    done = launch_elsewhere(TASK, params, paths, out_dir, resume, launch)
+    if done is not None:
+        return done
     return run_request({"params": params.model_dump(mode="json"), "paths": paths, "resume": resume})
 
 

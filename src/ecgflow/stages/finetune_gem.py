@@ -42,16 +42,16 @@ from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.models.gem_io import save_gem
 from ecgflow.models.io import load_ecg_encoder_state
 from ecgflow.training.data import ShardRows, preprocess_info
-from ecgflow.training.distributed import init_distributed, inside_torchrun, run_torchrun, shutdown
+from ecgflow.training.distributed import init_distributed, shutdown
 from ecgflow.training.gem_data import (
     GemExample,
     ImageLookup,
     RecordSignals,
     read_instructions,
 )
-from ecgflow.training.loop import METRICS, fit, seed_everything
+from ecgflow.training.loop import fit, seed_everything
 from ecgflow.training.params import FinetuneGemParams
-from ecgflow.training.worker import write_request
+from ecgflow.training.worker import Launch, launch_elsewhere
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +89,21 @@ class GemPaths:
         )
 
 
-def finetune_gem(params: FinetuneGemParams, paths: GemPaths, resume: bool = False) -> dict:
-    """Train GEM (see the module docstring); returns ``metrics.json``."""
+def finetune_gem(
+    params: FinetuneGemParams,
+    paths: GemPaths,
+    resume: bool = False,
+    launch: Launch | None = None,
+) -> dict:
+    """Train GEM (see the module docstring); returns ``metrics.json``.
+
+    ``launch`` runs the job elsewhere (a TrainJob); by default it trains here, under
+    torchrun when ``params.nproc`` > 1.
+    """
     paths.out_dir.mkdir(parents=True, exist_ok=True)
-    if params.nproc > 1 and not inside_torchrun():
-        request = write_request(
-            paths.out_dir, TASK, params.model_dump(mode="json"), paths.to_json(), resume
-        )
-        run_torchrun(request, params.nproc)
-        return json.loads((paths.out_dir / METRICS).read_text(encoding="utf-8"))
+    done = launch_elsewhere(TASK, params, paths.to_json(), paths.out_dir, resume, launch)
+    if done is not None:
+        return done
     return _train(params, paths, resume)
 
 

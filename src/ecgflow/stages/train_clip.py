@@ -15,7 +15,6 @@ Output (``out_dir``)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,10 @@ from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.models import ClipModel, clip_loss, save_model
 from ecgflow.text import record_texts
 from ecgflow.training.data import ShardRows, SignalTextDataset, preprocess_info
-from ecgflow.training.distributed import init_distributed, inside_torchrun, run_torchrun, shutdown
-from ecgflow.training.loop import METRICS, fit, seed_everything
+from ecgflow.training.distributed import init_distributed, shutdown
+from ecgflow.training.loop import fit, seed_everything
 from ecgflow.training.params import TrainClipParams
-from ecgflow.training.worker import write_request
+from ecgflow.training.worker import Launch, launch_elsewhere
 
 MODEL = "model"
 TASK = "train-clip"
@@ -44,15 +43,19 @@ def train_clip(
     records_dir: Path,
     out_dir: Path,
     resume: bool = False,
+    launch: Launch | None = None,
 ) -> dict[str, Any]:
-    """Train CLIP on ``data_dir`` with texts from ``records_dir``; returns ``metrics.json``."""
+    """Train CLIP on ``data_dir`` with texts from ``records_dir``; returns ``metrics.json``.
+
+    ``launch`` runs the job elsewhere (a TrainJob); by default it trains here, under
+    torchrun when ``params.nproc`` > 1.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"data_dir": str(data_dir), "records_dir": str(records_dir), "out_dir": str(out_dir)}
-    if params.nproc > 1 and not inside_torchrun():
-        request = write_request(out_dir, TASK, params.model_dump(mode="json"), paths, resume)
-        run_torchrun(request, params.nproc)
-        return json.loads((out_dir / METRICS).read_text(encoding="utf-8"))
+    done = launch_elsewhere(TASK, params, paths, out_dir, resume, launch)
+    if done is not None:
+        return done
     return _train(params, Path(data_dir), Path(records_dir), out_dir, resume)
 
 
