@@ -3,35 +3,43 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
+from components.trainjob import TRAINING_PASSTHROUGHS
 from ecgflow.config import load_config
 
 IMAGE = load_config().image
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(
+    base_image=IMAGE, install_kfp_package=False, task_config_passthroughs=TRAINING_PASSTHROUGHS
+)
 def finetune_gem(
     clip: Input[Model],
     data: Input[Dataset],
     instructions: Input[Dataset],
     params: str,
     nproc: int,
+    trainjob: str,
+    workspace: str,
+    task_config: dsl.TaskConfig,
     gem: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """GEM (signal and lead towers → LoRA LM); ``nproc`` > 1 runs torchrun DDP in the pod."""
-    from pathlib import Path
-
+    """GEM (signal and lead towers → LoRA LM): torchrun in the pod, or a TrainJob."""
+    from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
     from ecgflow.stages.finetune_gem import GemPaths
     from ecgflow.stages.finetune_gem import finetune_gem as run_finetune_gem
     from ecgflow.training.params import FinetuneGemParams
 
     settings = FinetuneGemParams.model_validate_json(params).model_copy(update={"nproc": nproc})
-    paths = GemPaths(
-        Path(clip.path), Path(data.path), Path(instructions.path), None, Path(gem.path)
+    step = TrainingStep(
+        "finetune-gem", TrainJobParams.model_validate_json(trainjob), workspace, task_config
     )
-    result = run_finetune_gem(settings, paths)
-    best = {k: v for k, v in result["best"].items() if isinstance(v, int | float)}
-    gem.metadata.update(best | {"best_epoch": result["best_epoch"]})
-    gem.metadata["mlflow_run_id"] = result["mlflow_run_id"]
-    for name, value in best.items():
-        metrics.log_metric(name, value)
+    paths = GemPaths(
+        step.stage_in("clip", clip.path),
+        step.stage_in("data", data.path),
+        step.stage_in("instructions", instructions.path),
+        None,
+        step.out_dir(gem.path),
+    )
+    result = run_finetune_gem(settings, paths, launch=step.launch)
+    step.publish(result, gem, metrics)

@@ -3,30 +3,40 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
+from components.trainjob import TRAINING_PASSTHROUGHS
 from ecgflow.config import load_config
 
 IMAGE = load_config().image
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(
+    base_image=IMAGE, install_kfp_package=False, task_config_passthroughs=TRAINING_PASSTHROUGHS
+)
 def train_clip(
     data: Input[Dataset],
     records: Input[Dataset],
     params: str,
     nproc: int,
+    trainjob: str,
+    workspace: str,
+    task_config: dsl.TaskConfig,
     clip: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """Contrastive ECG–report training; ``nproc`` > 1 runs torchrun DDP inside the pod."""
-    from pathlib import Path
-
+    """Contrastive ECG–report training: torchrun DDP in the pod, or a TrainJob on a cluster."""
+    from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
     from ecgflow.stages.train_clip import TrainClipParams
     from ecgflow.stages.train_clip import train_clip as run_train_clip
 
     settings = TrainClipParams.model_validate_json(params).model_copy(update={"nproc": nproc})
-    result = run_train_clip(settings, Path(data.path), Path(records.path), Path(clip.path))
-    best = {k: v for k, v in result["best"].items() if isinstance(v, int | float)}
-    clip.metadata.update(best | {"best_epoch": result["best_epoch"]})
-    clip.metadata["mlflow_run_id"] = result["mlflow_run_id"]
-    for name, value in best.items():
-        metrics.log_metric(name, value)
+    step = TrainingStep(
+        "train-clip", TrainJobParams.model_validate_json(trainjob), workspace, task_config
+    )
+    result = run_train_clip(
+        settings,
+        step.stage_in("data", data.path),
+        step.stage_in("records", records.path),
+        step.out_dir(clip.path),
+        launch=step.launch,
+    )
+    step.publish(result, clip, metrics)

@@ -58,6 +58,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         name=config.name,
         description="ECG workflow: ingest → label → split → preprocess → render-images → "
         "train-clip (DDP) → finetune-classifier → eval → export → register → promote.",
+        pipeline_config=_workspace(config),
     )
     def training_pipeline(
         source: str = config.ingest.source,
@@ -77,6 +78,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         train_nproc: int = config.train_clip.nproc,
         finetune_params: str = config.finetune.model_dump_json(),
         finetune_nproc: int = config.finetune.nproc,
+        trainjob_params: str = config.trainjob.model_dump_json(),
         eval_params: str = config.eval.model_dump_json(),
         export_params: str = config.export.model_dump_json(),
         model_name: str = config.promote.name,
@@ -124,16 +126,20 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
             records=records,
             params=train_clip_params,
             nproc=train_nproc,
+            trainjob=trainjob_params,
+            workspace=dsl.WORKSPACE_PATH_PLACEHOLDER,
         ).set_display_name("train-clip")
-        _on_accelerators(clip, config.accelerator_type, train_nproc)
+        _on_accelerators(clip, config, train_nproc)
         classifier = finetune_classifier(
             clip=clip.outputs["clip"],
             data=prepared.outputs["data"],
             labels=labelled.outputs["labels"],
             params=finetune_params,
             nproc=finetune_nproc,
+            trainjob=trainjob_params,
+            workspace=dsl.WORKSPACE_PATH_PLACEHOLDER,
         ).set_display_name("finetune-classifier")
-        _on_accelerators(classifier, config.accelerator_type, finetune_nproc)
+        _on_accelerators(classifier, config, finetune_nproc)
         evaluated = evaluate(
             classifier=classifier.outputs["classifier"],
             data=prepared.outputs["data"],
@@ -175,10 +181,11 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
                 instructions_params=instructions_params,
                 finetune_params=finetune_gem_params,
                 nproc=gem_nproc,
+                trainjob=trainjob_params,
                 eval_params=eval_gem_params,
                 model_name=gem_model_name,
                 min_delta=gem_min_delta,
-                accelerator_type=config.accelerator_type,
+                config=config,
             )
         return TrainingOutputs(
             records=records,
@@ -205,10 +212,11 @@ def _gem_steps(
     instructions_params: Any,
     finetune_params: Any,
     nproc: Any,
+    trainjob: Any,
     eval_params: Any,
     model_name: Any,
     min_delta: Any,
-    accelerator_type: str,
+    config: PipelineConfig,
 ) -> None:
     """preprocess-gem → build-instructions → finetune-gem → eval-gem → register → promote."""
     signals = preprocess(records=records, splits=splits, params=preprocess_params)
@@ -222,8 +230,10 @@ def _gem_steps(
         instructions=instructions.outputs["instructions"],
         params=finetune_params,
         nproc=nproc,
+        trainjob=trainjob,
+        workspace=dsl.WORKSPACE_PATH_PLACEHOLDER,
     ).set_display_name("finetune-gem")
-    _on_accelerators(gem, accelerator_type, nproc)
+    _on_accelerators(gem, config, nproc)
     evaluated = eval_gem(
         gem=gem.outputs["gem"],
         data=signals.outputs["data"],
@@ -248,9 +258,28 @@ def _gem_steps(
     ).set_display_name("promote-gem").set_caching_options(False)
 
 
-def _on_accelerators(task: dsl.PipelineTask, kind: str, count: Any) -> None:
-    """Request ``count`` accelerators of ``kind`` (one per torchrun process) on a cluster."""
-    task.set_accelerator_type(kind).set_accelerator_limit(count)
+def _workspace(config: PipelineConfig) -> dsl.PipelineConfig:
+    """The run's workspace PVC: training steps share files with their TrainJobs through it."""
+    patch: dict[str, Any] = {"accessModes": ["ReadWriteMany"]}
+    if config.workspace_storage_class:
+        patch["storageClassName"] = config.workspace_storage_class
+    return dsl.PipelineConfig(
+        workspace=dsl.WorkspaceConfig(
+            size=config.workspace_size,
+            kubernetes=dsl.KubernetesWorkspaceConfig(pvcSpecPatch=patch),
+        )
+    )
+
+
+def _on_accelerators(task: dsl.PipelineTask, config: PipelineConfig, count: Any) -> None:
+    """Request ``count`` accelerators (one per torchrun process), CPU and memory per node.
+
+    On a cluster the component hands these to its TrainJob's nodes (TaskConfig passthrough:
+    the launcher pod itself takes none); ``kfp.local`` ignores them.
+    """
+    task.set_accelerator_type(config.accelerator_type).set_accelerator_limit(count)
+    task.set_cpu_request(config.trainjob.cpu)
+    task.set_memory_request(config.trainjob.memory).set_memory_limit(config.trainjob.memory)
 
 
 training_pipeline = build_training_pipeline(PipelineConfig())

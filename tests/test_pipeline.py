@@ -33,7 +33,7 @@ def _tiny(source: str, **extra: object) -> PipelineConfig:
 
 def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     path = compile_pipeline(tmp_path / "training.yaml")
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))
     assert spec["pipelineInfo"]["name"] == "ecgflow-training"
     executors = spec["deploymentSpec"]["executors"]
     images = {e["container"]["image"] for e in executors.values()}
@@ -63,7 +63,7 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
 
 
 def test_gem_steps_sit_in_their_own_switched_branch_after_train_clip(tmp_path: Path) -> None:
-    spec = yaml.safe_load(compile_pipeline(tmp_path / "training.yaml").read_text())
+    spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "training.yaml").read_text()))
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert inputs["with_gem"]["defaultValue"] is False
     assert inputs["gem_model_name"]["defaultValue"] == "ecg-gem"
@@ -87,7 +87,7 @@ def test_gem_steps_sit_in_their_own_switched_branch_after_train_clip(tmp_path: P
 
 def test_cluster_config_compiles_its_values_in(tmp_path: Path) -> None:
     config = load_config(ROOT / "configs" / "cluster-gpu.yaml")
-    spec = yaml.safe_load(compile_pipeline(tmp_path / "gpu.yaml", config).read_text())
+    spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "gpu.yaml", config).read_text()))
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert inputs["train_nproc"]["defaultValue"] == 4
     assert '"epochs":50' in inputs["train_clip_params"]["defaultValue"]

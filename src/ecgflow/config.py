@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecgflow.errors import EcgflowError, describe_validation_error
-from ecgflow.images import BASE_IMAGE, SERVE_IMAGE, TRAIN_IMAGE
+from ecgflow.images import BASE_IMAGE, SERVE_IMAGE
+from ecgflow.k8s.training_step import TrainJobParams
 from ecgflow.params import EvalGemParams, EvalParams, ExportParams, PromoteParams
 from ecgflow.stages.build_instructions import BuildInstructionsParams
 from ecgflow.stages.ingest import IngestParams
@@ -49,9 +50,6 @@ class PipelineConfig(BaseModel):
 
     name: str = Field("ecgflow-training", description="pipeline name in KFP")
     image: str = Field(DEFAULT_IMAGE, description="container image of every component")
-    train_image: str = Field(
-        TRAIN_IMAGE, description="CUDA image of the TrainJob trainer pods on a cluster"
-    )
     serve_image: str = Field(SERVE_IMAGE, description="KServe predictor image")
     ingest: IngestParams = Field(default_factory=IngestParams)
     label: LabelParams = Field(default_factory=lambda: LabelParams(label_set="auto"))
@@ -72,6 +70,18 @@ class PipelineConfig(BaseModel):
     promote: PromoteParams = Field(default_factory=PromoteParams)
     accelerator_type: str = Field(
         "nvidia.com/gpu", description="accelerator the training steps request on a cluster"
+    )
+    trainjob: TrainJobParams = Field(
+        default_factory=TrainJobParams,
+        description="how the training steps run on a cluster (Kubeflow Trainer TrainJobs)",
+    )
+    workspace_size: str = Field(
+        "50Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Mi|Gi|Ti)$",
+        description="the run's workspace PVC, shared by a training step and its TrainJob",
+    )
+    workspace_storage_class: str | None = Field(
+        None, description="storage class of the workspace PVC (ReadWriteMany for multi-node)"
     )
     with_gem: bool = Field(
         False,

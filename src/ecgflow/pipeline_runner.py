@@ -45,6 +45,7 @@ def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
         "train_nproc": config.train_clip.nproc,
         "finetune_params": config.finetune.model_dump_json(),
         "finetune_nproc": config.finetune.nproc,
+        "trainjob_params": config.trainjob.model_dump_json(),
         "eval_params": config.eval.model_dump_json(),
         "export_params": config.export.model_dump_json(),
         "model_name": config.promote.name,
@@ -78,6 +79,7 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
+        workspace_root=str(home / "workspace"),
         raise_on_error=True,
     )
     # the component subprocesses keep their MLflow store (the default one) under this home
@@ -102,14 +104,54 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     return LocalRun(pipeline_root, outputs, metadata)
 
 
-def compile_pipeline(out: Path, config: PipelineConfig | None = None) -> Path:
-    """Write the training pipeline's KFP IR YAML to ``out``, ``config``'s values as defaults."""
+def compile_pipeline(
+    out: Path,
+    config: PipelineConfig | None = None,
+    name: str = "training",
+    kubernetes_manifests: bool = False,
+) -> Path:
+    """Write pipeline ``name``'s KFP IR YAML to ``out``, ``config``'s values as defaults.
+
+    With ``kubernetes_manifests`` the file holds KFP's Kubernetes-native ``Pipeline`` and
+    ``PipelineVersion`` objects instead (for ``kubectl apply`` in that mode).
+    """
     from kfp import compiler
 
-    from pipelines.training import build_training_pipeline
+    from pipelines.catalog import build_pipeline
 
-    pipeline = build_training_pipeline(config or PipelineConfig())
+    pipeline = build_pipeline(name, config or PipelineConfig())
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline, package_path=str(out))
+    options = (
+        compiler.KubernetesManifestOptions(include_pipeline_manifest=True)
+        if kubernetes_manifests
+        else None
+    )
+    compiler.Compiler().compile(
+        pipeline,
+        package_path=str(out),
+        kubernetes_manifest_format=kubernetes_manifests,
+        kubernetes_manifest_options=options,
+    )
     log.info("compiled %s", out)
     return out
+
+
+def compile_all(
+    out_dir: Path,
+    config: PipelineConfig | None = None,
+    kubernetes_manifests: bool = False,
+    names: list[str] | None = None,
+) -> list[Path]:
+    """Compile the catalog's pipelines (or ``names``) into ``out_dir``.
+
+    Writes ``<name>.yaml`` each, and ``<name>.k8s.yaml`` (Pipeline/PipelineVersion objects)
+    with ``kubernetes_manifests``.
+    """
+    from pipelines.catalog import PIPELINES
+
+    written = []
+    for name in names or list(PIPELINES):
+        written.append(compile_pipeline(out_dir / f"{name}.yaml", config, name))
+        if kubernetes_manifests:
+            written.append(compile_pipeline(out_dir / f"{name}.k8s.yaml", config, name, True))
+    return written
