@@ -43,8 +43,13 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-compile: setup  ## compile the KFP pipeline YAML into pipelines/compiled/
-	$(VENV)/bin/ecgflow compile --out pipelines/compiled/training.yaml
+compile: setup  ## compile every pipeline to KFP YAML (+ Pipeline/PipelineVersion objects) in pipelines/compiled/
+	$(VENV)/bin/ecgflow compile --out-dir pipelines/compiled --kubernetes-manifests
+
+# the golden files tests/golden/pipelines/ compare against: compiled from the embedded defaults only
+compile-golden: setup  ## regenerate the checked-in compiled pipelines after changing a pipeline or component
+	env -u ECGFLOW_CONFIG -u ECGFLOW_IMAGE -u ECGFLOW_SOURCE \
+		$(VENV)/bin/ecgflow compile --out-dir tests/golden/pipelines --kubernetes-manifests
 
 images: setup  ## build the base, train (CUDA) and serve images with docker, podman or buildah
 	images/build.sh $(PY)

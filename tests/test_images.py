@@ -72,7 +72,7 @@ def test_image_names_are_the_ones_ecgflow_images_defines() -> None:
     from ecgflow.config import PipelineConfig
 
     config = PipelineConfig()
-    assert (config.image, config.train_image, config.serve_image) == (
+    assert (config.image, config.trainjob.image, config.serve_image) == (
         images.BASE_IMAGE,
         images.TRAIN_IMAGE,
         images.SERVE_IMAGE,

@@ -1,0 +1,151 @@
+"""`ecgflow compile`: every pipeline, as IR YAML and as KFP Kubernetes-native objects.
+
+The golden files under tests/golden/pipelines/ are the compiled embedded defaults; a change to a
+pipeline or component that alters them fails here until `make compile-golden` rewrites them
+(and the diff shows in review). Beyond byte equality, each component's image, resources,
+TaskConfig passthroughs and parameters are pinned, and the Pipeline/PipelineVersion objects
+validate against the strict schemas of ../shared/schemas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kube_objects import require_schemas, schema_errors
+from typer.testing import CliRunner
+
+from ecgflow.cli import app
+from ecgflow.images import BASE_IMAGE
+from ecgflow.pipeline_runner import compile_all
+from pipelines.catalog import PIPELINES
+
+GOLDEN = Path(__file__).parent / "golden" / "pipelines"
+TRAINING = {"train-clip", "finetune-classifier", "finetune-gem"}
+TRAINING_PARAMS = {"nproc", "params", "task_config", "trainjob", "workspace"}
+# component → its input parameters (artifacts aside)
+PARAMETERS = {
+    "ingest": {"limit", "source", "strict", "workers"},
+    "label": {"drop_empty", "label_set"},
+    "split": {"folds", "ratios", "seed", "use_strat_fold"},
+    "preprocess": {"params"},
+    "render-images": {"params"},
+    "build-instructions": {"params", "qa"},
+    "train-clip": TRAINING_PARAMS,
+    "finetune-classifier": TRAINING_PARAMS,
+    "finetune-gem": TRAINING_PARAMS,
+    "evaluate": {"params"},
+    "eval-gem": {"params", "qa"},
+    "export": {"params"},
+    "register": {"name", "pipeline_run"},
+    "register-gem": {"name", "pipeline_run"},
+    "promote": {"allow_equal", "metric", "min_delta", "name", "version"},
+}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every pipeline compiled from the embedded defaults (no config file, no env overrides)."""
+    out = tmp_path_factory.mktemp("compiled")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("ECGFLOW_CONFIG", "ECGFLOW_IMAGE", "ECGFLOW_SOURCE"):
+            mp.delenv(name, raising=False)
+        compile_all(out, kubernetes_manifests=True)
+    return out
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def _component(name: str) -> str:
+    """``comp-promote-2`` → ``promote`` (KFP numbers a component's second use)."""
+    base = name.removeprefix("comp-")
+    head, _, tail = base.rpartition("-")
+    return head if tail.isdigit() else base
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+@pytest.mark.parametrize("suffix", [".yaml", ".k8s.yaml"])
+def test_compiled_pipelines_match_the_golden_files(
+    compiled: Path, pipeline: str, suffix: str
+) -> None:
+    name = f"{pipeline}{suffix}"
+    golden = GOLDEN / name
+    assert golden.is_file(), f"{golden} missing: run `make compile-golden`"
+    assert (compiled / name).read_text() == golden.read_text(), (
+        f"{name} differs from tests/golden/pipelines: review the change, then "
+        "`make compile-golden` to accept it"
+    )
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+def test_every_component_has_its_image_resources_and_parameters(
+    compiled: Path, pipeline: str
+) -> None:
+    spec, platform = _documents(compiled / f"{pipeline}.yaml")
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {BASE_IMAGE}
+    components = {k: c for k, c in spec["components"].items() if "executorLabel" in c}
+    seen = set()
+    for key, component in components.items():
+        name = _component(key)
+        seen.add(name)
+        params = set(component.get("inputDefinitions", {}).get("parameters", {}))
+        assert params == PARAMETERS[name], key
+        resources = executors[component["executorLabel"]]["container"].get("resources")
+        passthroughs = component.get("taskConfigPassthroughs")
+        if name in TRAINING:
+            # GPUs, CPU and memory for the TrainJob's nodes, never applied to the launcher pod
+            assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+            assert "nproc" in resources["accelerator"]["resourceCount"]
+            assert resources["resourceCpuRequest"] == "8"
+            assert resources["resourceMemoryLimit"] == "32Gi"
+            fields = {p["field"]: p.get("applyToTask", False) for p in passthroughs}
+            assert fields == {
+                "RESOURCES": False,
+                "KUBERNETES_TOLERATIONS": False,
+                "KUBERNETES_NODE_SELECTOR": False,
+                "KUBERNETES_AFFINITY": False,
+                "ENV": True,
+                "KUBERNETES_VOLUMES": True,
+            }
+        else:
+            assert resources is None and passthroughs is None, key
+    assert seen == set(PARAMETERS)  # both hold the GEM branch (switched by with_gem)
+    # the run's workspace PVC, shared by training steps and their TrainJobs
+    workspace = platform["platforms"]["kubernetes"]["pipelineConfig"]["workspace"]
+    assert workspace["size"] == "50Gi"
+    assert workspace["kubernetes"]["pvcSpecPatch"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_gem_pipeline_runs_the_gem_steps_by_default(compiled: Path) -> None:
+    plain = _documents(compiled / "training.yaml")[0]["root"]["inputDefinitions"]["parameters"]
+    gem = _documents(compiled / "training-gem.yaml")[0]["root"]["inputDefinitions"]["parameters"]
+    assert plain["with_gem"]["defaultValue"] is False
+    assert gem["with_gem"]["defaultValue"] is True
+    assert '"launcher":"auto"' in plain["trainjob_params"]["defaultValue"]
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+def test_kubernetes_native_objects_are_valid(compiled: Path, pipeline: str) -> None:
+    require_schemas()
+    docs = _documents(compiled / f"{pipeline}.k8s.yaml")
+    assert [d["kind"] for d in docs] == ["Pipeline", "PipelineVersion"]
+    for doc in docs:
+        assert schema_errors(doc) == [], doc["kind"]
+    version = docs[1]
+    assert version["spec"]["pipelineName"] == docs[0]["metadata"]["name"]
+    assert version["spec"]["pipelineSpec"]["pipelineInfo"]["name"] == docs[0]["metadata"]["name"]
+
+
+def test_cli_compiles_one_pipeline_or_refuses_an_unknown_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["compile", "--out-dir", str(tmp_path), "--pipeline", "training"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training.yaml"]
+    result = runner.invoke(app, ["compile", "--out-dir", str(tmp_path), "--pipeline", "nope"])
+    assert result.exit_code == 2
+    assert "unknown pipeline 'nope'; known: training, training-gem" in result.output
