@@ -40,16 +40,21 @@ def kube_api_client(kubeconfig: str | None = None, context: str | None = None) -
         except config.ConfigException as exc:
             raise EcgflowError(f"cannot use this pod's ServiceAccount: {exc}") from None
         return client.ApiClient(cfg)
+    where = kubeconfig_path(kubeconfig)
     try:
         config.load_kube_config(
-            config_file=kubeconfig, context=context, client_configuration=cfg, persist_config=False
+            config_file=where, context=context, client_configuration=cfg, persist_config=False
         )
     except (config.ConfigException, OSError) as exc:
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise EcgflowError(
             f"no Kubernetes credentials: not in a pod, and kubeconfig {where} is unusable ({exc})"
         ) from None
     return client.ApiClient(cfg)
+
+
+def kubeconfig_path(kubeconfig: str | None = None) -> str:
+    """``kubeconfig``, else ``$KUBECONFIG`` (read now; may list several files), else the default."""
+    return kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
 
 
 def current_namespace(default: str = "default", sa_dir: Path = SERVICE_ACCOUNT_DIR) -> str:
@@ -65,7 +70,7 @@ def current_namespace(default: str = "default", sa_dir: Path = SERVICE_ACCOUNT_D
         return namespace
     if not in_cluster():
         try:
-            _, active = config.list_kube_config_contexts()
+            _, active = config.list_kube_config_contexts(kubeconfig_path())
             namespace = ((active or {}).get("context") or {}).get("namespace") or ""
         except Exception:  # no or unreadable kubeconfig: best effort only
             namespace = ""
