@@ -162,6 +162,7 @@ def test_pet_variables_are_refused() -> None:
         {"proc_per_node": 0},
         {"env": [{"value": "no name"}]},
         {"resources": {"gpus": 1}},
+        {"resources": {"limits": {"nvidia.com/gpu": None}}},
         {"owner": {"kind": "Pod", "name": "p"}},
     ],
 )

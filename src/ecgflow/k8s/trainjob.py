@@ -165,11 +165,26 @@ def _request_problems(req: TrainJobRequest) -> list[str]:
                 problems.append(
                     f"resources has unknown keys {extra} (expected {list(_RESOURCE_SECTIONS)})"
                 )
+            for section in ("requests", "limits"):
+                values = req.resources.get(section) or {}
+                if not isinstance(values, dict):
+                    problems.append(f"resources.{section} must be a dict of quantities")
+                    continue
+                problems += [
+                    f"resources.{section}.{key}: not a quantity: {value!r}"
+                    for key, value in values.items()
+                    if isinstance(value, bool) or not isinstance(value, int | float | str)
+                ]
     if req.owner is not None and not all(
         req.owner.get(k) for k in ("apiVersion", "kind", "name", "uid")
     ):
         problems.append("owner must be an ownerReference with apiVersion, kind, name and uid")
     return problems
+
+
+def trainer_pod_selector(name: str) -> str:
+    """The label selector of the pods of TrainJob ``name`` (its JobSet's pods)."""
+    return f"{JOBSET_NAME_LABEL}={name}"
 
 
 def trainjob_name(prefix: str) -> str:
@@ -382,10 +397,16 @@ def _wait(
     where = f"{req.namespace}/{req.name}"
     deadline = time.monotonic() + timeout_s
     job: dict[str, Any] | None = None
+    seen: set[tuple[str, str]] = set()
     while True:
         latest = _get(custom, req)
         if latest is not None:
             job = latest
+            for cond in _conditions(job):
+                key = (str(cond.get("type")), str(cond.get("reason")))
+                if cond.get("status") == "True" and key not in seen:
+                    seen.add(key)
+                    log.info("TrainJob %s: %s (%s)", where, *key)
             if _condition_true(job, "Complete"):
                 logs.finish()
                 log.info("TrainJob %s complete", where)
@@ -593,7 +614,7 @@ class _PodLogs:
     ) -> None:
         self.core = core
         self.namespace = namespace
-        self.selector = f"{JOBSET_NAME_LABEL}={job_name}"
+        self.selector = trainer_pod_selector(job_name)
         self.on_log = on_log
         self.prefix = prefix
         self._lock = threading.Lock()
