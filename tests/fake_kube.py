@@ -8,6 +8,9 @@ tests need on top of it:
 - ``labelSelector`` is honoured on list calls (equality and set-based selectors);
 - ``GET .../pods/<pod>/log`` answers what :meth:`FakeKube.set_log` stored (400 "waiting to
   start" for a pod without a log yet, like a container being created; 404 for no such pod);
+- PUT (replace, also of ``/status``) works (kmock has no PUT), and so does ``watch=True`` as
+  the python client spells it (kmock knows only ``watch=true``); watches ignore
+  ``timeoutSeconds`` (stop them with ``Watch.stop()`` or a client timeout);
 - :meth:`FakeKube.fail` makes matching requests answer with a Kubernetes ``Status`` error
   (e.g. 403), before anything is stored;
 - the test plays the controller: :meth:`FakeKube.on_create` hooks run after each create,
@@ -105,6 +108,14 @@ class _Emulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         res = request.resource
+        watch = str(request.params.get("watch", "")).lower() in ("true", "1")
+        if watch and request.method == kmock.method.GET and request.action != kmock.action.WATCH:
+            # the python client sends watch=True, kmock only recognizes watch=true; kmock
+            # matches reactions against its recorded requests by identity: record the new one
+            original, request = request, attrs.evolve(request, action=kmock.action.WATCH)
+            self._requests[:] = [request if r is original else r for r in self._requests]
+        if res is not None and request.method == kmock.method.PUT and request.name:
+            return await self._serve_replace(request)
         if res is not None and request.action is not None:
             failure = self._failure_for(request)
             if failure is not None:
@@ -154,6 +165,29 @@ class _Emulator(kmock.KubernetesEmulator):
                 f'container "{container}" in pod "{key[1]}" is waiting to start: ContainerCreating',
             )
         return aiohttp.web.Response(body=log, content_type="text/plain")
+
+    async def _serve_replace(self, request: kmock.Request) -> aiohttp.web.Response:
+        """PUT (replace, or replace status): kmock itself has no PUT."""
+        async with self._lock:
+            stored = _stored(self, request.resource, request.namespace, request.name or "")
+            if stored is None or stored.deleted:
+                return _status(404, "NotFound", f'"{request.name}" not found')
+            old = copy.deepcopy(stored.raw)
+            body = request.data if isinstance(request.data, dict) else {}
+            if request.subresource == "status":
+                new = old | {"status": body.get("status")}
+            else:
+                new = copy.deepcopy(body)
+                meta = new.setdefault("metadata", {})
+                for key in ("uid", "creationTimestamp", "namespace"):
+                    if key in (old.get("metadata") or {}):
+                        meta[key] = old["metadata"][key]
+            version = int((old.get("metadata") or {}).get("resourceVersion") or 1) + 1
+            new.setdefault("metadata", {})["resourceVersion"] = str(version)
+            stored.history.append(new)
+            raw = copy.deepcopy(stored.raw)
+            await self._buses[request.resource].put({"type": "MODIFIED", "object": raw})
+        return aiohttp.web.json_response(raw)
 
     def _serve_selected(self, request: kmock.Request) -> aiohttp.web.Response:
         if all(res != request.resource for res in self._get_resources()):

@@ -506,3 +506,50 @@ def test_namespace_and_pod_name_outside_a_pod(
     assert kclient.current_namespace(sa_dir=tmp_path / "none") == "default"
     with pytest.raises(EcgflowError, match="no Kubernetes credentials"):
         kclient.kube_api_client()
+
+
+# -- the fake API itself (tests/fake_kube.py, shared with other Kubernetes-facing tests) ---------
+
+
+def test_fake_kube_serves_selectors_replace_and_errors(kube: FakeKube) -> None:
+    core = kubernetes.client.CoreV1Api(kube.api_client)
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client)
+    kube.add(pod("a", NS, labels={"app": "x", "tier": "1"}))
+    kube.add(pod("b", NS, labels={"app": "y"}))
+    kube.add(pod("c", "elsewhere", labels={"app": "x"}))
+
+    def names(selector: str) -> list[str]:
+        pods = core.list_namespaced_pod(NS, label_selector=selector).items
+        return sorted(p.metadata.name for p in pods)
+
+    assert names("app=x") == ["a"]
+    assert names("app in (x,y),!tier") == ["b"]
+    assert names("app!=x") == ["b"]
+    assert names("tier") == ["a"]
+
+    body = trainjob_manifest(request())
+    api = ("trainer.kubeflow.org", "v1alpha1", NS, "trainjobs")
+    created = custom.create_namespaced_custom_object(*api, body)
+    assert created["metadata"]["uid"] and created["metadata"]["namespace"] == NS
+    name = body["metadata"]["name"]
+    replaced = custom.replace_namespaced_custom_object(
+        *api, name, body | {"spec": body["spec"] | {"suspend": True}}
+    )
+    assert replaced["spec"]["suspend"] is True
+    assert replaced["metadata"]["uid"] == created["metadata"]["uid"]
+
+    kube.later(0.1, kube.set_condition, TRAINJOBS, NS, name, "Running")
+    watch = kubernetes.watch.Watch()
+    events = []
+    for event in watch.stream(custom.list_namespaced_custom_object, *api, _request_timeout=5):
+        status = event["object"].get("status") or {}
+        events.append((event["type"], [c["type"] for c in status.get("conditions", [])]))
+        if event["type"] == "MODIFIED":
+            watch.stop()
+    assert events == [("ADDED", []), ("MODIFIED", ["Running"])]
+    kube.fail("delete", TRAINJOBS, 500, times=1)
+    with pytest.raises(kubernetes.client.ApiException) as info:
+        custom.delete_namespaced_custom_object(*api, name)
+    assert info.value.status == 500
+    custom.delete_namespaced_custom_object(*api, name)
+    assert kube.names(TRAINJOBS) == []
