@@ -327,8 +327,12 @@ def _is_isvc(obj: dict[str, Any]) -> bool:
     return obj.get("kind") == "InferenceService"
 
 
+def _is_custom_resource(obj: dict[str, Any]) -> bool:
+    return obj.get("kind") in {"InferenceService", "ClusterTrainingRuntime"}
+
+
 def test_core_objects_validate_strictly() -> None:
-    objects = [(label, obj) for label, obj in _objects() if not _is_isvc(obj)]
+    objects = [(label, obj) for label, obj in _objects() if not _is_custom_resource(obj)]
     assert objects
     for label, obj in objects:
         assert schema_errors(obj) == [], label
@@ -339,6 +343,12 @@ def test_inference_services_validate_against_the_strict_schema(schemas: Path) ->
     assert len(objects) == len(KUSTOMIZATIONS)
     for label, obj in objects:
         assert schema_errors(obj) == [], label
+
+
+def test_training_runtime_validates_against_the_strict_schema(schemas: Path) -> None:
+    (runtime,) = _of_kind(_objects(), "ClusterTrainingRuntime")
+    assert runtime["metadata"]["name"] == "ecgflow-torch"
+    assert schema_errors(runtime) == []
 
 
 def test_inference_services_are_deployable() -> None:
