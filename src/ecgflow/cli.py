@@ -730,6 +730,81 @@ def serve(
 
 
 @app.command()
+def deploy(
+    model: Annotated[
+        str | None,
+        typer.Option(help="registered version: models:/NAME@ALIAS or models:/NAME/VERSION"),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="namespace (default: the kubeconfig context's)")
+    ] = None,
+    canary: Annotated[
+        int | None, typer.Option(help="send this % of the traffic to the new model (1-99)")
+    ] = None,
+    rollback: Annotated[
+        bool, typer.Option(help="serve the previous model again (and make it champion)")
+    ] = False,
+    values: Annotated[
+        Path | None, typer.Option(help="the Helm values file the chart was installed with")
+    ] = None,
+    chart: Annotated[Path | None, typer.Option(help="chart folder (default: helm/ecgflow)")] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ECGFLOW_ARTIFACTS_DESTINATION",
+            help="the MLflow server's --artifacts-destination (s3://…), for proxied artifacts",
+        ),
+    ] = None,
+    storage_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="the version's files (s3://…) when known: with models:/NAME/N, no MLflow"
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for Ready")] = 600.0,
+    dry_run: Annotated[bool, typer.Option(help="print the InferenceService YAML only")] = False,
+) -> None:
+    """Deploy a registered model to its KServe InferenceService, wait for Ready, print the URL."""
+    import yaml
+
+    from ecgflow.deploy import deploy as run_deploy
+    from ecgflow.k8s.client import current_namespace
+
+    def action() -> None:
+        chart_values = _read_values(values)
+        done = run_deploy(
+            model, namespace or current_namespace(), chart_values, canary=canary,
+            rollback=rollback, dry_run=dry_run, artifacts_destination=artifacts_destination,
+            storage=storage_uri, chart=chart, timeout_s=timeout,
+        )  # fmt: skip
+        if dry_run:
+            typer.echo(yaml.safe_dump(done.inference_service, sort_keys=False), nl=False)
+            return
+        meta = done.inference_service["metadata"]
+        typer.echo(
+            f"{meta['namespace']}/{meta['name']} serves {done.target.model_uri} "
+            f"({done.target.storage_uri}); Ready\nurl: {done.url or '(no URL in status)'}"
+        )
+
+    _run(action)
+
+
+def _read_values(path: Path | None) -> dict[str, object]:
+    """A Helm values file as a dict (empty without one)."""
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise EcgflowError(f"--values {path}: cannot read it ({exc})") from None
+    if not isinstance(data, dict):
+        raise EcgflowError(f"--values {path}: expected a mapping at the top level")
+    return data
+
+
+@app.command()
 def run(
     source: Annotated[
         str | None, typer.Option(help="dataset to ingest (default: the config's)")

@@ -61,6 +61,24 @@ def _client() -> Any:
     return mlflow.MlflowClient()
 
 
+def model_version(uri: str) -> Any:
+    """The MLflow ``ModelVersion`` that ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` names."""
+    from mlflow.exceptions import MlflowException
+
+    ref = uri.removeprefix("models:/")
+    if ref == uri or not ("@" in ref or "/" in ref):
+        raise EcgflowError(f"--model {uri}: expected models:/NAME@ALIAS or models:/NAME/N")
+    client = _client()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return client.get_model_version_by_alias(name, alias)
+        name, number = ref.split("/", 1)
+        return client.get_model_version(name, number)
+    except MlflowException as exc:
+        raise EcgflowError(f"--model {uri}: {exc.message}") from None
+
+
 def _read_metrics(eval_dir: Path) -> dict[str, Any]:
     path = Path(eval_dir) / "metrics.json"
     try:

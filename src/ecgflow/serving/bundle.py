@@ -166,22 +166,9 @@ def resolve_model(uri: str, cache_dir: Path | None = None) -> tuple[Path, str | 
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from ecgflow import tracking
+    from ecgflow.registry import model_version
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    client = mlflow.MlflowClient()
-    ref = uri.removeprefix("models:/")
-    try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        elif "/" in ref:
-            name, number = ref.split("/", 1)
-            version = client.get_model_version(name, number)
-        else:
-            raise EcgflowError(f"--model {uri}: expected models:/NAME@ALIAS or models:/NAME/N")
-    except MlflowException as exc:
-        raise EcgflowError(f"--model {uri}: {exc.message}") from None
+    version = model_version(uri)
     target = Path(cache_dir or tempfile.mkdtemp(prefix="ecgflow-model-"))
     target = target / f"{version.name}-{version.version}"
     target.mkdir(parents=True, exist_ok=True)
