@@ -77,10 +77,12 @@ class TrainingStep:
         params: TrainJobParams,
         workspace: str | None = None,
         task_config: Any = None,
+        api_client: Any = None,
     ) -> None:
         self.task = task
         self.params = params
         self.task_config = task_config
+        self.api_client = api_client  # default: the pod's ServiceAccount
         self.on_cluster = params.launcher == "trainjob" or (
             params.launcher == "auto" and in_kubernetes_pod()
         )
@@ -132,7 +134,7 @@ class TrainingStep:
             metrics.log_metric(name, value)
 
     def _launch_trainjob(self, request: Path, nproc: int) -> None:
-        from ecgflow.k8s.client import current_namespace, kube_api_client
+        from ecgflow.k8s.client import current_namespace, current_pod_name, kube_api_client
         from ecgflow.k8s.trainjob import (
             TrainJobRequest,
             own_pod_owner_reference,
@@ -140,18 +142,23 @@ class TrainingStep:
             trainjob_name,
         )
 
-        api_client = kube_api_client()
+        api_client = self.api_client or kube_api_client()
         namespace = current_namespace()
         config = self.task_config
         resources = getattr(config, "resources", None) or None
         gpus = _gpu_count(resources)
         volumes, mounts = _workspace_volumes(config, api_client, namespace)
         env = list(getattr(config, "env", None) or [])
-        env += [{"name": k, "value": os.environ[k]} for k in FORWARDED_ENV if k in os.environ]
+        given = {e.get("name") for e in env}
+        env += [
+            {"name": k, "value": os.environ[k]}
+            for k in FORWARDED_ENV
+            if k in os.environ and k not in given
+        ]
         from kubernetes import client as k8s
 
         owner = own_pod_owner_reference(
-            k8s.CoreV1Api(api_client), namespace, os.environ.get("HOSTNAME", "")
+            k8s.CoreV1Api(api_client), namespace, current_pod_name() or ""
         )
         job = TrainJobRequest(
             name=trainjob_name(self.task),
@@ -214,7 +221,12 @@ def _workspace_volumes(
         return volumes, mounts
     from kubernetes import client as k8s
 
-    pod = k8s.CoreV1Api(api_client).read_namespaced_pod(os.environ["HOSTNAME"], namespace)
+    from ecgflow.k8s.client import current_pod_name
+
+    name = current_pod_name()
+    if not name:
+        raise EcgflowError("cannot find the workspace PVC: this step does not run in a pod")
+    pod = k8s.CoreV1Api(api_client).read_namespaced_pod(name, namespace)
     mounted = {m.name: m.mount_path for c in pod.spec.containers for m in c.volume_mounts or []}
     for volume in pod.spec.volumes or []:
         claim = volume.persistent_volume_claim
