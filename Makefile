@@ -48,7 +48,8 @@ compile: setup  ## compile every pipeline to KFP YAML (+ Pipeline/PipelineVersio
 
 # the golden files tests/golden/pipelines/ compare against: compiled from the embedded defaults only
 compile-golden: setup  ## regenerate the checked-in compiled pipelines after changing a pipeline or component
-	env -u ECGFLOW_CONFIG -u ECGFLOW_IMAGE -u ECGFLOW_SOURCE \
+	env -u ECGFLOW_CONFIG -u ECGFLOW_IMAGE -u ECGFLOW_SOURCE -u ECGFLOW_TRACKING_URI \
+		-u ECGFLOW_TRAIN_IMAGE -u ECGFLOW_TRAINING_RUNTIME \
 		$(VENV)/bin/ecgflow compile --out-dir tests/golden/pipelines --kubernetes-manifests
 
 images: setup  ## build the base, train (CUDA) and serve images with docker, podman or buildah

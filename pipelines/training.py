@@ -187,6 +187,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
                 min_delta=gem_min_delta,
                 config=config,
             )
+        _log_to(config.tracking_uri)
         return TrainingOutputs(
             records=records,
             labels=labelled.outputs["labels"],
@@ -256,6 +257,14 @@ def _gem_steps(
         min_delta=min_delta,
         allow_equal=True,
     ).set_display_name("promote-gem").set_caching_options(False)
+
+
+def _log_to(tracking_uri: str | None) -> None:
+    """Point every step created so far in this pipeline at the MLflow server (if given)."""
+    if not tracking_uri:
+        return
+    for task in dsl.pipeline_context.Pipeline.get_default_pipeline().tasks.values():
+        task.set_env_variable("MLFLOW_TRACKING_URI", tracking_uri)
 
 
 def _workspace(config: PipelineConfig) -> dsl.PipelineConfig:

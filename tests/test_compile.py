@@ -18,6 +18,7 @@ from kube_objects import require_schemas, schema_errors
 from typer.testing import CliRunner
 
 from ecgflow.cli import app
+from ecgflow.config import ENV_OVERRIDES, load_config
 from ecgflow.images import BASE_IMAGE
 from ecgflow.pipeline_runner import compile_all
 from pipelines.catalog import PIPELINES
@@ -50,7 +51,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every pipeline compiled from the embedded defaults (no config file, no env overrides)."""
     out = tmp_path_factory.mktemp("compiled")
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("ECGFLOW_CONFIG", "ECGFLOW_IMAGE", "ECGFLOW_SOURCE"):
+        for name in ("ECGFLOW_CONFIG", *ENV_OVERRIDES):
             mp.delenv(name, raising=False)
         compile_all(out, kubernetes_manifests=True)
     return out
@@ -119,6 +120,32 @@ def test_every_component_has_its_image_resources_and_parameters(
     workspace = platform["platforms"]["kubernetes"]["pipelineConfig"]["workspace"]
     assert workspace["size"] == "50Gi"
     assert workspace["kubernetes"]["pvcSpecPatch"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_environment_overrides_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the chart's registration Job sets: its images, MLflow server and runtime."""
+    monkeypatch.setenv("ECGFLOW_IMAGE", "registry.example/ecgflow:1")
+    monkeypatch.setenv("ECGFLOW_TRAIN_IMAGE", "registry.example/ecgflow-train:1")
+    monkeypatch.setenv("ECGFLOW_TRAINING_RUNTIME", "team-torch")
+    monkeypatch.setenv("ECGFLOW_TRACKING_URI", "http://mlflow:5000")
+    config = load_config()
+    assert config.image == "registry.example/ecgflow:1"
+    assert (config.trainjob.image, config.trainjob.runtime) == (
+        "registry.example/ecgflow-train:1",
+        "team-torch",
+    )
+    assert config.tracking_uri == "http://mlflow:5000"
+
+
+def test_every_step_logs_to_the_configured_mlflow_server(tmp_path: Path) -> None:
+    from ecgflow.config import PipelineConfig
+
+    uri = "http://ecgflow-mlflow.ecgflow.svc.cluster.local:5000"
+    (path,) = compile_all(tmp_path, PipelineConfig(tracking_uri=uri), names=["training-gem"])
+    executors = _documents(path)[0]["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+        assert env.get("MLFLOW_TRACKING_URI") == uri, name
 
 
 def test_the_gem_pipeline_runs_the_gem_steps_by_default(compiled: Path) -> None:

@@ -656,6 +656,23 @@ def test_registration_job_uploads_the_pipeline_after_install_and_upgrade(
     assert _of(ci_objects["gpu-canary-values.yaml"], "Job") == []  # register.enabled: false
 
 
+def test_the_uploaded_pipeline_uses_the_charts_images_mlflow_and_runtime(
+    ci_objects: dict,
+) -> None:
+    """The Job's env reaches ecgflow.config.ENV_OVERRIDES: compiled into the pipeline."""
+    from ecgflow.config import ENV_OVERRIDES
+    from ecgflow.images import BASE_IMAGE, TRAIN_IMAGE
+
+    (container,) = _one(ci_objects["default-values.yaml"], "Job")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {name: e.get("value") for name, e in _env(container).items()}
+    assert env["ECGFLOW_IMAGE"] == BASE_IMAGE and env["ECGFLOW_TRAIN_IMAGE"] == TRAIN_IMAGE
+    assert env["ECGFLOW_TRAINING_RUNTIME"] == "ecgflow-torch"
+    assert env["ECGFLOW_TRACKING_URI"].startswith("http://ecgflow-mlflow.")
+    assert {k for k in env if k.startswith("ECGFLOW_")} <= set(ENV_OVERRIDES)
+
+
 def _strip_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:
     obj = copy.deepcopy(obj)
     labels = obj["metadata"]["labels"]

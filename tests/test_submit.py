@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from werkzeug import Request, Response
 
 from ecgflow.cli import app
-from ecgflow.config import PipelineConfig
+from ecgflow.config import ENV_OVERRIDES, PipelineConfig
 from ecgflow.errors import EcgflowError
 from ecgflow.submit import (
     CompiledPipeline,
@@ -130,7 +130,7 @@ class FakeKfp:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KFP_HOST", "KFP_TOKEN", "ECGFLOW_CONFIG", "ECGFLOW_IMAGE", "ECGFLOW_SOURCE"):
+    for name in ("KFP_HOST", "KFP_TOKEN", "ECGFLOW_CONFIG", *ENV_OVERRIDES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
 

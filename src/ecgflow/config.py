@@ -1,8 +1,8 @@
 """Typed pipeline configuration: YAML files under ``configs/``, environment overrides.
 
 Precedence (lowest first): built-in defaults → the YAML file (``--config`` or
-``$ECGFLOW_CONFIG``) → environment variables (``ECGFLOW_IMAGE``, ``ECGFLOW_SOURCE``) →
-command-line options.
+``$ECGFLOW_CONFIG``) → environment variables (:data:`ENV_OVERRIDES`; the Helm chart's
+pipeline-registration Job sets them) → command-line options.
 """
 
 from __future__ import annotations
@@ -43,6 +43,16 @@ LOCAL_FINETUNE = {
 GEM_SIGNAL = {"baseline": False, "bandpass": None, "normalise": "scale"}
 
 
+#: environment variable → (section, field) of the config it overrides ("" : top level)
+ENV_OVERRIDES = {
+    "ECGFLOW_IMAGE": ("", "image"),
+    "ECGFLOW_TRACKING_URI": ("", "tracking_uri"),
+    "ECGFLOW_SOURCE": ("ingest", "source"),
+    "ECGFLOW_TRAIN_IMAGE": ("trainjob", "image"),
+    "ECGFLOW_TRAINING_RUNTIME": ("trainjob", "runtime"),
+}
+
+
 class PipelineConfig(BaseModel):
     """Everything a pipeline run needs: the image and each stage's parameters."""
 
@@ -74,6 +84,12 @@ class PipelineConfig(BaseModel):
     trainjob: TrainJobParams = Field(
         default_factory=TrainJobParams,
         description="how the training steps run on a cluster (Kubeflow Trainer TrainJobs)",
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow server every step logs to on a cluster (MLFLOW_TRACKING_URI of "
+        "each step, e.g. the chart's http://ecgflow-mlflow.NS.svc.cluster.local:5000); "
+        "None: the image's embedded store, lost with the pod",
     )
     workspace_size: str = Field(
         "50Gi",
@@ -113,10 +129,10 @@ def load_config(path: Path | str | None = None) -> PipelineConfig:
     """
     path = path or os.environ.get("ECGFLOW_CONFIG") or None
     data: dict[str, Any] = _read_yaml(Path(path)) if path else {}
-    if os.environ.get("ECGFLOW_IMAGE"):
-        data["image"] = os.environ["ECGFLOW_IMAGE"]
-    if os.environ.get("ECGFLOW_SOURCE"):
-        data.setdefault("ingest", {})["source"] = os.environ["ECGFLOW_SOURCE"]
+    for variable, (section, field) in ENV_OVERRIDES.items():
+        value = os.environ.get(variable)
+        if value:
+            (data.setdefault(section, {}) if section else data)[field] = value
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
