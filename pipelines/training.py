@@ -187,7 +187,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
                 min_delta=gem_min_delta,
                 config=config,
             )
-        _log_to(config.tracking_uri)
+        _cluster_env(config)
         return TrainingOutputs(
             records=records,
             labels=labelled.outputs["labels"],
@@ -259,12 +259,18 @@ def _gem_steps(
     ).set_display_name("promote-gem").set_caching_options(False)
 
 
-def _log_to(tracking_uri: str | None) -> None:
-    """Point every step created so far in this pipeline at the MLflow server (if given)."""
-    if not tracking_uri:
-        return
+def _cluster_env(config: PipelineConfig) -> None:
+    """Give every step created so far the cluster's MLflow server and S3 access (if set)."""
+    from kfp import kubernetes
+
+    keys = {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     for task in dsl.pipeline_context.Pipeline.get_default_pipeline().tasks.values():
-        task.set_env_variable("MLFLOW_TRACKING_URI", tracking_uri)
+        if config.tracking_uri:
+            task.set_env_variable("MLFLOW_TRACKING_URI", config.tracking_uri)
+        if config.s3_endpoint_url:
+            task.set_env_variable("AWS_ENDPOINT_URL", config.s3_endpoint_url)
+        if config.s3_secret:
+            kubernetes.use_secret_as_env(task, config.s3_secret, keys)
 
 
 def _workspace(config: PipelineConfig) -> dsl.PipelineConfig:

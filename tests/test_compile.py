@@ -137,15 +137,29 @@ def test_environment_overrides_reach_the_config(monkeypatch: pytest.MonkeyPatch)
     assert config.tracking_uri == "http://mlflow:5000"
 
 
-def test_every_step_logs_to_the_configured_mlflow_server(tmp_path: Path) -> None:
+def test_every_step_gets_the_clusters_mlflow_server_and_s3_access(tmp_path: Path) -> None:
     from ecgflow.config import PipelineConfig
 
     uri = "http://ecgflow-mlflow.ecgflow.svc.cluster.local:5000"
-    (path,) = compile_all(tmp_path, PipelineConfig(tracking_uri=uri), names=["training-gem"])
-    executors = _documents(path)[0]["deploymentSpec"]["executors"]
+    config = PipelineConfig(
+        tracking_uri=uri, s3_secret="ecgflow-s3", s3_endpoint_url="http://seaweedfs-s3:8333"
+    )
+    (path,) = compile_all(tmp_path, config, names=["training-gem"])
+    spec, platform = _documents(path)
+    executors = spec["deploymentSpec"]["executors"]
     for name, executor in executors.items():
         env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
-        assert env.get("MLFLOW_TRACKING_URI") == uri, name
+        assert env["MLFLOW_TRACKING_URI"] == uri, name
+        assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs-s3:8333", name
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(secrets) == set(executors)
+    for settings in secrets.values():
+        (secret,) = settings["secretAsEnv"]
+        assert secret["secretName"] == "ecgflow-s3"
+        assert {k["envVar"] for k in secret["keyToEnv"]} == {
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        }
 
 
 def test_the_gem_pipeline_runs_the_gem_steps_by_default(compiled: Path) -> None:

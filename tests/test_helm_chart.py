@@ -671,6 +671,14 @@ def test_the_uploaded_pipeline_uses_the_charts_images_mlflow_and_runtime(
     assert env["ECGFLOW_TRAINING_RUNTIME"] == "ecgflow-torch"
     assert env["ECGFLOW_TRACKING_URI"].startswith("http://ecgflow-mlflow.")
     assert {k for k in env if k.startswith("ECGFLOW_")} <= set(ENV_OVERRIDES)
+    (team,) = _one(ci_objects["existing-secrets-values.yaml"], "Job")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    team_env = {name: e.get("value") for name, e in _env(team).items()}
+    values = _ci(CHART / "ci" / "existing-secrets-values.yaml")
+    assert team_env["ECGFLOW_S3_SECRET"] == values["s3"]["existingSecret"]
+    if values["s3"].get("endpoint"):
+        assert team_env["ECGFLOW_S3_ENDPOINT_URL"].endswith("://" + values["s3"]["endpoint"])
 
 
 def _strip_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:

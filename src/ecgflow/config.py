@@ -50,6 +50,8 @@ ENV_OVERRIDES = {
     "ECGFLOW_SOURCE": ("ingest", "source"),
     "ECGFLOW_TRAIN_IMAGE": ("trainjob", "image"),
     "ECGFLOW_TRAINING_RUNTIME": ("trainjob", "runtime"),
+    "ECGFLOW_S3_SECRET": ("", "s3_secret"),
+    "ECGFLOW_S3_ENDPOINT_URL": ("", "s3_endpoint_url"),
 }
 
 
@@ -90,6 +92,16 @@ class PipelineConfig(BaseModel):
         description="MLflow server every step logs to on a cluster (MLFLOW_TRACKING_URI of "
         "each step, e.g. the chart's http://ecgflow-mlflow.NS.svc.cluster.local:5000); "
         "None: the image's embedded store, lost with the pod",
+    )
+    s3_secret: str | None = Field(
+        None,
+        description="Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY that every step "
+        "gets as env on a cluster (reading s3:// sources); None: IAM roles or none",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="AWS_ENDPOINT_URL of every step (an in-cluster S3 such as SeaweedFS)",
     )
     workspace_size: str = Field(
         "50Gi",
