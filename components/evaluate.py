@@ -3,12 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from ecgflow.config import load_config
-
-IMAGE = load_config().image
+from ecgflow.images import BASE_IMAGE
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def evaluate(
     classifier: Input[Model],
     data: Input[Dataset],

@@ -4,13 +4,11 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from components.trainjob import TRAINING_PASSTHROUGHS
-from ecgflow.config import load_config
-
-IMAGE = load_config().image
+from ecgflow.images import BASE_IMAGE
 
 
 @dsl.component(
-    base_image=IMAGE, install_kfp_package=False, task_config_passthroughs=TRAINING_PASSTHROUGHS
+    base_image=BASE_IMAGE, install_kfp_package=False, task_config_passthroughs=TRAINING_PASSTHROUGHS
 )
 def finetune_gem(
     clip: Input[Model],

@@ -3,12 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
-from ecgflow.config import load_config
-
-IMAGE = load_config().image
+from ecgflow.images import BASE_IMAGE
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def register(
     exported: Input[Model],
     evaluation: Input[Dataset],
@@ -30,7 +28,7 @@ def register(
     return version.version
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def register_gem(
     gem: Input[Model],
     evaluation: Input[Dataset],
@@ -52,7 +50,7 @@ def register_gem(
     return version.version
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def promote(
     name: str,
     version: str,

@@ -187,7 +187,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
                 min_delta=gem_min_delta,
                 config=config,
             )
-        _cluster_env(config)
+        _every_step(config)
         return TrainingOutputs(
             records=records,
             labels=labelled.outputs["labels"],
@@ -259,12 +259,17 @@ def _gem_steps(
     ).set_display_name("promote-gem").set_caching_options(False)
 
 
-def _cluster_env(config: PipelineConfig) -> None:
-    """Give every step created so far the cluster's MLflow server and S3 access (if set)."""
+def _every_step(config: PipelineConfig) -> None:
+    """Give every step created so far the config's image, MLflow server and S3 access.
+
+    The components' ``base_image`` is only the project default (``ecgflow.images``): the
+    image of the config passed to the builder wins, with no import-time environment.
+    """
     from kfp import kubernetes
 
     keys = {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     for task in dsl.pipeline_context.Pipeline.get_default_pipeline().tasks.values():
+        task.set_container_image(config.image)
         if config.tracking_uri:
             task.set_env_variable("MLFLOW_TRACKING_URI", config.tracking_uri)
         if config.s3_endpoint_url:

@@ -122,6 +122,30 @@ def test_every_component_has_its_image_resources_and_parameters(
     assert workspace["kubernetes"]["pvcSpecPatch"]["accessModes"] == ["ReadWriteMany"]
 
 
+def test_the_configs_image_reaches_every_task(tmp_path: Path) -> None:
+    from ecgflow.config import PipelineConfig
+
+    image = "registry.example/team/ecgflow:2.0"
+    (path,) = compile_all(tmp_path, PipelineConfig(image=image), names=["training-gem"])
+    executors = _documents(path)[0]["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {image}
+
+
+def test_importing_the_components_pulls_in_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib, pkgutil, components\n"
+        "for m in pkgutil.iter_modules(components.__path__):\n"
+        "    importlib.import_module('components.' + m.name)\n"
+        "heavy = {'pandas', 'pyarrow', 'scipy', 'PIL', 'matplotlib', 'torch', 'ecgflow.stages'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_environment_overrides_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the chart's registration Job sets: its images, MLflow server and runtime."""
     monkeypatch.setenv("ECGFLOW_IMAGE", "registry.example/ecgflow:1")
