@@ -24,45 +24,6 @@ class LocalRun:
     metadata: dict[str, dict[str, Any]]
 
 
-def pipeline_arguments(config: PipelineConfig) -> dict[str, Any]:
-    """The training pipeline's parameters taken from a config."""
-    ingest, label, split = config.ingest, config.label, config.split
-    return {
-        "source": ingest.source,
-        "limit": ingest.limit or 0,
-        "strict": ingest.strict,
-        "workers": ingest.workers,
-        "label_set": label.label_set,
-        "drop_empty": label.drop_empty,
-        "ratios": ",".join(f"{r:g}" for r in split.ratios),
-        "folds": split.folds or 0,
-        "seed": split.seed,
-        "use_strat_fold": split.use_strat_fold,
-        "preprocess_params": config.preprocess.model_dump_json(),
-        "render_images": config.render_images,
-        "render_params": config.render.model_dump_json(),
-        "train_clip_params": config.train_clip.model_dump_json(),
-        "train_nproc": config.train_clip.nproc,
-        "finetune_params": config.finetune.model_dump_json(),
-        "finetune_nproc": config.finetune.nproc,
-        "trainjob_params": config.trainjob.model_dump_json(),
-        "eval_params": config.eval.model_dump_json(),
-        "export_params": config.export.model_dump_json(),
-        "model_name": config.promote.name,
-        "promote_metric": config.promote.metric,
-        "min_delta": config.promote.min_delta,
-        "with_gem": config.with_gem,
-        "gem_qa": ",".join(config.gem_qa),
-        "gem_preprocess_params": config.gem_preprocess.model_dump_json(),
-        "instructions_params": config.instructions.model_dump_json(),
-        "finetune_gem_params": config.finetune_gem.model_dump_json(),
-        "gem_nproc": config.finetune_gem.nproc,
-        "eval_gem_params": config.eval_gem.model_dump_json(),
-        "gem_model_name": config.gem_promote.name,
-        "gem_min_delta": config.gem_promote.min_delta,
-    }
-
-
 def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     """Run the training pipeline with ``kfp.local.SubprocessRunner`` under ``home``.
 
@@ -89,7 +50,7 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
         with warnings.catch_warnings():
             # Locally the project image is this very environment; kfp warns that it is not.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            task = training_pipeline(**pipeline_arguments(config))
+            task = training_pipeline()  # the config is compiled in as the defaults
     except RuntimeError as exc:  # kfp reports a failed task as RuntimeError
         raise EcgflowError(
             f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
