@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, TextIO, TypeVar
 
@@ -709,13 +710,16 @@ def serve(
 
         limits = ServingLimits(max_body_bytes=int(max_body_mb * (1 << 20)))
         served: object
+        routes = None
         if model_kind(model) == "gem":
+            from ecgflow.serving.chat import add_chat_routes
             from ecgflow.serving.gem import ECGGem, GemLimits
 
             gem_limits = GemLimits(max_new_tokens=max_new_tokens, timeout_s=timeout_s)
             served = ECGGem(
                 "ecg-gem" if name == "ecg-classifier" else name, model, limits, gem_limits
             )
+            routes = partial(add_chat_routes, model=served)
         else:
             served = ECGClassifier(
                 name, model, limits, max_batch_rows=batch_rows, max_wait_ms=batch_wait_ms,
@@ -723,7 +727,7 @@ def serve(
             )  # fmt: skip
         serve_model(
             served, host=host, http_port=port, grpc_port=grpc_port, workers=workers,
-            access_log=access_log,
+            access_log=access_log, routes=routes,
         )  # fmt: skip
 
     _run(action)

@@ -116,12 +116,6 @@ class ECGGem(Model):
         log.info("GEM model %s version %s ready", self.name, self.version)
         return self.ready
 
-    def register_routes(self, app: Any) -> None:
-        """Add the OpenAI-style chat routes (:mod:`ecgflow.serving.chat`) to KServe's app."""
-        from ecgflow.serving.chat import add_chat_routes
-
-        add_chat_routes(app, self)
-
     def validate(self, payload: Any) -> Any:
         """Requests are checked by :meth:`preprocess`, field by field."""
         return payload

@@ -10,6 +10,7 @@ right in a pod, wrong on a laptop), and the app settings of :mod:`ecgflow.servin
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ecgflow.serving.http_app import configure_app
@@ -24,11 +25,12 @@ def serve(
     grpc_port: int | None = None,
     workers: int = 1,
     access_log: bool = False,
+    routes: Callable[[Any], None] | None = None,
 ) -> None:
     """Load ``model`` and serve it until SIGTERM/SIGINT; ``grpc_port`` None: no gRPC.
 
     ``model`` is a ``kserve.Model`` with ``limits`` (:class:`ECGClassifier`, :class:`ECGGem`);
-    one with ``register_routes(app)`` adds its own routes (GEM's chat completions).
+    ``routes(app)`` adds routes of its own to KServe's app (GEM's chat completions).
 
     ``access_log`` keeps uvicorn's line per request and KServe's per-request timing lines;
     off, the same numbers are still in ``/metrics``.
@@ -45,11 +47,10 @@ def serve(
 
     model.load()
     configure_app(model.limits.max_body_bytes)
-    register = getattr(model, "register_routes", None)
-    if register is not None:
+    if routes is not None:
         from kserve.model_server import app
 
-        register(app)
+        routes(app)
     server = _Server(
         http_port=http_port,
         grpc_port=grpc_port or 0,

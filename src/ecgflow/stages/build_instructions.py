@@ -29,14 +29,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ecgflow.artifacts import LABELS, RAW, RECORDS, SKIPPED, SPLIT
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.signal.rhythm import Rhythm, measure_rhythm
-from ecgflow.stages.ingest import RAW, RECORDS
-from ecgflow.stages.label import LABELS
-from ecgflow.stages.split import SPLIT
 from ecgflow.text import load_label_def, record_texts
 from ecgflow.text.instructions import (
     NOISE_COLUMNS,
@@ -51,7 +49,6 @@ from ecgflow.text.instructions import (
 STAGE = "build-instructions"
 TRAINING_SPLITS = ("train", "val")
 EVALUATION_SPLIT = "test"
-SKIPPED = "skipped.json"
 _DATABASE = "ptbxl_database.csv"
 
 

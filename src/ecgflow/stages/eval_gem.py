@@ -39,6 +39,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from ecgflow import tracking
+from ecgflow.artifacts import LABELS, METRICS, PLOTS, PREDICTIONS, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics
@@ -52,7 +53,6 @@ from ecgflow.stages.finetune_gem import (
     gem_batches,
     prior_key,
 )
-from ecgflow.stages.label import LABELS
 from ecgflow.text import load_label_def
 from ecgflow.text.instructions import ecgqa_instruction, label_instructions, read_ecgqa
 from ecgflow.training.data import ShardRows, preprocess_info
@@ -60,10 +60,6 @@ from ecgflow.training.gem_data import GemExample, ImageLookup, RecordSignals, re
 
 log = logging.getLogger(__name__)
 
-METRICS = "metrics.json"
-PREDICTIONS = "predictions.json"
-SKIPPED = "skipped.json"
-PLOTS = "plots"
 SCORING = (
     "closed-set questions: the candidate answer with the highest summed log-probability "
     "(answer tokens and end of turn); open questions: greedy generation; exact match after "

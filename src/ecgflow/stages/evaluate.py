@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from ecgflow import tracking
+from ecgflow.artifacts import LABEL_DEF, LABELS, METRICS, PLOTS, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.classification import bootstrap_ci, fmax, label_report, macro
@@ -38,15 +39,10 @@ from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.models import load_model
 from ecgflow.params import EvalParams
-from ecgflow.stages.label import LABEL_DEF, LABELS
 from ecgflow.text import label_prompts, record_texts
 from ecgflow.training.data import ShardRows, preprocess_info
 
 log = logging.getLogger(__name__)
-
-METRICS = "metrics.json"
-PLOTS = "plots"
-THRESHOLDS = "thresholds.json"
 
 
 def evaluate(

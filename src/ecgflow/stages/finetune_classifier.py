@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ecgflow.artifacts import LABEL_DEF, LABELS, MODEL, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.classification import f1_thresholds, macro_auroc, per_label_auroc
 from ecgflow.manifest import sha256_file, write_manifest
@@ -34,7 +35,6 @@ from ecgflow.models import (
     load_ecg_encoder_state,
     save_model,
 )
-from ecgflow.stages.label import LABEL_DEF, LABELS
 from ecgflow.training.data import (
     ShardRows,
     SignalLabelDataset,
@@ -46,9 +46,9 @@ from ecgflow.training.loop import fit, seed_everything
 from ecgflow.training.params import FinetuneParams
 from ecgflow.training.worker import Launch, launch_elsewhere
 
-MODEL = "model"
-THRESHOLDS = "thresholds.json"
 TASK = "finetune-classifier"
+#: what each torchrun process calls (see ecgflow.training.worker)
+ENTRY = f"{__name__}:run_request"
 MAX_POS_WEIGHT = 1000.0
 
 
@@ -76,7 +76,7 @@ def finetune_classifier(
         "labels_dir": str(labels_dir),
         "out_dir": str(out_dir),
     }
-    done = launch_elsewhere(TASK, params, paths, out_dir, resume, launch)
+    done = launch_elsewhere(TASK, ENTRY, params, paths, out_dir, resume, launch)
     if done is not None:
         return done
     return run_request({"params": params.model_dump(mode="json"), "paths": paths, "resume": resume})

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ecgflow.artifacts import MODEL, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
 from ecgflow.manifest import sha256_file, write_manifest
@@ -55,10 +56,10 @@ from ecgflow.training.worker import Launch, launch_elsewhere
 
 log = logging.getLogger(__name__)
 
-MODEL = "model"
 ANSWER_PRIOR = "answer_prior.json"
-SKIPPED = "skipped.json"
 TASK = "finetune-gem"
+#: what each torchrun process calls (see ecgflow.training.worker)
+ENTRY = f"{__name__}:run_request"
 CLIP_MODEL = "model"  # train-clip's model folder
 
 
@@ -101,7 +102,7 @@ def finetune_gem(
     torchrun when ``params.nproc`` > 1.
     """
     paths.out_dir.mkdir(parents=True, exist_ok=True)
-    done = launch_elsewhere(TASK, params, paths.to_json(), paths.out_dir, resume, launch)
+    done = launch_elsewhere(TASK, ENTRY, params, paths.to_json(), paths.out_dir, resume, launch)
     if done is not None:
         return done
     return _train(params, paths, resume)

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from ecgflow.artifacts import RAW, RECORDS, REJECTED
 from ecgflow.errors import EcgflowError, RecordError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
@@ -39,9 +40,6 @@ from ecgflow.manifest import redact_uri, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
 
-RECORDS = "records.parquet"
-REJECTED = "rejected.parquet"
-RAW = "raw"
 
 RECORDS_SCHEMA = pa.schema(
     [

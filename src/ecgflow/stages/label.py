@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from ecgflow.artifacts import LABEL_DEF, LABELS, RAW, RECORDS, UNCERTAIN
 from ecgflow.errors import EcgflowError
 from ecgflow.labels import (
     LABEL_SETS,
@@ -40,15 +41,11 @@ from ecgflow.labels import (
     resolve_label_set,
 )
 from ecgflow.manifest import MANIFEST, sha256_file, write_manifest
-from ecgflow.stages.ingest import RAW, RECORDS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LABEL_SETS", "LabelParams", "LabelResult", "label"]
 
-LABELS = "labels.parquet"
-LABEL_DEF = "label_def.json"
-UNCERTAIN = "uncertain.parquet"
 NO_LABEL = "no_label"
 _READ_COLUMNS = ["record_id", "dataset", "labels", "scp_codes", "report"]
 

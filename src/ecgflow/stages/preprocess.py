@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecgflow import __version__
+from ecgflow.artifacts import INDEX, PREPROCESS_JSON, RAW, RECORDS, REJECTED, SPLIT
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
@@ -51,16 +52,12 @@ from ecgflow.signal.transform import (
     select_leads,
     transform_batch,
 )
-from ecgflow.stages.ingest import RAW, RECORDS
-from ecgflow.stages.split import SPLIT, SPLITS
+from ecgflow.stages.split import SPLITS
 
 __all__ = ["PreprocessParams", "PreprocessResult", "preprocess"]
 
 log = logging.getLogger(__name__)
 
-PREPROCESS_JSON = "preprocess.json"
-INDEX = "index.parquet"
-REJECTED = "rejected.parquet"
 ALL = "all"
 SHARD = "shard-{:05d}.npy"
 

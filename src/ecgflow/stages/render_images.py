@@ -41,6 +41,16 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow import __version__
+from ecgflow.artifacts import (
+    IMAGES,
+    INDEX,
+    LLAVA,
+    PREPROCESS_JSON,
+    RAW,
+    RECORDS,
+    REJECTED,
+    RENDER_JSON,
+)
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.record import normalise_lead_name
 from ecgflow.manifest import sha256_file, write_manifest
@@ -48,17 +58,11 @@ from ecgflow.parallel import ordered_map
 from ecgflow.render.distort import DistortionParams, distort
 from ecgflow.render.paper import geometry, render_paper
 from ecgflow.render.signal_images import signal_image
-from ecgflow.stages.ingest import RAW, RECORDS
-from ecgflow.stages.preprocess import INDEX, PREPROCESS_JSON
 
 __all__ = ["RenderParams", "RenderResult", "render_images"]
 
 log = logging.getLogger(__name__)
 
-IMAGES = "images.parquet"
-LLAVA = "llava.json"
-RENDER_JSON = "render.json"
-REJECTED = "rejected.parquet"
 PAPER, SIGNAL = "paper", "signal"
 QUESTION = "<image>\nWhat does this 12-lead ECG show?"
 

@@ -49,16 +49,14 @@ from pydantic import (
     field_validator,
 )
 
+from ecgflow.artifacts import LABELS, RECORDS, SPLIT
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.stage_tables import examples, read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest
 from ecgflow.splitting import group_rows, stratified_group_split
-from ecgflow.stages.ingest import RECORDS
 
 log = logging.getLogger(__name__)
 
-LABELS = "labels.parquet"
-SPLIT = "split.parquet"
 REPORT = "split_report.json"
 NO_LABEL = "no_label"
 SPLITS: tuple[str, str, str] = ("train", "val", "test")

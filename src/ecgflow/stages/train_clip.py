@@ -4,6 +4,8 @@ Inputs: a preprocess output (``train`` and ``val`` splits) and the ingest folder
 see :func:`ecgflow.text.record_texts`). With ``nproc`` > 1 the stage starts
 ``torchrun --standalone --nproc_per_node N`` itself; with 1 it trains in this process.
 Selection and early stopping use the validation mean recall of ECG→text and text→ECG top-1/5.
+Records that share a text (PTB-XL: half of them read "Normal ECG. Sinus rhythm.") are
+positives of each other in the loss (``shared_text_positives``), not negatives.
 
 Output (``out_dir``)::
 
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgflow.artifacts import MODEL
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import sha256_file, write_manifest
@@ -33,8 +36,9 @@ from ecgflow.training.loop import fit, seed_everything
 from ecgflow.training.params import TrainClipParams
 from ecgflow.training.worker import Launch, launch_elsewhere
 
-MODEL = "model"
 TASK = "train-clip"
+#: what each torchrun process calls (see ecgflow.training.worker)
+ENTRY = f"{__name__}:run_request"
 
 
 def train_clip(
@@ -53,7 +57,7 @@ def train_clip(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"data_dir": str(data_dir), "records_dir": str(records_dir), "out_dir": str(out_dir)}
-    done = launch_elsewhere(TASK, params, paths, out_dir, resume, launch)
+    done = launch_elsewhere(TASK, ENTRY, params, paths, out_dir, resume, launch)
     if done is not None:
         return done
     return _train(params, Path(data_dir), Path(records_dir), out_dir, resume)
@@ -119,17 +123,23 @@ class ClipTask:
 
     def collate(self, batch: list[tuple[torch.Tensor, str]]) -> dict[str, torch.Tensor]:
         """Stack signals, tokenise texts."""
-        tokens = self.model.text_encoder.tokenize([text for _, text in batch])
-        return {"x": torch.stack([x for x, _ in batch]), **tokens}
+        texts = [text for _, text in batch]
+        tokens = self.model.text_encoder.tokenize(texts)
+        out = {"x": torch.stack([x for x, _ in batch]), **tokens}
+        if self.settings.shared_text_positives:
+            group = {text: k for k, text in enumerate(dict.fromkeys(texts))}
+            out["text_group"] = torch.tensor([group[text] for text in texts])
+        return out
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device):
-        """Symmetric InfoNCE over the batch."""
+        """Symmetric InfoNCE over the batch (pairs sharing a text count as positives)."""
         ecg, text, scale = model(
             batch["x"].to(device),
             batch["input_ids"].to(device),
             batch["attention_mask"].to(device),
         )
-        return clip_loss(ecg, text, scale)
+        group = batch.get("text_group")
+        return clip_loss(ecg, text, scale, None if group is None else group.to(device))
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Retrieval on the val split against its distinct texts."""

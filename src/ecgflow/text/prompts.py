@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ecgflow.artifacts import LABEL_DEF
 from ecgflow.errors import EcgflowError
-from ecgflow.stages.label import LABEL_DEF
 
 __all__ = ["TEMPLATES", "label_prompts", "load_label_def"]
 

@@ -25,11 +25,11 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ecgflow.artifacts import RAW, RECORDS
 from ecgflow.errors import EcgflowError
 from ecgflow.labels import explode_labels
 from ecgflow.labels.cinc import SCORED_2021
 from ecgflow.labels.ptbxl import STATEMENTS, read_statements
-from ecgflow.stages.ingest import RAW, RECORDS
 
 __all__ = ["record_texts"]
 

@@ -18,10 +18,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ecgflow.artifacts import INDEX, PREPROCESS_JSON
 from ecgflow.errors import EcgflowError
-
-PREPROCESS_JSON = "preprocess.json"
-INDEX = "index.parquet"
 
 
 class ShardRows:

@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ecgflow.artifacts import IMAGES
 from ecgflow.errors import EcgflowError
 from ecgflow.training.data import ShardRows
 
-IMAGES = "images.parquet"  # render-images' index
 PAPER = "paper"
 
 

@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from ecgflow import tracking
+from ecgflow.artifacts import METRICS
 from ecgflow.errors import EcgflowError
 from ecgflow.training.data import EpochSampler
 from ecgflow.training.distributed import DistEnv, barrier, broadcast
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
-METRICS = "metrics.json"
 
 
 class Task(Protocol):

@@ -41,6 +41,9 @@ class TrainClipParams(BaseModel):
     model: ClipConfig = Field(default_factory=ClipConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     include_report: bool = Field(False, description="append the original report to the text")
+    shared_text_positives: bool = Field(
+        True, description="pairs of a batch with the same text are positives, not negatives"
+    )
     nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
     eval_batch_size: int = Field(256, ge=1)
 

@@ -1,0 +1,1 @@
+"""ECG paper images: the 12-lead layout, paper-like distortions, GAF / RP / MTF images."""
