@@ -128,3 +128,55 @@ def test_checkpoints_leave_frozen_parameters_out_and_refuse_a_mismatch(tmp_path)
     del state["2.weight"]
     with pytest.raises(EcgflowError, match=r"last\.pt.*2\.weight"):
         _load_checkpoint_state(model(), state, tmp_path / "last.pt")
+
+
+def test_rng_states_round_trip_through_a_weights_only_file(tmp_path) -> None:
+    import random
+
+    from ecgflow.training.loop import _atomic_save, _numpy_state, _safe_load, _set_numpy_state
+
+    np.random.seed(7)
+    random.seed(7)
+    path = tmp_path / "rng.pt"
+    _atomic_save({"python": random.getstate(), "numpy": _numpy_state()}, path)
+    expected = (np.random.rand(3), random.random())
+    np.random.seed(0)
+    random.seed(0)
+    rng = _safe_load(path, "cpu")  # weights_only=True: no pickled code, no ndarray
+    random.setstate(rng["python"])
+    _set_numpy_state(rng["numpy"])
+    assert np.array_equal(np.random.rand(3), expected[0]) and random.random() == expected[1]
+
+
+def test_a_corrupt_or_code_carrying_checkpoint_is_refused_with_its_path(tmp_path) -> None:
+    from ecgflow.training.loop import _safe_load
+
+    corrupt = tmp_path / "last.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(EcgflowError, match=r"last\.pt \(sha256 [0-9a-f]{16}…\): not a readable"):
+        _safe_load(corrupt, "cpu")
+    # a pickle that would run code on load (weights_only refuses arbitrary globals)
+    evil = tmp_path / "evil.pt"
+    torch.save({"x": EcgflowError("boom")}, evil)
+    with pytest.raises(EcgflowError, match=r"evil\.pt"):
+        _safe_load(evil, "cpu")
+
+
+def test_every_torch_load_in_the_project_is_weights_only() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    unsafe = []
+    for path in [*(root / "src").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and ast.unparse(node.func.value) == "torch"
+            ):
+                flags = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                if flags.get("weights_only") != "True":
+                    unsafe.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert unsafe == []

@@ -350,7 +350,7 @@ def _save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     rng = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -391,6 +391,38 @@ def _load_checkpoint_state(model: nn.Module, state: dict[str, torch.Tensor], pat
         )
 
 
+def _numpy_state() -> dict[str, Any]:
+    """NumPy's global RNG state as tensors and plain numbers (loadable with weights_only)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "gauss": float(gauss),
+    }
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["name"], keys, state["pos"], state["has_gauss"], state["gauss"]))
+
+
+def _safe_load(path: Path, device: Any) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors and plain data only, never code.
+
+    A corrupt or foreign file is refused with its path and checksum.
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        raise EcgflowError(
+            f"{path} (sha256 {digest}…): not a readable ecgflow checkpoint "
+            f"({type(exc).__name__}); delete it to train from scratch"
+        ) from None
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -410,7 +442,7 @@ def _load_checkpoint(
     if not path.is_file():
         log.info("no checkpoint at %s: starting from scratch", path)
         return _State()
-    payload = torch.load(path, map_location=env.device, weights_only=False)
+    payload = _safe_load(path, env.device)
     if payload["world_size"] != env.world_size:
         raise EcgflowError(
             f"{path}: written by {payload['world_size']} processes; resume with as many "
@@ -424,9 +456,9 @@ def _load_checkpoint(
     rng_path = _rng_path(out_dir, env.rank, state.epoch)
     if not rng_path.is_file():
         raise EcgflowError(f"{rng_path}: missing (RNG state of rank {env.rank})")
-    rng = torch.load(rng_path, weights_only=False)
+    rng = _safe_load(rng_path, "cpu")
     random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+    _set_numpy_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
