@@ -154,7 +154,7 @@ def test_open_storage_rejects_bad_locations(tmp_path: Path) -> None:
     with pytest.raises(EcgflowError, match="unsupported storage scheme 'gs'"):
         open_storage("gs://bucket/data")
     with pytest.raises(EcgflowError, match="unsupported") as info:
-        open_storage("ftp://user:hunter2@example.org/data")
+        open_storage("ftp://user:hunter2@example.org/data")  # fake credential
     assert "hunter2" not in str(info.value)
     with pytest.raises(EcgflowError, match="does not exist"):
         open_storage(tmp_path / "missing")
@@ -456,7 +456,7 @@ def test_s3_uri_validation() -> None:
     with pytest.raises(EcgflowError, match="expected s3://bucket/prefix"):
         S3Storage("s3:///prefix-only")
     with pytest.raises(EcgflowError, match="not supported") as info:
-        open_storage("s3://AKID:topsecret@bucket/data")
+        open_storage("s3://AKID:topsecret@bucket/data")  # fake credential
     assert "topsecret" not in str(info.value)
 
 
