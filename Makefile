@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 SOURCE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run serve test test-slow test-all lint format compile compile-golden images bench clean
+.PHONY: setup run services serve test test-slow test-all lint format compile compile-golden images bench clean
 
 setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (idempotent)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: setup  ## run the training pipeline locally (kfp.local) on the embedded default or SOURCE=...
 	$(VENV)/bin/ecgflow run $(if $(SOURCE),--source '$(SOURCE)')
+
+services: setup  ## start a local SeaweedFS S3 + MLflow server (ecgflow services up); `make run` then: ecgflow run --stack services
+	$(VENV)/bin/ecgflow services up
 
 serve: setup  ## serve the champion of the embedded registry (after make run) on 127.0.0.1:8080
 	$(VENV)/bin/ecgflow serve --model models:/ecg-classifier@champion

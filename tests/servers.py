@@ -12,15 +12,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import json
 import logging
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 from collections.abc import Callable
@@ -31,32 +28,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from ecgflow.services import free_ports, weed_binary, weed_command, weed_ports, write_identities
+
 log = logging.getLogger(__name__)
 
-#: The SeaweedFS services `weed server` runs here; each has an HTTP and a gRPC port.
-_SERVICES = ("master", "volume", "filer", "s3")
 #: weed creates unix sockets /tmp/seaweedfs-<service>[-grpc]-<port>.sock and leaves them there.
 _SOCKET_DIR = Path("/tmp")
-
-
-def weed_binary() -> str | None:
-    """The ``weed`` executable: next to this interpreter (the venv's bin), else on ``PATH``."""
-    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
-        found = shutil.which("weed", path=folder)
-        if found:
-            return found
-    return shutil.which("weed")
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
-    with contextlib.ExitStack() as stack:
-        sockets = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def listening_addresses(pid: int) -> set[tuple[str, int]]:
@@ -141,33 +118,6 @@ class S3Server:
                 sock.unlink(missing_ok=True)
 
 
-def _weed_command(weed: str, data_dir: Path, ports: dict[str, int], config: Path) -> list[str]:
-    args = [
-        weed,
-        "-logtostderr",  # glog would otherwise write weed.* files into /tmp
-        f"-config_dir={data_dir.parent}",  # ignore any security.toml of the user
-        "server",
-        f"-dir={data_dir}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-master.telemetry=false",  # the default sends usage statistics to seaweedfs.com
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=0",  # as many (sparse) volumes as the disk allows: buckets need 7 each
-        "-volume.preStopSeconds=0",  # else SIGTERM waits 10 s before the volume server stops
-        "-filer",
-        "-s3",
-        f"-s3.config={config}",
-        "-s3.port.iceberg=0",  # extra listeners on fixed ports (8181, 9101) otherwise
-        "-s3.port.lance=0",
-    ]
-    for service in _SERVICES:
-        args += [
-            f"-{service}.port={ports[service]}",
-            f"-{service}.port.grpc={ports[service + '.grpc']}",
-        ]
-    return args
-
-
 def _wait_ready(server: S3Server, timeout: float) -> None:
     """Poll ``list_buckets`` until the gateway answers with our credentials."""
     client = boto3.client(
@@ -226,20 +176,13 @@ def _start_once(weed: str, run_dir: Path, timeout: float) -> S3Server:
     access_key = "AK" + secrets.token_hex(8).upper()
     secret_key = secrets.token_urlsafe(30)
     config = run_dir / "identities.json"
-    identity = {
-        "name": "ecgflow-test",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }
-    config.write_text(json.dumps({"identities": [identity]}))
-    config.chmod(0o600)
-    names = [name for service in _SERVICES for name in (service, f"{service}.grpc")]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    write_identities(config, access_key, secret_key)
+    ports = weed_ports()
     log_path = run_dir / "weed.log"
     started = time.monotonic()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            _weed_command(weed, data_dir, ports, config),
+            weed_command(weed, data_dir, ports, config),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

