@@ -98,6 +98,43 @@ def test_down_stops_exactly_what_up_started(tmp_path: Path) -> None:
     assert services.down(folder) == []  # nothing left to stop
 
 
+def test_mlflow_down_fails_fast_naming_the_server_and_a_restart_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    import time
+
+    import mlflow
+
+    folder = tmp_path / "fault"
+    running = services.up(folder)
+    try:
+        for key, value in running.env().items():
+            monkeypatch.setenv(key, value)
+        client = mlflow.MlflowClient(running.mlflow.url)
+        client.create_registered_model("fault-model")
+        client.create_model_version("fault-model", "s3://mlflow/fault/1")
+        os.killpg(running.mlflow.pid, signal.SIGKILL)  # the server dies mid-session
+        while services._alive(running.mlflow):
+            time.sleep(0.1)
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["promote", "--name", "fault-model"])
+        assert result.exit_code == 2
+        assert f"MLflow tracking server {running.mlflow.url} is not reachable" in result.output
+        assert time.monotonic() - started < 30  # no minutes of client retries
+        assert services.status(folder)["mlflow"][0] is False
+        back = services.up(folder)  # notices the dead server and starts the stack again
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", back.mlflow.url)
+        again = mlflow.MlflowClient(back.mlflow.url)
+        assert again.get_registered_model("fault-model").aliases == {}  # nothing half-done
+        result = CliRunner().invoke(app, ["promote", "--name", "fault-model"])
+        assert result.exit_code == 0, result.output  # the registry survived in its store
+        version = again.get_model_version_by_alias("fault-model", "challenger")
+        assert str(version.version) == "1"
+    finally:
+        services.down(folder)
+
+
 def test_run_on_the_stack_needs_it_up(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,

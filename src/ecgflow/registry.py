@@ -57,7 +57,7 @@ class PromotionDecision:
 def _client() -> Any:
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
+    mlflow.set_tracking_uri(tracking.connected_uri())
     return mlflow.MlflowClient()
 
 

@@ -182,7 +182,9 @@ def up(folder: Path | None = None, timeout_s: float = 90.0) -> Stack:
     stack = Stack(s3, s3, access_key, secret_key)
     try:
         _wait(lambda: health(s3, stack), s3, timeout_s)
-        _client(stack).create_bucket(Bucket=BUCKET)
+        s3_client = _client(stack)
+        if BUCKET not in {b["Name"] for b in s3_client.list_buckets()["Buckets"]}:
+            s3_client.create_bucket(Bucket=BUCKET)  # a restart keeps the data of the last one
         (port,) = free_ports(1)
         command = [
             sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",

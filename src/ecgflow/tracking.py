@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ecgflow.errors import EcgflowError
 from ecgflow.home import ecgflow_home
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing leaves the machine
@@ -31,6 +32,33 @@ def tracking_uri() -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
+def connected_uri(timeout_s: float = 5.0) -> str:
+    """:func:`tracking_uri`, checked first when it is a server: its ``/health`` must answer.
+
+    Without the check MLflow's client retries an unreachable server for minutes before it
+    fails, and a stage may have half its work behind it; this fails at once, naming the URI.
+    """
+    import urllib.error
+    import urllib.request
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return uri
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return uri
+    except urllib.error.HTTPError as exc:  # it answers: auth or routing is its business
+        if exc.code < 500:
+            return uri
+        problem = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        problem = str(getattr(exc, "reason", exc))
+    raise EcgflowError(
+        f"MLflow tracking server {uri} is not reachable ({problem}); start it "
+        "(ecgflow services up, or your cluster's MLflow) or set MLFLOW_TRACKING_URI"
+    )
+
+
 def artifact_location() -> str | None:
     """Where a new experiment keeps artifacts: beside a SQLite store, else the server decides.
 
@@ -48,7 +76,7 @@ def start_run(experiment: str, run_name: str, run_id: str | None = None) -> str:
     """Start (or with ``run_id``, resume) a run in ``experiment``; returns the run id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_tracking_uri(connected_uri())
     if run_id is None:
         existing = mlflow.get_experiment_by_name(experiment)
         if existing is None:

@@ -194,7 +194,7 @@ def model_kind(uri: str) -> str:
     from ecgflow import tracking
     from ecgflow.registry import KIND_TAG
 
-    client = mlflow.MlflowClient(tracking.tracking_uri())
+    client = mlflow.MlflowClient(tracking.connected_uri())
     ref = uri.removeprefix("models:/")
     try:
         if "@" in ref:

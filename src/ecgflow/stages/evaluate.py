@@ -301,7 +301,7 @@ def _training_history(run_id: str | None) -> dict[str, list[tuple[int, float]]]:
     try:
         import mlflow
 
-        client = mlflow.MlflowClient(tracking.tracking_uri())
+        client = mlflow.MlflowClient(tracking.connected_uri())
         keys = [k for k in client.get_run(run_id).data.metrics if not k.startswith("best_")]
         return {
             k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)]
