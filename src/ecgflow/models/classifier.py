@@ -21,5 +21,20 @@ class Classifier(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, n_labels]`` (apply a sigmoid for probabilities)."""
-        return self.head(self.encoder(x))
+        """Logits ``[B, n_labels]`` (apply a sigmoid for probabilities).
+
+        With ``config.window`` an input longer than the window is cut into windows every
+        ``window_stride`` samples (the last one ending at the input's end) and the windows'
+        logits are averaged.
+        """
+        window = self.config.window
+        length = x.shape[-1]
+        if window is None or length <= window:
+            return self.head(self.encoder(x))
+        stride = self.config.window_stride or max(window // 2, 1)
+        starts = list(range(0, length - window + 1, stride))
+        if starts[-1] != length - window:
+            starts.append(length - window)
+        windows = torch.stack([x[..., s : s + window] for s in starts], dim=1)  # [B, W, C, T]
+        logits = self.head(self.encoder(windows.flatten(0, 1)))
+        return logits.view(x.shape[0], len(starts), -1).mean(dim=1)

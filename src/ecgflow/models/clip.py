@@ -51,26 +51,10 @@ class ClipModel(nn.Module):
         return self.encode_ecg(x), self.encode_text(input_ids, attention_mask), self.scale()
 
 
-def clip_loss(
-    ecg_emb: torch.Tensor,
-    text_emb: torch.Tensor,
-    scale: torch.Tensor,
-    text_group: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Symmetric cross-entropy over ``scale * ecg_emb @ text_emb.T``; pair ``i`` matches ``i``.
-
-    ``text_group [B]`` (optional): pairs with the same group id share one text. Their
-    cross pairs are positives too (the target spreads evenly over them) instead of negatives:
-    with many records reading "Normal ECG. Sinus rhythm." a batch holds several copies of
-    one text, and one-hot targets would push identical texts apart from their own ECGs.
-    """
+def clip_loss(ecg_emb: torch.Tensor, text_emb: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy over ``scale * ecg_emb @ text_emb.T``; pair ``i`` matches ``i``."""
     logits = scale * ecg_emb @ text_emb.T
-    if text_group is None:
-        targets = torch.arange(logits.shape[0], device=logits.device)
-        return (
-            functional.cross_entropy(logits, targets)
-            + functional.cross_entropy(logits.T, targets)
-        ) / 2
-    same = (text_group[:, None] == text_group[None, :]).to(logits.dtype)
-    soft = same / same.sum(dim=1, keepdim=True)  # symmetric mask: the same for both ways
-    return (functional.cross_entropy(logits, soft) + functional.cross_entropy(logits.T, soft)) / 2
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    return (
+        functional.cross_entropy(logits, targets) + functional.cross_entropy(logits.T, targets)
+    ) / 2

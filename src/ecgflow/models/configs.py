@@ -73,6 +73,11 @@ class ClassifierConfig(BaseModel):
     encoder: EncoderConfig = EncoderConfig()
     labels: list[str] = Field(min_length=1)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    window: int | None = Field(default=None, gt=0)
+    """Samples per window: longer inputs are scored as sliding windows whose logits are
+    averaged (a model trained on random crops of this length); ``None``: the whole input."""
+    window_stride: int | None = Field(default=None, gt=0)
+    """Step between windows in samples (default: half a window)."""
 
     @field_validator("labels")
     @classmethod

@@ -2,8 +2,10 @@
 
 Starts from the ECG encoder of a train-clip output (``encoder_dir``), or from scratch with
 ``pretrained=False``. Loss: BCE with the label set's ``pos_weight`` (``label_def.json``);
-optionally rows are drawn in inverse proportion to their rarest label. Selection and early
-stopping use the validation macro AUROC.
+optionally rows are drawn in inverse proportion to their rarest label; optionally training
+uses random ``crop_s`` crops (the model then scores longer inputs as sliding windows, see
+:class:`~ecgflow.models.classifier.Classifier`) and amplitude/noise augmentation. Selection
+and early stopping use the validation macro AUROC.
 
 Output (``out_dir``)::
 
@@ -153,7 +155,10 @@ class ClassifierTask:
                     f"{data_dir} has {channels}; preprocess with the same lead mode"
                 )
         encoder = encoder.model_copy(update={"in_channels": channels})
-        self.config = ClassifierConfig(encoder=encoder, labels=self.names, dropout=params.dropout)
+        self.crop = None if params.crop_s is None else max(round(params.crop_s * info["fs"]), 1)
+        self.config = ClassifierConfig(
+            encoder=encoder, labels=self.names, dropout=params.dropout, window=self.crop
+        )
         self.model = Classifier(self.config)
         if state is not None:
             self.model.encoder.load_state_dict(state)
@@ -165,8 +170,15 @@ class ClassifierTask:
         self._val_scores: np.ndarray | None = None
 
     def collate(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
-        """Stack signals and targets."""
-        return torch.stack([x for x, _ in batch]), torch.stack([y for _, y in batch])
+        """Stack signals and targets; random crops and augmentation when configured."""
+        x = torch.stack([x for x, _ in batch])
+        if self.crop is not None and x.shape[-1] > self.crop:
+            starts = torch.randint(0, x.shape[-1] - self.crop + 1, (len(x),)).tolist()
+            x = torch.stack([row[:, s : s + self.crop] for row, s in zip(x, starts, strict=True)])
+        if self.settings.augment:
+            scale = torch.empty(x.shape[0], x.shape[1], 1).uniform_(0.8, 1.2)
+            x = x * scale + 0.02 * torch.randn_like(x)
+        return x, torch.stack([y for _, y in batch])
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device):
         """BCE with logits and pos_weight."""

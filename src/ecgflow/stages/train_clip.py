@@ -4,8 +4,6 @@ Inputs: a preprocess output (``train`` and ``val`` splits) and the ingest folder
 see :func:`ecgflow.text.record_texts`). With ``nproc`` > 1 the stage starts
 ``torchrun --standalone --nproc_per_node N`` itself; with 1 it trains in this process.
 Selection and early stopping use the validation mean recall of ECG→text and text→ECG top-1/5.
-Records that share a text (PTB-XL: half of them read "Normal ECG. Sinus rhythm.") are
-positives of each other in the loss (``shared_text_positives``), not negatives.
 
 Output (``out_dir``)::
 
@@ -123,23 +121,17 @@ class ClipTask:
 
     def collate(self, batch: list[tuple[torch.Tensor, str]]) -> dict[str, torch.Tensor]:
         """Stack signals, tokenise texts."""
-        texts = [text for _, text in batch]
-        tokens = self.model.text_encoder.tokenize(texts)
-        out = {"x": torch.stack([x for x, _ in batch]), **tokens}
-        if self.settings.shared_text_positives:
-            group = {text: k for k, text in enumerate(dict.fromkeys(texts))}
-            out["text_group"] = torch.tensor([group[text] for text in texts])
-        return out
+        tokens = self.model.text_encoder.tokenize([text for _, text in batch])
+        return {"x": torch.stack([x for x, _ in batch]), **tokens}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device):
-        """Symmetric InfoNCE over the batch (pairs sharing a text count as positives)."""
+        """Symmetric InfoNCE over the batch."""
         ecg, text, scale = model(
             batch["x"].to(device),
             batch["input_ids"].to(device),
             batch["attention_mask"].to(device),
         )
-        group = batch.get("text_group")
-        return clip_loss(ecg, text, scale, None if group is None else group.to(device))
+        return clip_loss(ecg, text, scale)
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Retrieval on the val split against its distinct texts."""

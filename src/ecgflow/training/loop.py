@@ -14,11 +14,14 @@ best model); :func:`fit` does the rest the same way for all of them:
   parameters are left out of it (they never change; a resumed run rebuilds them from the same
   inputs): a LoRA-tuned LM's checkpoint holds the adapters, not the LM;
 - early stopping after ``patience`` epochs without improvement;
+- optionally (``ema_decay``) an exponential moving average of the weights, updated after every
+  step, is what gets evaluated, selected and saved (it is checkpointed too);
 - MLflow: parameters, per-epoch metrics and the final artifacts, from rank 0 only.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -138,9 +141,11 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
     )
     amp_dtype = _amp_dtype(config, env)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    ema = None if config.ema_decay is None else WeightAverage(model, config.ema_decay)
     state = _State()
     if resume:
-        state = _load_checkpoint(out_dir, env, model, optimizer, scheduler, scaler)
+        state = _load_checkpoint(out_dir, env, model, optimizer, scheduler, scaler, ema)
+    scored = model if ema is None else ema.model
     if env.is_main:
         state.run_id = tracking.start_run(config.experiment, task.name, state.run_id)
         if not resume or state.epoch < 0:
@@ -151,12 +156,12 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
             sampler.set_epoch(epoch)
             started = time.perf_counter()
             train_loss = train_epoch(
-                task, wrapped, loader, optimizer, scheduler, scaler, config, env, amp_dtype
+                task, wrapped, loader, optimizer, scheduler, scaler, config, env, amp_dtype, ema
             )
             train_seconds = time.perf_counter() - started
             metrics: dict[str, float] | None = None
             if env.is_main:
-                metrics = _evaluate(task, model, env, amp_dtype)
+                metrics = _evaluate(task, scored, env, amp_dtype)
             metrics = broadcast(env, metrics)
             assert metrics is not None
             score = metrics[task.selection_metric]
@@ -165,7 +170,7 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
                 state.best_score, state.best_epoch, state.best = score, epoch, dict(metrics)
                 state.bad_epochs = 0
                 if env.is_main:
-                    task.save_best(model, out_dir)
+                    task.save_best(scored, out_dir)
             else:
                 state.bad_epochs += 1
             row = {
@@ -182,7 +187,7 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
             if env.is_main:
                 tracking.log_metrics(row, step=epoch)
                 log.info("%s epoch %d: %s", task.name, epoch, _brief(row, task.selection_metric))
-            _save_checkpoint(out_dir, env, model, optimizer, scheduler, scaler, state)
+            _save_checkpoint(out_dir, env, model, optimizer, scheduler, scaler, state, ema)
             if config.patience and state.bad_epochs >= config.patience:
                 state.stopped_early = True
                 log.info("%s: no gain for %d epochs, stopping", task.name, config.patience)
@@ -220,6 +225,7 @@ def train_epoch(
     config: TrainConfig,
     env: DistEnv,
     amp_dtype: torch.dtype | None,
+    ema: WeightAverage | None = None,
 ) -> float:
     """One pass over this rank's share of ``loader``; returns the mean loss over all ranks.
 
@@ -241,12 +247,33 @@ def train_epoch(
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
+        if ema is not None:
+            ema.update()
         total += torch.tensor([loss.item(), 1.0], dtype=torch.float64, device=env.device)
         if env.is_main and (step + 1) % config.log_every == 0:
             log.info("%s step %d/%d loss %.4f", task.name, step + 1, len(loader), loss.item())
     if env.distributed:
         dist.all_reduce(total)
     return float(total[0] / total[1]) if total[1] else float("nan")
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters (buffers copied as they are)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.source, self.decay = model, decay
+        self.model = copy.deepcopy(model)
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Move the average towards the source's current weights by ``1 - decay``."""
+        pairs = zip(self.model.parameters(), self.source.parameters(), strict=True)
+        for average, param in pairs:
+            average.lerp_(param.detach(), 1.0 - self.decay)
+        for average, buffer in zip(self.model.buffers(), self.source.buffers(), strict=True):
+            average.copy_(buffer)
 
 
 def _evaluate(
@@ -344,6 +371,7 @@ def _save_checkpoint(
     scheduler: Any,
     scaler: torch.amp.GradScaler,
     state: _State,
+    ema: WeightAverage | None = None,
 ) -> None:
     """Every rank saves its RNG states; rank 0 the rest. Files are replaced atomically."""
     folder = out_dir / CHECKPOINTS
@@ -366,6 +394,8 @@ def _save_checkpoint(
             "state": state.__dict__,
             "world_size": env.world_size,
         }
+        if ema is not None:
+            payload["ema"] = ema.model.state_dict()
         _atomic_save(payload, folder / LAST)
     barrier(env)
 
@@ -436,6 +466,7 @@ def _load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler,
+    ema: WeightAverage | None = None,
 ) -> _State:
     """Restore everything from ``out_dir``'s checkpoint; a fresh state when there is none."""
     path = out_dir / CHECKPOINTS / LAST
@@ -452,6 +483,10 @@ def _load_checkpoint(
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     scaler.load_state_dict(payload["scaler"])
+    if ema is not None:
+        if "ema" not in payload:
+            raise EcgflowError(f"{path}: has no weight average; resume with the same ema_decay")
+        ema.model.load_state_dict(payload["ema"])
     state = _State(**payload["state"])
     rng_path = _rng_path(out_dir, env.rank, state.epoch)
     if not rng_path.is_file():

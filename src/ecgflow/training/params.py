@@ -24,6 +24,13 @@ class TrainConfig(BaseModel):
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final LR as a share of the peak")
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
     patience: int = Field(5, ge=0, description="early stop after N epochs without gain; 0 off")
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="evaluate and keep an exponential moving average of the weights "
+        "(this decay per step); none: the weights as trained",
+    )
     seed: int = 0
     amp: bool = Field(True, description="mixed precision on CUDA (no effect on CPU)")
     device: str | None = Field(None, description="force a device, e.g. 'cpu'")
@@ -41,9 +48,6 @@ class TrainClipParams(BaseModel):
     model: ClipConfig = Field(default_factory=ClipConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     include_report: bool = Field(False, description="append the original report to the text")
-    shared_text_positives: bool = Field(
-        True, description="pairs of a batch with the same text are positives, not negatives"
-    )
     nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
     eval_batch_size: int = Field(256, ge=1)
 
@@ -62,6 +66,15 @@ class FinetuneParams(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1)
     train: TrainConfig = Field(default_factory=TrainConfig)
     weighted_sampling: bool = Field(False, description="draw rows by inverse label prevalence")
+    crop_s: float | None = Field(
+        None,
+        gt=0,
+        description="train on random crops of this many seconds; longer inputs are then "
+        "scored as half-overlapping windows with averaged logits; none: whole rows",
+    )
+    augment: bool = Field(
+        False, description="random per-lead amplitude scaling and Gaussian noise in training"
+    )
     nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
     eval_batch_size: int = Field(256, ge=1)
 
