@@ -109,19 +109,17 @@ def resolve_target(
     With ``storage`` (the version's files, already known) a ``models:/NAME/VERSION`` needs no
     registry at all.
     """
-    from ecgflow.registry import GEM_NAME, KIND_TAG, _client, model_version
+    from ecgflow.registry import KIND_TAG, _client, model_version
 
     ref = model.removeprefix("models:/")
     name, _, number = ref.rpartition("/")
     if storage and ref != model and name and number.isdigit():
         if not storage.startswith(KSERVE_SCHEMES):
             raise EcgflowError(f"--storage-uri {storage}: KServe reads {', '.join(KSERVE_SCHEMES)}")
-        return DeployTarget(name, number, "gem" if name == GEM_NAME else "classifier", storage)
+        return DeployTarget(name, number, _kind_of(name), storage)
     version = model_version(model)
     location = _client().get_model_version_download_uri(version.name, version.version)
-    kind = (version.tags or {}).get(KIND_TAG) or (
-        "gem" if version.name == GEM_NAME else "classifier"
-    )
+    kind = (version.tags or {}).get(KIND_TAG) or _kind_of(version.name)
     return DeployTarget(
         version.name, str(version.version), kind, storage_uri(location, artifacts_destination)
     )
@@ -278,8 +276,7 @@ def rollback_target(current: dict[str, Any] | None, namespace: str, name: str) -
         )
     ref = model.removeprefix("models:/")
     model_name, _, version = ref.rpartition("/")
-    kind = "gem" if model_name == "ecg-gem" else "classifier"
-    return DeployTarget(model_name, version, kind, storage)
+    return DeployTarget(model_name, version, _kind_of(model_name), storage)
 
 
 @dataclass
@@ -349,7 +346,11 @@ def deploy(
 
 
 def _kind_of(model: str | None) -> str:
-    return "gem" if model and model.removeprefix("models:/").startswith("ecg-gem") else "classifier"
+    """The chart's service key for a model name or ``models:/NAME…`` URI (GEM or classifier)."""
+    from ecgflow.registry import GEM_NAME
+
+    name = (model or "").removeprefix("models:/").split("@")[0].split("/")[0]
+    return "gem" if name == GEM_NAME else "classifier"
 
 
 def _service_name(values: dict[str, Any] | None, kind: str) -> str:

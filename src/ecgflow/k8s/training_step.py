@@ -63,11 +63,6 @@ class TrainJobParams(BaseModel):
     _as_ecgflow_error = raises_ecgflow_error("trainjob")
 
 
-def in_kubernetes_pod() -> bool:
-    """True inside a Kubernetes pod (the API server's service variables are set)."""
-    return "KUBERNETES_SERVICE_HOST" in os.environ
-
-
 class TrainingStep:
     """One training step's inputs, outputs and launcher (see the module docstring)."""
 
@@ -83,8 +78,10 @@ class TrainingStep:
         self.params = params
         self.task_config = task_config
         self.api_client = api_client  # default: the pod's ServiceAccount
+        from ecgflow.k8s.client import in_cluster  # lazily: the kubernetes client is heavy
+
         self.on_cluster = params.launcher == "trainjob" or (
-            params.launcher == "auto" and in_kubernetes_pod()
+            params.launcher == "auto" and in_cluster()
         )
         self.root: Path | None = None
         if self.on_cluster:
