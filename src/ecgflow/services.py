@@ -311,8 +311,13 @@ def _stop(service: Service, grace_s: float = 10.0) -> bool:
     if _alive(service):  # weed's filer waits 15 s on SIGTERM: the data is safe on disk by now
         with contextlib.suppress(ProcessLookupError):
             os.killpg(service.pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(service.pid, os.WNOHANG)  # reap it when this process started it
+    deadline = time.monotonic() + 5.0  # SIGKILL lands asynchronously: return once it is gone
+    while True:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(service.pid, os.WNOHANG)  # reap it when this process started it
+        if not _alive(service) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     return True
 
 
