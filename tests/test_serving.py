@@ -301,6 +301,24 @@ def test_every_bad_input_gets_a_4xx_naming_it_and_the_server_keeps_serving(serve
     assert ok.status_code == 200
 
 
+def test_client_errors_are_logged_without_tracebacks(served: Served) -> None:
+    # KServe logs each 400 / 404 at ERROR with a ~2 KB traceback; under a load of bad requests
+    # that is most of what the server writes (benchmarks/load.py). Off by default, as access lines.
+    params = params_of(served.export_dir)
+    good = {"instances": [np.zeros((len(params.channels), params.n_times)).tolist()]}
+    before = served.log_path.stat().st_size
+    unknown_input = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [0.0]}]}
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        for _ in range(10):
+            empty = client.post(f"/v1/models/{NAME}:predict", json={"instances": []})
+            assert empty.status_code == 400
+            assert client.post("/v1/models/nope:predict", json=good).status_code == 404
+            v2 = client.post(f"/v2/models/{NAME}/infer", json=unknown_input)
+            assert v2.status_code == 400
+    written = served.log_path.read_bytes()[before:]
+    assert b"Traceback" not in written and b"ERROR" not in written, written[:2000]
+
+
 def test_missing_leads_are_zeroed_and_reported(served: Served) -> None:
     response = httpx.post(
         f"{served.url}/v1/models/{NAME}:predict", json={"instances": [_signal(10)]}, timeout=30

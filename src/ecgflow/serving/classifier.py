@@ -35,7 +35,7 @@ from kserve.errors import InvalidInput
 from ecgflow.errors import EcgflowError
 from ecgflow.serving.batching import RowBatcher
 from ecgflow.serving.bundle import ModelBundle, load_bundle, resolve_model
-from ecgflow.serving.http_app import configure_app
+from ecgflow.serving.http_app import configure_app, log_client_errors_briefly
 from ecgflow.serving.requests import (
     Decoded,
     RequestError,
@@ -103,6 +103,7 @@ class ECGClassifier(Model):
         if self.ready:
             self.load()
             configure_app(self.limits.max_body_bytes)  # a new process has a new app
+            log_client_errors_briefly()  # ... and fresh logging
 
     def validate(self, payload: Any) -> Any:
         """Requests are checked by :meth:`preprocess`, field by field."""

@@ -1,14 +1,19 @@
-"""Two settings on KServe's FastAPI app that keep bad requests 4xx.
+"""Two settings on KServe's FastAPI app that keep bad requests 4xx, and quiet logs for them.
 
 * A body size limit (FastAPI's own ``max_body_size``): a larger body is answered 413 while it
   streams in, never read whole into memory.
 * Bodies FastAPI cannot parse (not JSON, or not an Open Inference Protocol request) get a 400
   that says where the problem is, without echoing the body back. FastAPI's default 422 echoes
   the input and fails with a 500 when it holds NaN.
+* KServe logs every 400 (``InvalidInput``) and 404 (``ModelNotFound``) it answers at ERROR with
+  a full traceback, about 2 KB a bad request (``benchmarks/load.py`` found it).
+  :func:`log_client_errors_briefly` turns those into one line at a level of our choosing;
+  server errors keep KServe's ERROR and traceback.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 
@@ -29,3 +34,34 @@ def configure_app(max_body_bytes: int) -> None:
 
     app.max_body_size = max_body_bytes
     app.add_exception_handler(RequestValidationError, _unreadable_body)
+
+
+class _ClientErrorsBriefly(logging.Filter):
+    """Rewrites KServe's ERROR + traceback for a client error into one line at ``level``."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        from kserve.errors import InvalidInput, ModelNotFound
+
+        self.level = level
+        self.statuses: dict[type[BaseException], int] = {InvalidInput: 400, ModelNotFound: 404}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        status = next((s for t, s in self.statuses.items() if isinstance(exc, t)), None)
+        if status is None:
+            return True
+        record.levelno, record.levelname = self.level, logging.getLevelName(self.level)
+        record.msg, record.args = "answered %d: %s", (status, str(exc))
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(self.level)
+
+
+def log_client_errors_briefly(level: int = logging.DEBUG) -> None:
+    """Log KServe's 400/404 answers as one line at ``level`` (call after KServe sets logging up)."""
+    from kserve.logging import KSERVE_LOGGER_NAME
+
+    logger = logging.getLogger(KSERVE_LOGGER_NAME)
+    for old in [f for f in logger.filters if isinstance(f, _ClientErrorsBriefly)]:
+        logger.removeFilter(old)
+    logger.addFilter(_ClientErrorsBriefly(level))

@@ -4,7 +4,7 @@ Routes are KServe's own: V1 ``/v1/models/NAME:predict``, V2 ``/v2/models/NAME/in
 readiness ``/v2/health/ready`` and ``/v2/models/NAME/ready``, liveness ``/v2/health/live``,
 Prometheus ``/metrics``. Added here: the REST server binds ``host`` (KServe binds 0.0.0.0,
 right in a pod, wrong on a laptop), and the app settings of :mod:`ecgflow.serving.http_app`
-(413 over the body limit, 400 for unparseable bodies).
+(413 over the body limit, 400 for unparseable bodies, 400/404 logged as one line).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ecgflow.serving.http_app import configure_app
+from ecgflow.serving.http_app import configure_app, log_client_errors_briefly
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ def serve(
     ``routes(app)`` adds routes of its own to KServe's app (GEM's chat completions).
 
     ``access_log`` keeps uvicorn's line per request and KServe's per-request timing lines;
-    off, the same numbers are still in ``/metrics``.
+    off, the same numbers are still in ``/metrics``. A 400/404 is logged as one line, at INFO
+    with ``access_log``, else at DEBUG (not shown); KServe logs each with a traceback at ERROR.
     """
     from kserve import ModelServer
 
@@ -61,5 +62,6 @@ def serve(
     if not access_log:  # after ModelServer() set KServe's logging up
         for name in ("uvicorn.access", "kserve.trace"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    log_client_errors_briefly(logging.INFO if access_log else logging.DEBUG)
     log.info("serving %s on http://%s:%d", model.name, host, http_port)
     server.start([model])
