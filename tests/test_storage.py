@@ -22,6 +22,7 @@ from ecgflow.io.storage import (
     LocalStorage,
     S3Storage,
     Storage,
+    TransferError,
     clean_rel,
     open_storage,
 )
@@ -446,10 +447,16 @@ def test_s3_endpoint_unreachable(s3_env: S3Server, monkeypatch: pytest.MonkeyPat
     dead = f"http://127.0.0.1:{free_ports(1)[0]}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    with pytest.raises(EcgflowError, match=f"cannot reach the S3 endpoint {dead}"):
+    monkeypatch.setenv("ECGFLOW_S3_RETRY_S", "0")  # no backoff on top of botocore's attempts
+    with pytest.raises(TransferError, match=f"cannot reach the S3 endpoint {dead}"):
         open_storage("s3://some-bucket/data").list_files()
-    with pytest.raises(EcgflowError, match="cannot reach"):
+    with pytest.raises(TransferError, match="cannot reach"):
         S3Storage("s3://some-bucket/data", endpoint_url=dead, max_attempts=2).exists("x")
+    with pytest.raises(TransferError, match=r"cannot reach .*gave up after \d+ tries"):
+        S3Storage("s3://some-bucket/data", retry_s=1.5).read_bytes("x")
+    monkeypatch.setenv("ECGFLOW_S3_RETRY_S", "soon")
+    with pytest.raises(EcgflowError, match="ECGFLOW_S3_RETRY_S='soon'"):
+        S3Storage("s3://some-bucket/data")
 
 
 def test_s3_uri_validation() -> None:

@@ -13,22 +13,25 @@ URL (stripped from :attr:`~Storage.uri` at once) or from ``~/.netrc``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import random
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
 import boto3
 import requests
-from boto3.exceptions import Boto3Error
+from boto3.exceptions import Boto3Error, RetriesExceededError
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -36,6 +39,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
     ProxyConnectionError,
@@ -55,6 +59,21 @@ RECORDS_FILE = "RECORDS"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _USERINFO = re.compile(r"(://)[^/?#@\s]*@")
 _CHUNK = 1 << 20
+T = TypeVar("T")
+
+#: Seconds an S3 transfer keeps being retried (with backoff) while the endpoint is unreachable
+#: or answers 5xx, beyond botocore's own attempts; ``ECGFLOW_S3_RETRY_S`` overrides it.
+S3_RETRY_S = 120.0
+#: botocore attempts per request (``standard`` retry mode) unless ``AWS_MAX_ATTEMPTS`` is set.
+S3_MAX_ATTEMPTS = 5
+
+
+class TransferError(EcgflowError):
+    """A file could not be fetched for a reason that is not the file's own.
+
+    The endpoint was unreachable, a transfer broke off or the server answered 5xx, after every
+    retry. Ingest fails the stage for it (naming what is missing) instead of rejecting a record.
+    """
 
 
 def redact(text: str) -> str:
@@ -128,6 +147,10 @@ class Storage(ABC):
 
     def local_path(self, rel: str) -> Path | None:
         """A path on disk for ``rel`` when the storage is local, else ``None``."""
+        return None
+
+    def size(self, rel: str) -> int | None:
+        """The size of ``rel`` in bytes when known without a request (else ``None``)."""
         return None
 
     @abstractmethod
@@ -205,6 +228,13 @@ class LocalStorage(Storage):
         """The absolute path of ``rel`` on disk (whether or not it exists)."""
         return self._path(rel)
 
+    def size(self, rel: str) -> int | None:
+        """The size of the file ``rel``, or ``None`` when it is not there."""
+        try:
+            return self._path(rel).stat().st_size
+        except OSError:
+            return None
+
     def describe(self, rel: str) -> str:
         """The absolute path of ``rel``."""
         return str(self.root / rel.lstrip("/"))
@@ -216,9 +246,13 @@ class S3Storage(Storage):
     Credentials, region and endpoint come from the standard AWS configuration: environment
     (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
     ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, which botocore reads
-    itself), profiles or instance roles. Retries use botocore's ``standard`` mode;
-    ``AWS_MAX_ATTEMPTS`` or ``max_attempts`` sets the number of attempts. The object listing is
-    cached per instance: a dataset does not change while it is being ingested.
+    itself), profiles or instance roles. Retries use botocore's ``standard`` mode
+    (:data:`S3_MAX_ATTEMPTS` attempts; ``AWS_MAX_ATTEMPTS`` or ``max_attempts`` sets another
+    number). On top of those, a request or transfer that fails for a transient reason (endpoint
+    unreachable, connection closed, a body read broken off mid-stream, 5xx) is retried with
+    exponential backoff for ``retry_s`` seconds (:data:`S3_RETRY_S`, ``ECGFLOW_S3_RETRY_S``),
+    long enough to ride out a server restart; then :class:`TransferError`. The object listing
+    (with sizes) is cached per instance: a dataset does not change while it is being ingested.
     """
 
     #: Keys requested per ``ListObjectsV2`` page.
@@ -236,6 +270,9 @@ class S3Storage(Storage):
         SSLError,
         HTTPClientError,  # read timeouts, closed connections, broken streams
     )
+    _BUSY_CODES = frozenset(
+        {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling"}
+    )
 
     def __init__(
         self,
@@ -243,6 +280,7 @@ class S3Storage(Storage):
         *,
         endpoint_url: str | None = None,
         max_attempts: int | None = None,
+        retry_s: float | None = None,
     ) -> None:
         parts = urlsplit(uri)
         if parts.scheme.lower() != "s3" or not parts.netloc:
@@ -255,9 +293,12 @@ class S3Storage(Storage):
         self.uri = uri
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
+        self.retry_s = _retry_seconds() if retry_s is None else retry_s
         retries: dict[str, Any] = {"mode": "standard"}
         if max_attempts is not None:
             retries["total_max_attempts"] = max_attempts
+        elif "AWS_MAX_ATTEMPTS" not in os.environ:
+            retries["total_max_attempts"] = S3_MAX_ATTEMPTS
         config = Config(
             retries=retries,
             connect_timeout=10,
@@ -275,6 +316,7 @@ class S3Storage(Storage):
             ) from exc
         self.endpoint_url = redact(self.client.meta.endpoint_url)
         self._listing: list[str] | None = None
+        self._sizes: dict[str, int] = {}
 
     def _key(self, rel: str) -> str:
         rel = clean_rel(rel)
@@ -296,10 +338,16 @@ class S3Storage(Storage):
                 f"no usable AWS credentials to read {what}: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
             )
-        if isinstance(exc, self._UNREACHABLE):
-            return EcgflowError(
+        if isinstance(exc, (*self._UNREACHABLE, IncompleteReadError)):
+            return TransferError(
                 f"cannot reach the S3 endpoint {self.endpoint_url} to read {what} "
                 f"({type(exc).__name__}): check AWS_ENDPOINT_URL and the network"
+            )
+        if isinstance(exc, RetriesExceededError):  # s3transfer gave up on a broken stream
+            last = exc.last_exception
+            return TransferError(
+                f"transfer of {what} from the S3 endpoint {self.endpoint_url} kept breaking off "
+                f"({type(last).__name__ if last is not None else 'retries exceeded'})"
             )
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -315,62 +363,115 @@ class S3Storage(Storage):
                     f"access denied to {what} ({code}): check the credentials "
                     "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket policy"
                 )
-            return EcgflowError(f"S3 request for {what} failed: {code} (HTTP {status})")
+            error = TransferError if self._busy(exc) else EcgflowError
+            return error(f"S3 request for {what} failed: {code} (HTTP {status})")
         return EcgflowError(
             f"S3 request for {what} failed: {type(exc).__name__}: {redact(str(exc))}"
         )
 
+    def _busy(self, exc: ClientError) -> bool:
+        """Whether the server answered a transient error (5xx, throttling)."""
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return code in self._BUSY_CODES or int(status) >= 500
+
+    def _transient(self, exc: Exception) -> bool:
+        if isinstance(exc, SSLError):  # a certificate problem does not heal by waiting
+            return False
+        if isinstance(exc, (*self._UNREACHABLE, IncompleteReadError, RetriesExceededError)):
+            return True
+        return isinstance(exc, ClientError) and self._busy(exc)
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, retried with exponential backoff for :attr:`retry_s` on transient errors.
+
+        Raises :class:`TransferError` once the time is up, :class:`EcgflowError` at once for
+        anything else (missing object, access denied, ...).
+        """
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.5
+        for attempt in itertools.count(1):
+            try:
+                return call()
+            except (BotoCoreError, ClientError, Boto3Error) as exc:
+                error = self._error(exc, what)
+                left = deadline - time.monotonic()
+                if not self._transient(exc) or left <= 0:
+                    if isinstance(error, TransferError) and self.retry_s > 0:
+                        error = TransferError(f"{error} (gave up after {attempt} tries)")
+                    raise error from exc
+                pause = min(delay * (0.5 + random.random() / 2), left)
+                log.warning("S3 transfer failed, retry %d in %.1f s: %s", attempt, pause, error)
+                time.sleep(pause)
+                delay = min(delay * 2, 10.0)
+        raise AssertionError("not reached")  # itertools.count never ends
+
     def exists(self, rel: str) -> bool:
         """Whether the object exists; raises on access or connection problems."""
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in self._MISSING_CODES:
-                return False
-            raise self._error(exc, self.describe(rel)) from exc
-        except BotoCoreError as exc:
-            raise self._error(exc, self.describe(rel)) from exc
-        return True
+
+        def head() -> bool:
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in self._MISSING_CODES:
+                    return False
+                raise
+            return True
+
+        return self._retrying(self.describe(rel), head)
 
     def read_bytes(self, rel: str) -> bytes:
-        """The whole object ``rel``."""
-        try:
+        """The whole object ``rel`` (the request and the body read are retried together)."""
+
+        def get() -> bytes:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))
             return response["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, self.describe(rel)) from exc
+
+        return self._retrying(self.describe(rel), get)
 
     def list_files(self) -> list[str]:
         """Every object below the prefix (paginated ``ListObjectsV2``), sorted; cached."""
         if self._listing is None:
-            self._listing = sorted(self._list_keys())
+            listing = self._retrying(
+                f"the listing of {self.uri}{self._where()}", lambda: dict(self._list_keys())
+            )
+            self._sizes = listing
+            self._listing = sorted(listing)
             log.info("listed %d objects below %s", len(self._listing), self.uri)
         return list(self._listing)
 
-    def _list_keys(self) -> Iterator[str]:
+    def size(self, rel: str) -> int | None:
+        """The object's size from the cached listing (``None`` before :meth:`list_files`)."""
+        return self._sizes.get(clean_rel(rel))
+
+    def _list_keys(self) -> Iterator[tuple[str, int]]:
         start = f"{self.prefix}/" if self.prefix else ""
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
             Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": self.page_size}
         )
-        try:
-            for page in pages:
-                for item in page.get("Contents", []):
-                    rel = item["Key"][len(start) :]
-                    if rel and not rel.endswith("/"):  # skip "folder" marker objects
-                        yield rel
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, f"the listing of {self.uri}{self._where()}") from exc
+        for page in pages:
+            for item in page.get("Contents", []):
+                rel = item["Key"][len(start) :]
+                if rel and not rel.endswith("/"):  # skip "folder" marker objects
+                    yield rel, int(item.get("Size", 0))
 
     def download(self, rel: str, dest: Path) -> Path:
-        """Stream the object to ``dest`` (multipart for big objects, via s3transfer)."""
-        key = self._key(rel)
-        try:
-            return _write_atomically(
-                Path(dest), lambda tmp: self.client.download_file(self.bucket, key, str(tmp))
-            )
-        except (BotoCoreError, ClientError, Boto3Error) as exc:
-            raise self._error(exc, self.describe(rel)) from exc
+        """Stream the object to ``dest`` (multipart for big objects, via s3transfer).
+
+        A transfer that breaks off is retried (see :meth:`_retrying`); a file whose size differs
+        from the listed one counts as broken off.
+        """
+        key, where = self._key(rel), self.describe(rel)
+        expected = self.size(rel)
+
+        def fetch(tmp: Path) -> None:
+            self.client.download_file(self.bucket, key, str(tmp))
+            got = tmp.stat().st_size
+            if expected is not None and got != expected:
+                raise IncompleteReadError(actual_bytes=got, expected_bytes=expected)
+
+        return self._retrying(where, lambda: _write_atomically(Path(dest), fetch))
 
     def close(self) -> None:
         """Close the client's connection pool."""
@@ -447,7 +548,7 @@ class HTTPStorage(Storage):
         try:
             return self.session.request(method, url, stream=stream, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise EcgflowError(f"cannot reach {url} ({type(exc).__name__})") from exc
+            raise TransferError(f"cannot reach {url} ({type(exc).__name__})") from exc
 
     @staticmethod
     def _check(response: requests.Response, url: str) -> None:
@@ -462,7 +563,8 @@ class HTTPStorage(Storage):
                 f"access denied to {url} (HTTP {status}): the mirror needs credentials "
                 "(http(s)://USER:PASSWORD@host/... or ~/.netrc)"
             )
-        raise EcgflowError(f"HTTP {status} {response.reason} for {url}")
+        error = TransferError if status >= 500 or status == 429 else EcgflowError
+        raise error(f"HTTP {status} {response.reason} for {url}")
 
     def exists(self, rel: str) -> bool:
         """``HEAD`` the file (``GET`` where ``HEAD`` is refused); ``False`` for 404/410."""
@@ -499,7 +601,7 @@ class HTTPStorage(Storage):
         try:
             return _write_atomically(Path(dest), write)
         except requests.RequestException as exc:
-            raise EcgflowError(f"download of {url} failed ({type(exc).__name__})") from exc
+            raise TransferError(f"download of {url} failed ({type(exc).__name__})") from exc
 
     def list_files(self) -> list[str]:
         """Files named by ``RECORDS`` (+ top-level index) or found by crawling the index."""
@@ -582,6 +684,20 @@ class HTTPStorage(Storage):
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
+
+
+def _retry_seconds() -> float:
+    """:data:`S3_RETRY_S`, or the ``ECGFLOW_S3_RETRY_S`` environment variable."""
+    text = os.environ.get("ECGFLOW_S3_RETRY_S", "").strip()
+    if not text:
+        return S3_RETRY_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise EcgflowError(f"ECGFLOW_S3_RETRY_S={text!r}: expected seconds (a number >= 0)")
+    return value
 
 
 def _file_uri_path(uri: str) -> str:
