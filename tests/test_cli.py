@@ -88,6 +88,7 @@ def test_bad_option_values_are_user_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--ratios", "0.5,0.5,0.5"])
     assert result.exit_code == 2 and "sum to 1" in result.output
     result = runner.invoke(
-        app, ["label", "--records", str(tmp_path), "--label-set", "nope", "--out", str(tmp_path)]
+        app,
+        ["label", "--records", str(tmp_path), "--label-set", "nope", "--out", str(tmp_path / "l")],
     )
     assert result.exit_code == 2 and "unknown label set" in result.output

@@ -33,7 +33,7 @@ from ecgflow.artifacts import LABELS, RAW, RECORDS, SKIPPED, SPLIT
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.signal.rhythm import Rhythm, measure_rhythm
 from ecgflow.text import load_label_def, record_texts
 from ecgflow.text.instructions import (
@@ -70,6 +70,7 @@ class BuildInstructionsParams(BaseModel):
     _as_ecgflow_error = raises_ecgflow_error(STAGE)
 
 
+@writes_output("build-instructions")
 def build_instructions(
     params: BuildInstructionsParams,
     records_dir: Path,

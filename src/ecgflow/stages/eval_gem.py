@@ -43,7 +43,7 @@ from ecgflow.artifacts import LABELS, METRICS, PLOTS, PREDICTIONS, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models.gem_io import load_gem
 from ecgflow.params import EvalGemParams
 from ecgflow.stages.finetune_gem import (
@@ -70,6 +70,7 @@ DESCRIBE = "Describe the findings of this ECG."
 EVALUATED_KINDS = frozenset({"noise", "label", "feature", "ecgqa"})
 
 
+@writes_output("eval-gem")
 def eval_gem(
     params: EvalGemParams,
     model_dir: Path,

@@ -36,7 +36,7 @@ from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.classification import bootstrap_ci, fmax, label_report, macro
 from ecgflow.evaluation.retrieval import retrieval_metrics
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models import load_model
 from ecgflow.params import EvalParams
 from ecgflow.text import label_prompts, record_texts
@@ -45,6 +45,7 @@ from ecgflow.training.data import ShardRows, preprocess_info
 log = logging.getLogger(__name__)
 
 
+@writes_output("evaluate")
 def evaluate(
     params: EvalParams,
     model_dir: Path,

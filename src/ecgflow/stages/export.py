@@ -33,7 +33,7 @@ from torch import nn
 
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.params import ExportParams
 from ecgflow.training.data import ShardRows, preprocess_info
 
@@ -68,6 +68,7 @@ class _Probabilities(nn.Module):
         return torch.sigmoid(self.classifier(ecg))
 
 
+@writes_output("export")
 def export(
     params: ExportParams, model_dir: Path, out_dir: Path, data_dir: Path | None = None
 ) -> ExportResult:

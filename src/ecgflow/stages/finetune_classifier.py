@@ -30,7 +30,7 @@ from torch import nn
 from ecgflow.artifacts import LABEL_DEF, LABELS, MODEL, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.classification import f1_thresholds, macro_auroc, per_label_auroc
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models import (
     Classifier,
     ClassifierConfig,
@@ -54,6 +54,7 @@ ENTRY = f"{__name__}:run_request"
 MAX_POS_WEIGHT = 1000.0
 
 
+@writes_output("finetune-classifier")
 def finetune_classifier(
     params: FinetuneParams,
     encoder_dir: Path | None,

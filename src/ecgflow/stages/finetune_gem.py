@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from ecgflow.artifacts import MODEL, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models.gem_io import save_gem
 from ecgflow.models.io import load_ecg_encoder_state
 from ecgflow.training.data import ShardRows, preprocess_info
@@ -90,6 +90,7 @@ class GemPaths:
         )
 
 
+@writes_output("finetune-gem", out="paths.out_dir")
 def finetune_gem(
     params: FinetuneGemParams,
     paths: GemPaths,

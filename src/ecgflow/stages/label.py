@@ -40,7 +40,7 @@ from ecgflow.labels import (
     parse_label_set,
     resolve_label_set,
 )
-from ecgflow.manifest import MANIFEST, sha256_file, write_manifest
+from ecgflow.manifest import MANIFEST, sha256_file, write_manifest, writes_output
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class LabelResult:
         }
 
 
+@writes_output("label")
 def label(params: LabelParams, records_dir: Path, out_dir: Path) -> LabelResult:
     """Label the records of ingest folder ``records_dir`` into ``out_dir`` (module docstring)."""
     records_dir, out_dir = Path(records_dir), Path(out_dir)

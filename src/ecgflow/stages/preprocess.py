@@ -43,7 +43,7 @@ from ecgflow.artifacts import INDEX, PREPROCESS_JSON, RAW, RECORDS, REJECTED, SP
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.parallel import ordered_map
 from ecgflow.signal.transform import (
     PreprocessParams,
@@ -128,6 +128,7 @@ class _ChunkOut:
     rejected: list[tuple[str, str]]
 
 
+@writes_output("preprocess")
 def preprocess(
     params: PreprocessParams,
     records_dir: Path,

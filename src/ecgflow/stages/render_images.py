@@ -53,7 +53,7 @@ from ecgflow.artifacts import (
 )
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.record import normalise_lead_name
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.parallel import ordered_map
 from ecgflow.render.distort import DistortionParams, distort
 from ecgflow.render.paper import geometry, render_paper
@@ -167,6 +167,7 @@ class _ChunkOut:
     rejected: list[tuple[str, str]]
 
 
+@writes_output("render-images")
 def render_images(
     params: RenderParams, data_dir: Path, out_dir: Path, records_dir: Path | None = None
 ) -> RenderResult:

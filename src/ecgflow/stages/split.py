@@ -52,7 +52,7 @@ from pydantic import (
 from ecgflow.artifacts import LABELS, RECORDS, SPLIT
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.stage_tables import examples, read_stage_table
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.splitting import group_rows, stratified_group_split
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ class SplitResult:
         return metrics
 
 
+@writes_output("split")
 def split(params: SplitParams, records_dir: Path, labels_dir: Path, out_dir: Path) -> SplitResult:
     """Split the records of ``records_dir`` into ``out_dir`` (see the module docstring).
 

@@ -25,7 +25,7 @@ from torch import nn
 from ecgflow.artifacts import MODEL
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.retrieval import retrieval_metrics
-from ecgflow.manifest import sha256_file, write_manifest
+from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models import ClipModel, clip_loss, save_model
 from ecgflow.text import record_texts
 from ecgflow.training.data import ShardRows, SignalTextDataset, preprocess_info
@@ -39,6 +39,7 @@ TASK = "train-clip"
 ENTRY = f"{__name__}:run_request"
 
 
+@writes_output("train-clip")
 def train_clip(
     params: TrainClipParams,
     data_dir: Path,
