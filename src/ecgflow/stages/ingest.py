@@ -8,7 +8,10 @@ Output (``out_dir``)::
     manifest.json      source, counts, params, ecgflow version, sha256 of every file
 
 Every record the source lists is either accepted or rejected with a reason; the same source
-gives byte-identical parquet files.
+gives byte-identical parquet files. A file that cannot be fetched because the storage is down
+(after the storage's retries, see :class:`~ecgflow.io.storage.TransferError`) rejects nothing:
+the stage fails naming the records not fetched, and writes no manifest. Before the manifest is
+written every fetched file is checked against the size the source listed.
 """
 
 from __future__ import annotations
@@ -34,9 +37,17 @@ from ecgflow.errors import EcgflowError, RecordError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
 from ecgflow.io.sources import HEADER_META, Discovery, RecordRef, discover, parse_source
-from ecgflow.io.storage import Storage, open_storage
+from ecgflow.io.storage import Storage, TransferError, open_storage
 from ecgflow.io.wfdb_reader import referenced_files
-from ecgflow.manifest import redact_uri, sha256_file, write_manifest
+from ecgflow.manifest import (
+    INCOMPLETE,
+    OutputWriteError,
+    cannot_write,
+    redact_uri,
+    sha256_file,
+    write_manifest,
+    writes_output,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +83,7 @@ _SIGNAL_SUFFIXES = (".dat", ".mat")
 _INLINE_BELOW = 64  # fewer records than this are read in-process (a pool costs more)
 _MAX_WORKERS = 8
 _COPY_CHUNK = 1 << 20
+_LISTED = 10  # missing records named in an error message
 
 
 class IngestParams(BaseModel):
@@ -111,8 +123,10 @@ class _Outcome:
     row: dict[str, Any] | None = None
     reason: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # raw/-relative path → sha256
+    unfetched: str | None = None  # the storage failed (TransferError): the stage fails
 
 
+@writes_output("ingest")
 def ingest(
     params: IngestParams,
     out_dir: Path,
@@ -121,7 +135,8 @@ def ingest(
     """Ingest ``params.source`` into ``out_dir`` (see the module docstring for the layout).
 
     ``progress(done, total)`` is called as records finish. Raises :class:`EcgflowError` for a
-    bad source, and — after writing every output — for rejections when ``params.strict``.
+    bad source, :class:`TransferError` (before any manifest) when files could not be fetched, and
+    — after writing every output — for rejections when ``params.strict``.
     """
     spec = parse_source(params.source)
     out_dir = Path(out_dir)
@@ -134,12 +149,14 @@ def ingest(
         refs = found.refs[: params.limit] if params.limit is not None else found.refs
         log.info("ingest %s: %d %s records", redact_uri(params.source), len(refs), found.dataset)
         outcomes = list(_process_all(found, refs, raw_dir, params.workers, progress))
+        _fail_on_unfetched(found, outcomes, out_dir)
         _reject_duplicate_ids(outcomes)
         if params.limit is None:
             outcomes += _orphan_signal_files(found, outcomes)
         _remove_rejected_files(raw_dir, outcomes)
         for name in found.metadata_files:
-            found.storage.download(name, raw_dir / name)
+            _copy_and_hash(found.storage, name, raw_dir / name)
+        _verify_fetched(found, outcomes, raw_dir)
     result = _write_outputs(out_dir, found.dataset, outcomes, params)
     log.info("ingest: %d accepted, %d rejected", result.accepted, len(result.rejected))
     if params.strict and result.rejected:
@@ -189,6 +206,7 @@ def _init_worker(storage: Storage | str, raw_dir: Path, dataset: str) -> None:
     _worker_state["storage"] = open_storage(storage) if isinstance(storage, str) else storage
     _worker_state["raw_dir"] = raw_dir
     _worker_state["dataset"] = dataset
+    _worker_state["down"] = None  # set by the first TransferError: the rest are not tried
 
 
 def _process_ref(ref: RecordRef) -> _Outcome:
@@ -199,10 +217,17 @@ def _process_ref(ref: RecordRef) -> _Outcome:
     if ref.error:
         outcome.reason = ref.error
         return outcome
+    if _worker_state["down"]:
+        outcome.unfetched = f"not tried: {_worker_state['down']}"
+        return outcome
     try:
         _fetch(storage, ref.key, raw_dir, outcome.files)
         record = read_record(raw_dir / ref.key, **ref.read_options)
         outcome.row = _row(ref, record, _worker_state["dataset"], outcome.files)
+    except TransferError as exc:  # the storage, not the record: never a rejection
+        _worker_state["down"] = outcome.unfetched = str(exc)
+    except OutputWriteError:  # our own folder: the stage fails
+        raise
     except EcgflowError as exc:
         outcome.reason = str(exc).replace(f"{raw_dir}{os.sep}", "")
     except Exception as exc:  # bad input must never crash the stage: reject it instead
@@ -211,24 +236,35 @@ def _process_ref(ref: RecordRef) -> _Outcome:
 
 
 def _copy_and_hash(storage: Storage, rel: str, dest: Path) -> str:
-    """Copy ``rel`` to ``dest`` and return its SHA-256, reading a local file only once."""
+    """Copy ``rel`` to ``dest`` and return its SHA-256, reading a local file only once.
+
+    A failure to write ``dest`` (disk full, file too large) raises :class:`OutputWriteError`:
+    that is no fault of the record.
+    """
     src = storage.local_path(rel)
     if src is None:
-        storage.download(rel, dest)
+        try:
+            storage.download(rel, dest)
+        except OSError as exc:
+            raise cannot_write(dest, exc) from exc
         return sha256_file(dest)
     digest = hashlib.sha256()
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with src.open("rb") as reader, dest.open("wb") as writer:
-            while chunk := reader.read(_COPY_CHUNK):
-                digest.update(chunk)
-                writer.write(chunk)
+        reader = src.open("rb")
     except FileNotFoundError:
-        dest.unlink(missing_ok=True)
         raise EcgflowError(f"file not found: {src}") from None
     except OSError as exc:
-        dest.unlink(missing_ok=True)
         raise EcgflowError(f"cannot copy {src}: {exc.strerror or exc}") from None
+    with reader:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with dest.open("wb") as writer:
+                while chunk := reader.read(_COPY_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+        except OSError as exc:
+            dest.unlink(missing_ok=True)
+            raise cannot_write(dest, exc) from exc
     return digest.hexdigest()
 
 
@@ -238,6 +274,8 @@ def _fetch(
     """Copy ``key`` and, for a WFDB header, every file it references into ``raw_dir``."""
     try:
         fetched[key] = _copy_and_hash(storage, key, raw_dir / key)
+    except (TransferError, OutputWriteError):
+        raise
     except EcgflowError as exc:
         what = "header" if key.endswith(".hea") and depth == 0 else "file"
         raise RecordError(f"{key}: {what} not found or unreadable ({exc})") from exc
@@ -260,6 +298,8 @@ def _fetch(
             continue
         try:
             fetched[rel] = _copy_and_hash(storage, rel, raw_dir / rel)
+        except (TransferError, OutputWriteError):
+            raise
         except EcgflowError:
             raise RecordError(f"{key}: signal file {ref_name} is missing") from None
 
@@ -301,6 +341,43 @@ def _row(ref: RecordRef, record: ECGRecord, dataset: str, files: dict[str, str])
 
 
 # --- bookkeeping -------------------------------------------------------------------------------
+
+
+def _fail_on_unfetched(found: Discovery, outcomes: list[_Outcome], out_dir: Path) -> None:
+    """Raise :class:`TransferError` naming the records the storage failed to deliver."""
+    unfetched = [o for o in outcomes if o.unfetched]
+    if not unfetched:
+        return
+    tried = [o.unfetched for o in unfetched if not str(o.unfetched).startswith("not tried")]
+    first = tried[0] if tried else unfetched[0].unfetched
+    names = ", ".join(o.key for o in unfetched[:_LISTED])
+    more = f" (+{len(unfetched) - _LISTED} more)" if len(unfetched) > _LISTED else ""
+    raise TransferError(
+        f"ingest: {len(unfetched)} of {len(outcomes)} records could not be fetched from "
+        f"{redact_uri(found.storage.uri)}: {first}. Missing: {names}{more}. No manifest was "
+        f"written; {out_dir} is marked {INCOMPLETE}: re-run the ingest when the storage is back"
+    )
+
+
+def _verify_fetched(found: Discovery, outcomes: list[_Outcome], raw_dir: Path) -> None:
+    """Every file the outputs will name is in ``raw_dir`` with the size the source listed."""
+    expected = [f for o in outcomes if o.row is not None for f in o.files]
+    expected += found.metadata_files
+    problems = []
+    for rel in expected:
+        path = raw_dir / rel
+        size = found.storage.size(rel)
+        if not path.is_file():
+            problems.append(f"{rel} (not in {raw_dir})")
+        elif size is not None and path.stat().st_size != size:
+            problems.append(f"{rel} ({path.stat().st_size} bytes, the source has {size})")
+    if problems:
+        listing = ", ".join(problems[:_LISTED])
+        more = f" (+{len(problems) - _LISTED} more)" if len(problems) > _LISTED else ""
+        raise TransferError(
+            f"{len(problems)} fetched file(s) do not match {redact_uri(found.storage.uri)}: "
+            f"{listing}{more}; no manifest was written"
+        )
 
 
 def _reject_duplicate_ids(outcomes: list[_Outcome]) -> None:
