@@ -2,10 +2,10 @@
 
 The header is parsed here, strictly: wfdb's own parser silently reads a non-numeric
 frequency as 250 Hz or an unreadable gain as 200, decodes headers as ASCII (``µV`` becomes
-``V``) and spends ~4 ms per header on pandas look-ups. The samples are decoded by wfdb
-itself (``wfdb.io._signal._rd_segment``: formats 8/16/24/32/61/80/160/212/310/311, FLAC
-508/516/524, byte offsets such as the CinC ``.mat`` files' ``16x1+24``, skew), so each file is
-read once. Multi-segment records (fixed and variable layout) are joined here, segment by
+``V``) and spends ~4 ms per header on pandas look-ups. The samples are decoded by
+:mod:`ecgflow.io.wfdb_decode` (formats 8/16/24/32/61/80/160/212/310/311, byte offsets such as
+the CinC ``.mat`` files' ``16x1+24``, skew), each file read once; FLAC (508/516/524) is left to
+``wfdb.rdrecord``. Multi-segment records (fixed and variable layout) are joined here, segment by
 segment, so that each segment's gain and unit apply to its own samples.
 
 Multi-frequency records are returned at the highest rate all their signals share (see
@@ -24,11 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from wfdb.io import _signal
 from wfdb.io.header import parse_header_content, wfdb_strptime
 
 from ecgflow.errors import RecordError
 from ecgflow.io.record import ECGRecord, millivolt_factor
+from ecgflow.io.wfdb_decode import (
+    FLAC_FORMATS,
+    FORMATS,
+    SUPPORTED_FORMATS,
+    decode_file,
+    invalid_value,
+    read_with_wfdb,
+    required_bytes,
+)
 
 #: Signal descriptions that hold EDF+ annotations rather than samples (edf2mit output).
 ANNOTATION_SIGNALS = frozenset({"EDF Annotations"})
@@ -157,7 +165,7 @@ def _parse_signal_line(line: str, number: int, source: str) -> SignalSpec:
             "'FILE FORMAT[xSPF][:SKEW][+OFFSET] [GAIN[(BASELINE)][/UNITS] RES ZERO INIT "
             "CHECKSUM BLOCKSIZE DESCRIPTION]'"
         )
-    if fmt[1] != "0" and fmt[1] not in _signal.DAT_FMTS:
+    if fmt[1] != "0" and fmt[1] not in SUPPORTED_FORMATS:
         raise RecordError(f"{source}: signal {number} has unsupported WFDB format {fmt[1]}")
     if "/" in parts[0] or "\\" in parts[0] or parts[0] in {".", ".."}:
         raise RecordError(
@@ -334,12 +342,10 @@ def _check_signal_files(header_path: Path, header: WfdbHeader) -> int:
             sig_len = _infer_sig_len(header_path, first, frame, size)
         if sig_len == 0:
             break
-        if first.fmt in _signal.COMPRESSED_FMTS:
+        if first.fmt in FLAC_FORMATS:
             expected = first.byte_offset + 1  # FLAC sizes are not computable
         else:
-            expected = first.byte_offset + _signal._required_byte_num(
-                "read", first.fmt, sig_len * frame
-            )
+            expected = first.byte_offset + required_bytes(first.fmt, sig_len * frame)
         if size < expected:
             what = "is empty (0 bytes)" if size == 0 else f"is truncated: {size} bytes"
             raise RecordError(
@@ -362,13 +368,13 @@ def _files_with_signals(signals: Sequence[SignalSpec]) -> dict[str, list[int]]:
 
 def _infer_sig_len(header_path: Path, first: SignalSpec, frame: int, size: int) -> int:
     """Number of frames in a signal file whose length the header omits."""
-    if first.fmt in _signal.COMPRESSED_FMTS:
+    if first.fmt in FLAC_FORMATS:
         raise RecordError(
             f"{header_path}: the header gives no signal length, which cannot be inferred "
             f"for compressed format {first.fmt}"
         )
     data_bytes = max(0, size - first.byte_offset)
-    return int(data_bytes / (_signal.BYTES_PER_SAMPLE[first.fmt] * frame))
+    return int(data_bytes / (FORMATS[first.fmt].bytes_per_sample * frame))
 
 
 def _read_single(
@@ -380,28 +386,7 @@ def _read_single(
     keep = [i for i, s in enumerate(specs) if s.sig_name not in ANNOTATION_SIGNALS]
     if not keep:
         raise RecordError(f"{header_path}: record has only annotation signals, no samples")
-    try:
-        digital = _signal._rd_segment(
-            file_name=[s.file_name for s in specs],
-            dir_name=str(header_path.parent),
-            pn_dir=None,
-            fmt=[s.fmt for s in specs],
-            n_sig=len(specs),
-            sig_len=sig_len,
-            byte_offset=[s.byte_offset for s in specs],
-            samps_per_frame=[s.samps_per_frame for s in specs],
-            skew=[s.skew for s in specs],
-            init_value=[s.init_value for s in specs],
-            sampfrom=0,
-            sampto=sig_len,
-            channels=keep,
-            ignore_skew=False,
-        )
-    except Exception as exc:  # wfdb raises many types for undecodable data
-        files = ", ".join(_files_with_signals(specs))
-        raise RecordError(
-            f"{header_path}: cannot decode signal file(s) {files}: {type(exc).__name__}: {exc}"
-        ) from exc
+    digital = read_digital(header_path, header, sig_len, keep)
     channels = []
     for i, samples in zip(keep, digital, strict=True):
         spec = specs[i]
@@ -411,11 +396,51 @@ def _read_single(
                 f"signal {spec.sig_name}, the header implies {sig_len * spec.samps_per_frame}"
             )
         physical = (samples.astype(np.float64) - spec.baseline) / spec.adc_gain
-        invalid = _signal.INVALID_SAMPLE_VALUE[spec.fmt]
+        invalid = invalid_value(spec.fmt)
         if invalid is not None:
             physical[samples == invalid] = np.nan
         channels.append(physical)
     return [specs[i] for i in keep], channels
+
+
+def read_digital(
+    header_path: Path, header: WfdbHeader, sig_len: int, channels: Sequence[int]
+) -> list[np.ndarray]:
+    """Digital samples of ``channels`` (header indices, in that order) of a checked record.
+
+    Each file holding a wanted signal is decoded once by :func:`decode_file`; FLAC files by
+    ``wfdb.rdrecord``. ``sig_len`` comes from :func:`_check_signal_files`.
+    """
+    specs = header.signals
+    wanted = set(channels)
+    digital: dict[int, np.ndarray] = {}
+    flac = []
+    for name, indices in _files_with_signals(specs).items():
+        if wanted.isdisjoint(indices):
+            continue
+        first = specs[indices[0]]
+        if first.fmt in FLAC_FORMATS:
+            flac.extend(i for i in indices if i in wanted)
+            continue
+        signals = decode_file(
+            header_path.parent / name,
+            first.fmt,
+            sig_len,
+            first.byte_offset,
+            [specs[i].samps_per_frame for i in indices],
+            [specs[i].skew for i in indices],
+            [specs[i].init_value for i in indices],
+        )
+        digital.update(zip(indices, signals, strict=True))
+    if flac:
+        try:
+            digital.update(zip(flac, read_with_wfdb(header_path, flac), strict=True))
+        except Exception as exc:  # wfdb raises many types for undecodable data
+            files = ", ".join(dict.fromkeys(specs[i].file_name for i in flac))
+            raise RecordError(
+                f"{header_path}: cannot decode signal file(s) {files}: {type(exc).__name__}: {exc}"
+            ) from exc
+    return [digital[i] for i in channels]
 
 
 def _read_multi(
