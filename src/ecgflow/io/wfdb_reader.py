@@ -403,6 +403,20 @@ def _read_single(
     return [specs[i] for i in keep], channels
 
 
+def read_wfdb_digital(path: Path) -> list[np.ndarray]:
+    """The digital samples of every signal of a single-segment record, in header order.
+
+    No scaling, no invalid samples made NaN, annotation signals included: what
+    ``wfdb.rdrecord(..., physical=False, smooth_frames=False).e_d_signal`` holds.
+    """
+    header_path = wfdb_header_path(path)
+    header = read_header(header_path)
+    if header.segments is not None:
+        raise RecordError(f"{header_path}: multi-segment record: read its segments one by one")
+    sig_len = _check_signal_files(header_path, header)
+    return read_digital(header_path, header, sig_len, range(header.n_sig))
+
+
 def read_digital(
     header_path: Path, header: WfdbHeader, sig_len: int, channels: Sequence[int]
 ) -> list[np.ndarray]:
