@@ -16,7 +16,6 @@ Flags (per lead, computed on the raw signal at the record's own rate, after repa
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 FLAT_PTP_MV = 0.01
 SATURATION_RUN_S = 0.1
@@ -95,7 +94,7 @@ def noise_ratio(x: np.ndarray, fs: float) -> np.ndarray:
     else:  # no band above 40 Hz: high-frequency share of the first difference instead
         cutoff, y = 0.75 * nyquist, np.diff(x, axis=-1)
     # DC and < NOISE_FLOOR_HZ are excluded, so no centring is needed; a ratio: float32 is ample
-    coeffs = scipy.fft.rfft(y.astype(np.float32), axis=-1)
+    coeffs = np.fft.rfft(y.astype(np.float32), axis=-1)
     freqs = np.fft.rfftfreq(y.shape[-1], 1.0 / fs)
     first = int(np.searchsorted(freqs, NOISE_FLOOR_HZ, side="right"))
     split = max(first, int(np.searchsorted(freqs, cutoff, side="right")))

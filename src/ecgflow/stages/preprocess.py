@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -219,53 +218,65 @@ def _params_like(like: Path, workers: int) -> PreprocessParams:
     return PreprocessParams(**saved)
 
 
-def _read_records(path: Path) -> pd.DataFrame:
+def _read_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise EcgflowError(f"{path}: records.parquet not found (run ingest first)")
     try:
         table = pq.read_table(path, columns=_RECORD_COLUMNS)
     except Exception as exc:
         raise EcgflowError(f"{path}: cannot read records ({type(exc).__name__}: {exc})") from None
-    return table.to_pandas()
+    return table.to_pylist()
 
 
 def _attach_split(
-    records: pd.DataFrame, split_dir: Path | None
-) -> tuple[pd.DataFrame, list[str], int]:
-    """Add split/fold columns; drop records the split does not list (returned as a count)."""
+    records: list[dict[str, Any]], split_dir: Path | None
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Add split/fold to each record; drop records the split does not list (returned as a count)."""
     if split_dir is None:
-        records = records.assign(split=ALL, fold=pd.array([None] * len(records), dtype="Int32"))
-        return records, [ALL], 0
+        return [{**r, "split": ALL, "fold": None} for r in records], [ALL], 0
     path = Path(split_dir) / SPLIT
     if not path.is_file():
         raise EcgflowError(f"{path}: split.parquet not found (run split first)")
     try:
-        split = pq.read_table(path, columns=["record_id", "split", "fold"]).to_pandas()
+        table = pq.read_table(path, columns=["record_id", "split", "fold"])
     except Exception as exc:
         raise EcgflowError(f"{path}: cannot read split ({type(exc).__name__}: {exc})") from None
-    merged = records.merge(split, on="record_id", how="inner", sort=False)
+    assigned = {
+        rid: (name, fold)
+        for rid, name, fold in zip(
+            table["record_id"].to_pylist(),
+            table["split"].to_pylist(),
+            table["fold"].to_pylist(),
+            strict=True,
+        )
+    }
+    merged = [
+        {**r, "split": assigned[r["record_id"]][0], "fold": assigned[r["record_id"]][1]}
+        for r in records
+        if r["record_id"] in assigned
+    ]
     not_in_split = len(records) - len(merged)
     if not_in_split:
         log.warning("preprocess: %d records are not in %s; left out", not_in_split, path)
-    names = [s for s in SPLITS if (merged["split"] == s).any()]
-    return merged, names, not_in_split
+    present = {r["split"] for r in merged}
+    return merged, [s for s in SPLITS if s in present], not_in_split
 
 
-def _chunks(records: pd.DataFrame, names: list[str], size: int) -> Iterator[_Chunk]:
+def _chunks(records: list[dict[str, Any]], names: list[str], size: int) -> Iterator[_Chunk]:
     """Chunks of up to ``size`` records, split by split, in records.parquet order."""
     for name in names:
-        part = records[records["split"] == name]
         rows = [
             {
-                "record_id": str(r.record_id),
-                "patient_id": None if pd.isna(r.patient_id) else str(r.patient_id),
-                "path": str(r.path),
-                "fs": float(r.fs),
-                "leads": list(r.leads),
+                "record_id": str(r["record_id"]),
+                "patient_id": None if r["patient_id"] is None else str(r["patient_id"]),
+                "path": str(r["path"]),
+                "fs": float(r["fs"]),
+                "leads": list(r["leads"]),
                 "split": name,
-                "fold": None if pd.isna(r.fold) else int(r.fold),
+                "fold": None if r["fold"] is None else int(r["fold"]),
             }
-            for r in part.itertuples(index=False)
+            for r in records
+            if r["split"] == name
         ]
         for shard, start in enumerate(range(0, len(rows), size)):
             yield _Chunk(name, shard, rows[start : start + size])
