@@ -21,8 +21,9 @@ import numpy as np
 
 from ecgflow.errors import RecordError
 
-#: Files at least this large are memory-mapped instead of read (see benchmarks/decode.py).
-MMAP_MIN_BYTES = 1 << 20
+#: Files at least this large are memory-mapped instead of read: faster from ~700 KB on (see
+#: benchmarks/decode.py).
+MMAP_MIN_BYTES = 768 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,25 +165,28 @@ def _decode_samples(raw: np.ndarray, fmt: str, n_samples: int, n_pad: int) -> np
         out[:, :3] = blocks
         out[:, 3] = blocks[:, 2].view(np.int8) >> 7  # sign extension: 0x00 or 0xFF
         return out.view("<i4").reshape(-1)
+    if fmt == "212":  # two 12-bit samples: low bytes 0 and 2, high nibbles in byte 1
+        # each sample goes into the top 12 bits of an int16; an arithmetic shift sign-extends
+        high = blocks[:, 1].astype(np.uint16)
+        pairs = np.empty((n_blocks, 2), np.uint16)
+        np.left_shift(high, 12, out=pairs[:, 0])
+        pairs[:, 0] |= blocks[:, 0].astype(np.uint16) << 4
+        np.bitwise_and(high, 0xF0, out=pairs[:, 1])
+        pairs[:, 1] <<= 8
+        pairs[:, 1] |= blocks[:, 2].astype(np.uint16) << 4
+        return pairs.reshape(-1)[:total].view(np.int16) >> 4
     b = blocks.astype(np.int16)
     out = np.empty((n_blocks, block_samples), np.int16)
-    if fmt == "212":  # two 12-bit samples: low bytes 0 and 2, high nibbles in byte 1
-        out[:, 0] = b[:, 0] | ((b[:, 1] & 0x0F) << 8)
-        out[:, 1] = b[:, 2] | ((b[:, 1] & 0xF0) << 4)
-        bits = 12
-    elif fmt == "310":  # three 10-bit samples in a little-endian 32-bit word, bit 0 unused
+    if fmt == "310":  # three 10-bit samples in a little-endian 32-bit word, bit 0 unused
         out[:, 0] = (b[:, 0] >> 1) | ((b[:, 1] & 0x07) << 7)
         out[:, 1] = (b[:, 2] >> 1) | ((b[:, 3] & 0x07) << 7)
         out[:, 2] = ((b[:, 1] >> 3) & 0x1F) | (((b[:, 3] >> 3) & 0x1F) << 5)
-        bits = 10
     else:  # 311: three 10-bit samples packed from bit 0; wfdb keeps 7 bits of byte 3
         out[:, 0] = b[:, 0] | ((b[:, 1] & 0x03) << 8)
         out[:, 1] = (b[:, 1] >> 2) | ((b[:, 2] & 0x0F) << 6)
         out[:, 2] = (b[:, 2] >> 4) | ((b[:, 3] & 0x7F) << 4)
-        bits = 10
     flat = out.reshape(-1)[:total]
-    # two's complement of a ``bits``-wide value; wfdb subtracts 2**bits above 2**(bits-1) - 1
-    flat[flat >= 1 << (bits - 1)] -= 1 << bits
+    flat[flat > 511] -= 1024  # two's complement, as wfdb does it (311 may have 11 bits)
     return flat
 
 
