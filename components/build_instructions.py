@@ -17,20 +17,26 @@ def build_instructions(
     metrics: Output[Metrics],
 ) -> None:
     """LLaVA-style train/val instructions; ``qa``: comma-separated ECG-QA JSON paths (or "")."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.build_instructions import BuildInstructionsParams
     from ecgflow.stages.build_instructions import build_instructions as run_build
 
     qa_files = [Path(p.strip()) for p in qa.split(",") if p.strip()]
-    counts = run_build(
-        BuildInstructionsParams.model_validate_json(params),
-        Path(records.path),
-        Path(labels.path),
-        Path(splits.path),
-        Path(instructions.path),
-        qa_files,
-    )
+    with clock.stage():
+        counts = run_build(
+            BuildInstructionsParams.model_validate_json(params),
+            Path(records.path),
+            Path(labels.path),
+            Path(splits.path),
+            Path(instructions.path),
+            qa_files,
+        )
     instructions.metadata.update(counts)
     for name, value in counts.items():
         metrics.log_metric(name, value)
+    clock.record(instructions)

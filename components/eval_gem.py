@@ -21,6 +21,10 @@ def eval_gem(
 
     Asked: build-instructions' ``test.json`` and ``qa`` (comma-separated ECG-QA JSON paths, or "").
     """
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.params import EvalGemParams
@@ -29,15 +33,17 @@ def eval_gem(
 
     qa_files = [Path(instructions.path) / "test.json"]
     qa_files += [Path(p.strip()) for p in qa.split(",") if p.strip()]
-    result = run_eval_gem(
-        EvalGemParams.model_validate_json(params),
-        Path(gem.path) / "model",
-        Path(data.path),
-        qa_files,
-        Path(evaluation.path),
-        labels_dir=Path(labels.path),
-    )
+    with clock.stage():
+        result = run_eval_gem(
+            EvalGemParams.model_validate_json(params),
+            Path(gem.path) / "model",
+            Path(data.path),
+            qa_files,
+            Path(evaluation.path),
+            labels_dir=Path(labels.path),
+        )
     headline = headline_of(result)
     evaluation.metadata.update(headline)
     for name, value in headline.items():
         metrics.log_metric(name, value)
+    clock.record(evaluation)

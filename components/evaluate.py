@@ -17,20 +17,26 @@ def evaluate(
     metrics: Output[Metrics],
 ) -> None:
     """Test-split metrics, CIs and plots of the classifier; ``params``: EvalParams as JSON."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.evaluate import EvalParams
     from ecgflow.stages.evaluate import evaluate as run_evaluate
 
-    result = run_evaluate(
-        EvalParams.model_validate_json(params),
-        Path(classifier.path),
-        Path(data.path),
-        Path(labels.path),
-        Path(evaluation.path),
-        records_dir=Path(records.path),
-    )
+    with clock.stage():
+        result = run_evaluate(
+            EvalParams.model_validate_json(params),
+            Path(classifier.path),
+            Path(data.path),
+            Path(labels.path),
+            Path(evaluation.path),
+            records_dir=Path(records.path),
+        )
     flat = {k: v for k, v in result.items() if isinstance(v, int | float)}
     evaluation.metadata.update(flat | {"data_hash": result["data_hash"]})
     for name, value in flat.items():
         metrics.log_metric(name, value)
+    clock.record(evaluation)

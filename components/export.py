@@ -14,17 +14,23 @@ def export(
     exported: Output[Model],
 ) -> None:
     """ONNX + Triton layout with a parity check on the data's records; ``params``: ExportParams."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.export import ExportParams
     from ecgflow.stages.export import export as run_export
 
-    result = run_export(
-        ExportParams.model_validate_json(params),
-        Path(classifier.path),
-        Path(exported.path),
-        data_dir=Path(data.path),
-    )
+    with clock.stage():
+        result = run_export(
+            ExportParams.model_validate_json(params),
+            Path(classifier.path),
+            Path(exported.path),
+            data_dir=Path(data.path),
+        )
     exported.metadata.update(
         {"parity_max_abs_diff": result.max_abs_diff, "labels": ",".join(result.labels)}
     )
+    clock.record(exported)

@@ -23,6 +23,10 @@ def finetune_classifier(
     metrics: Output[Metrics],
 ) -> None:
     """Multi-label classifier from the CLIP ECG encoder (or from scratch, per ``params``)."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
     from ecgflow.stages.finetune_classifier import FinetuneParams
     from ecgflow.stages.finetune_classifier import finetune_classifier as run_finetune
@@ -31,12 +35,14 @@ def finetune_classifier(
     step = TrainingStep(
         "finetune-classifier", TrainJobParams.model_validate_json(trainjob), workspace, task_config
     )
-    result = run_finetune(
-        settings,
-        step.stage_in("clip", clip.path) if settings.pretrained else None,
-        step.stage_in("data", data.path),
-        step.stage_in("labels", labels.path),
-        step.out_dir(classifier.path),
-        launch=step.launch,
-    )
+    with clock.stage():
+        result = run_finetune(
+            settings,
+            step.stage_in("clip", clip.path) if settings.pretrained else None,
+            step.stage_in("data", data.path),
+            step.stage_in("labels", labels.path),
+            step.out_dir(classifier.path),
+            launch=step.launch,
+        )
     step.publish(result, classifier, metrics)
+    clock.record(classifier)

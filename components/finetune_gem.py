@@ -23,6 +23,10 @@ def finetune_gem(
     metrics: Output[Metrics],
 ) -> None:
     """GEM (signal and lead towers → LoRA LM): torchrun in the pod, or a TrainJob."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
     from ecgflow.stages.finetune_gem import GemPaths
     from ecgflow.stages.finetune_gem import finetune_gem as run_finetune_gem
@@ -32,12 +36,14 @@ def finetune_gem(
     step = TrainingStep(
         "finetune-gem", TrainJobParams.model_validate_json(trainjob), workspace, task_config
     )
-    paths = GemPaths(
-        step.stage_in("clip", clip.path),
-        step.stage_in("data", data.path),
-        step.stage_in("instructions", instructions.path),
-        None,
-        step.out_dir(gem.path),
-    )
-    result = run_finetune_gem(settings, paths, launch=step.launch)
+    with clock.stage():
+        paths = GemPaths(
+            step.stage_in("clip", clip.path),
+            step.stage_in("data", data.path),
+            step.stage_in("instructions", instructions.path),
+            None,
+            step.out_dir(gem.path),
+        )
+        result = run_finetune_gem(settings, paths, launch=step.launch)
     step.publish(result, gem, metrics)
+    clock.record(gem)

@@ -16,13 +16,19 @@ def ingest(
     metrics: Output[Metrics],
 ) -> None:
     """Copy a dataset's records into the ``records`` artifact; ``limit`` 0 means all."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.ingest import IngestParams
     from ecgflow.stages.ingest import ingest as run_ingest
 
     params = IngestParams(source=source, limit=limit or None, strict=strict, workers=workers)
-    result = run_ingest(params, Path(records.path))
+    with clock.stage():
+        result = run_ingest(params, Path(records.path))
     records.metadata.update({"dataset": result.dataset, **result.metrics})
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    clock.record(records)

@@ -15,13 +15,19 @@ def label(
     metrics: Output[Metrics],
 ) -> None:
     """Write ``labels.parquet`` + ``label_def.json`` for the ingested ``records``."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.label import LabelParams
     from ecgflow.stages.label import label as run_label
 
     params = LabelParams(label_set=label_set, drop_empty=drop_empty)
-    result = run_label(params, Path(records.path), Path(labels.path))
+    with clock.stage():
+        result = run_label(params, Path(records.path), Path(labels.path))
     labels.metadata.update({"label_set": result.label_set, **result.metrics})
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    clock.record(labels)

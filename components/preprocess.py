@@ -15,17 +15,23 @@ def preprocess(
     metrics: Output[Metrics],
 ) -> None:
     """Write per-split ``[N, C, T]`` shards + index; ``params``: PreprocessParams as JSON."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.preprocess import PreprocessParams
     from ecgflow.stages.preprocess import preprocess as run_preprocess
 
-    result = run_preprocess(
-        PreprocessParams.model_validate_json(params),
-        Path(records.path),
-        Path(splits.path),
-        Path(data.path),
-    )
+    with clock.stage():
+        result = run_preprocess(
+            PreprocessParams.model_validate_json(params),
+            Path(records.path),
+            Path(splits.path),
+            Path(data.path),
+        )
     data.metadata.update(result.metrics)
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    clock.record(data)

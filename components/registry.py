@@ -15,16 +15,22 @@ def register(
     registered: Output[Artifact],
 ) -> str:
     """Register a new version of ``name``; returns its version number."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.registry import register as run_register
 
-    version = run_register(
-        Path(exported.path), Path(evaluation.path), name=name, pipeline_run=pipeline_run
-    )
+    with clock.stage():
+        version = run_register(
+            Path(exported.path), Path(evaluation.path), name=name, pipeline_run=pipeline_run
+        )
     registered.metadata.update(
         {"name": version.name, "version": version.version, "uri": version.uri}
     )
+    clock.record(registered)
     return version.version
 
 
@@ -37,16 +43,22 @@ def register_gem(
     registered: Output[Artifact],
 ) -> str:
     """Register finetune-gem's model folder as a new version of ``name``; returns the version."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.registry import register_gem as run_register_gem
 
-    version = run_register_gem(
-        Path(gem.path) / "model", Path(evaluation.path), name=name, pipeline_run=pipeline_run
-    )
+    with clock.stage():
+        version = run_register_gem(
+            Path(gem.path) / "model", Path(evaluation.path), name=name, pipeline_run=pipeline_run
+        )
     registered.metadata.update(
         {"name": version.name, "version": version.version, "uri": version.uri}
     )
+    clock.record(registered)
     return version.version
 
 
@@ -60,12 +72,17 @@ def promote(
     allow_equal: bool = False,
 ) -> None:
     """Alias ``version`` challenger; move champion to it only if it passes the gate."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from ecgflow.registry import describe
     from ecgflow.registry import promote as run_promote
 
-    decision = run_promote(
-        name, metric=metric, min_delta=min_delta, version=version, allow_equal=allow_equal
-    )
+    with clock.stage():
+        decision = run_promote(
+            name, metric=metric, min_delta=min_delta, version=version, allow_equal=allow_equal
+        )
     promotion.metadata.update(
         {
             "uri": f"models:/{decision.name}/{decision.version}",
@@ -76,3 +93,4 @@ def promote(
             "summary": describe(decision),
         }
     )
+    clock.record(promotion)

@@ -15,17 +15,23 @@ def render_images(
     metrics: Output[Metrics],
 ) -> None:
     """Write paper and GAF/RP/MTF PNGs, images.parquet, llava.json; params: RenderParams JSON."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.render_images import RenderParams
     from ecgflow.stages.render_images import render_images as run_render
 
-    result = run_render(
-        RenderParams.model_validate_json(params),
-        Path(data.path),
-        Path(images.path),
-        records_dir=Path(records.path),
-    )
+    with clock.stage():
+        result = run_render(
+            RenderParams.model_validate_json(params),
+            Path(data.path),
+            Path(images.path),
+            records_dir=Path(records.path),
+        )
     images.metadata.update(result.metrics)
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    clock.record(images)

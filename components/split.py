@@ -18,6 +18,10 @@ def split(
     metrics: Output[Metrics],
 ) -> None:
     """Write a patient-disjoint ``split.parquet``; ``ratios`` is "train,val,test", folds 0: none."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from pathlib import Path
 
     from ecgflow.stages.split import SplitParams
@@ -29,7 +33,9 @@ def split(
         seed=seed,
         use_strat_fold=use_strat_fold,
     )
-    result = run_split(params, Path(records.path), Path(labels.path), Path(splits.path))
+    with clock.stage():
+        result = run_split(params, Path(records.path), Path(labels.path), Path(splits.path))
     splits.metadata.update({"method": result.method, **result.metrics})
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    clock.record(splits)

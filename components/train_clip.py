@@ -22,6 +22,10 @@ def train_clip(
     metrics: Output[Metrics],
 ) -> None:
     """Contrastive ECG–report training: torchrun DDP in the pod, or a TrainJob on a cluster."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
     from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
     from ecgflow.stages.train_clip import TrainClipParams
     from ecgflow.stages.train_clip import train_clip as run_train_clip
@@ -30,11 +34,13 @@ def train_clip(
     step = TrainingStep(
         "train-clip", TrainJobParams.model_validate_json(trainjob), workspace, task_config
     )
-    result = run_train_clip(
-        settings,
-        step.stage_in("data", data.path),
-        step.stage_in("records", records.path),
-        step.out_dir(clip.path),
-        launch=step.launch,
-    )
+    with clock.stage():
+        result = run_train_clip(
+            settings,
+            step.stage_in("data", data.path),
+            step.stage_in("records", records.path),
+            step.out_dir(clip.path),
+            launch=step.launch,
+        )
     step.publish(result, clip, metrics)
+    clock.record(clip)

@@ -25,7 +25,17 @@ LAYERS: list[set[str]] = [
     {"stages"},
     {"serving", "text", "evaluation", "render", "k8s"},
     {"signal", "labels", "training", "registry", "splitting", "parallel"},
-    {"io", "models", "params", "tracking", "manifest", "home", "artifacts", "images"},
+    {
+        "io",
+        "models",
+        "params",
+        "tracking",
+        "manifest",
+        "home",
+        "artifacts",
+        "images",
+        "step_timing",
+    },
     {"errors", "ecgflow"},
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}

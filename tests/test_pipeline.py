@@ -122,6 +122,22 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     promotion = result.metadata["promotion"]
     assert promotion["uri"] == "models:/ecg-classifier/1" and promotion["alias"] == "champion"
     assert (tmp_path / "mlflow.db").is_file()  # the run's own embedded MLflow store
+    # every step timed itself; the account sits beside the steps and in MLflow
+    steps = [s.step for s in result.steps]
+    assert steps[:4] == ["ingest", "label", "split", "preprocess"]
+    assert sorted(steps) == sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+    assert all(s.wall_s > 0 and s.startup_s > 0 and s.stage_s > 0 for s in result.steps)
+    assert sum(s.wall_s for s in result.steps) < result.total_s
+    assert result.steps_file == run_dir / "pipeline_steps.json"
+    assert "step_timing" not in result.metadata["records"]  # shown in the table instead
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (pipeline_run,) = client.search_runs(
+        [client.get_experiment_by_name("ecgflow").experiment_id],
+        filter_string="attributes.run_name = 'pipeline'",
+    )
+    assert set(pipeline_run.data.metrics) >= {f"step_seconds.{name}" for name in steps}
 
 
 @pytest.mark.slow
@@ -186,3 +202,6 @@ def test_cli_run_prints_output_location(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"outputs: {tmp_path / 'pipeline-runs'}" in proc.stdout
     assert "model: models:/ecg-classifier/1 (alias champion); test macro_auroc" in proc.stdout
+    for row in ("pipeline steps (seconds)", "train-clip", "between steps (kfp.local)", "total"):
+        assert row in proc.stdout
+    assert "step times: " in proc.stdout and "pipeline_steps.json" in proc.stdout

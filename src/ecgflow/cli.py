@@ -559,12 +559,23 @@ def eval_(
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples (95 % CIs)")] = 200,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    challenge_weights: Annotated[
+        Path | None,
+        typer.Option(help="CinC Challenge weights.csv, 2020 or 2021 (default: --records' raw/)"),
+    ] = None,
 ) -> None:
     """Metrics (AUROC, AUPRC, F1, Fmax, CIs, CinC score / retrieval) and plots, to MLflow too."""
     from ecgflow.stages.evaluate import EvalParams, evaluate
 
     def action() -> None:
-        params = EvalParams.model_validate({"split": split, "bootstrap": bootstrap, "seed": seed})
+        params = EvalParams.model_validate(
+            {
+                "split": split,
+                "bootstrap": bootstrap,
+                "seed": seed,
+                "challenge_weights": challenge_weights,
+            }
+        )
         metrics = evaluate(params, model, data, labels, out, records_dir=records)
         headline = (
             f"macro AUROC {metrics['macro_auroc']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
@@ -837,6 +848,7 @@ def run(
     from ecgflow.config import PipelineConfig, load_config
     from ecgflow.home import ecgflow_home
     from ecgflow.pipeline_runner import run_local
+    from ecgflow.step_timing import table as step_table
 
     def action() -> None:
         data = load_config(config).model_dump()
@@ -883,6 +895,8 @@ def run(
                 f"model: {promotion['uri']} (alias {promotion['alias']}); test {headline}\n"
                 f"    {promotion['summary']}"
             )
+        Console().print(step_table(result.steps, result.total_s))
+        typer.echo(f"step times: {result.steps_file} (and the MLflow run 'pipeline')")
 
     _run(action)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,24 +12,34 @@ from typing import Any
 
 from ecgflow.config import PipelineConfig
 from ecgflow.errors import EcgflowError
+from ecgflow.step_timing import METADATA_KEY, StepTime, collect, write_and_log
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LocalRun:
-    """Where a local pipeline run left its artifacts, and their metadata."""
+    """Where a local pipeline run left its artifacts, their metadata and the steps' times.
+
+    ``steps``: every step's :class:`~ecgflow.step_timing.StepTime` in start order (taken out
+    of the artifacts' metadata); ``total_s``: the pipeline's wall time; ``steps_file``: the
+    account written beside the steps and logged to MLflow.
+    """
 
     pipeline_root: Path
     outputs: dict[str, Path]
     metadata: dict[str, dict[str, Any]]
+    steps: list[StepTime]
+    total_s: float
+    steps_file: Path
 
 
 def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     """Run the training pipeline with ``kfp.local.SubprocessRunner`` under ``home``.
 
     Every component runs as a subprocess in this Python environment, exactly the code a
-    cluster runs in the project image.
+    cluster runs in the project image. The steps' times are collected afterwards and logged
+    to a ``pipeline`` MLflow run (:func:`ecgflow.step_timing.write_and_log`).
     """
     import kfp.local
 
@@ -47,22 +58,31 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
     previous_home = os.environ.get("ECGFLOW_HOME")
     os.environ["ECGFLOW_HOME"] = str(home)
     try:
-        with warnings.catch_warnings():
-            # Locally the project image is this very environment; kfp warns that it is not.
-            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            task = training_pipeline()  # the config is compiled in as the defaults
-    except RuntimeError as exc:  # kfp reports a failed task as RuntimeError
-        raise EcgflowError(
-            f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
-        ) from None
+        started = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                # Locally the project image is this very environment; kfp warns that it is not.
+                warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+                task = training_pipeline()  # the config is compiled in as the defaults
+        except RuntimeError as exc:  # kfp reports a failed task as RuntimeError
+            raise EcgflowError(
+                f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
+            ) from None
+        total_s = time.perf_counter() - started
+        outputs = {name: Path(artifact.path) for name, artifact in task.outputs.items()}
+        run_dir = next(iter(outputs.values())).parents[1]  # <root>/<run>/<task>/<output>
+        steps = collect(run_dir)
+        steps_file = write_and_log(run_dir, steps, total_s)
     finally:
         if previous_home is None:
             os.environ.pop("ECGFLOW_HOME", None)
         else:
             os.environ["ECGFLOW_HOME"] = previous_home
-    outputs = {name: Path(artifact.path) for name, artifact in task.outputs.items()}
-    metadata = {name: dict(artifact.metadata) for name, artifact in task.outputs.items()}
-    return LocalRun(pipeline_root, outputs, metadata)
+    metadata = {
+        name: {k: v for k, v in artifact.metadata.items() if k != METADATA_KEY}
+        for name, artifact in task.outputs.items()
+    }
+    return LocalRun(pipeline_root, outputs, metadata, steps, total_s, steps_file)
 
 
 def compile_pipeline(

@@ -115,6 +115,20 @@ def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
 
 
+def log_file(path: Path, artifact_path: str | None = None) -> None:
+    """Upload one file as a run artifact."""
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    """Tag the active run."""
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
 def end_run() -> None:
     """Close the active run."""
     import mlflow
