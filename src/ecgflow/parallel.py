@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from threadpoolctl import threadpool_limits
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -24,15 +26,21 @@ def ordered_map(
 
     Each process runs ``initializer(*initargs)`` first; so does this process when the work
     runs inline (one worker, or fewer than ``inline_below`` items). At most ``2 × workers``
-    items are in flight, so results never pile up in memory.
+    items are in flight, so results never pile up in memory. A worker process (and the inline
+    run of ``workers == 1``) keeps BLAS/OpenMP to one thread: a process per core already uses
+    the cores, and BLAS threads on top of them halve the throughput (measured: 2.6 s → 1.3 s
+    for ``ecgflow preprocess`` of 500 records on 2 cores).
     """
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(items) < inline_below:
         initializer(*initargs)
-        yield from map(fn, items)
+        with threadpool_limits(limits=1 if workers == 1 else None):
+            yield from map(fn, items)
         return
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=initializer, initargs=tuple(initargs)
+        max_workers=workers,
+        initializer=_single_threaded,
+        initargs=(initializer, tuple(initargs)),
     ) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
@@ -41,3 +49,9 @@ def ordered_map(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _single_threaded(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    """Worker start: one BLAS/OpenMP thread for the rest of the process, then ``initializer``."""
+    threadpool_limits(limits=1)
+    initializer(*initargs)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgflow.errors import RecordError
 from ecgflow.io.record import STANDARD_LEADS, ECGRecord, millivolt_factor
@@ -81,6 +80,8 @@ def read_csv_leads(
     A file whose first row is numeric has no header; its leads get :func:`default_leads`
     names unless ``leads`` is given. Non-numeric cells become NaN (missing samples).
     """
+    import pandas as pd  # CSV records only: pandas takes ~0.3 s to import
+
     has_header = sniff_header(path)
     try:
         table = pd.read_csv(path, header=0 if has_header else None, skip_blank_lines=True)

@@ -36,7 +36,7 @@ from ecgflow.artifacts import RAW, RECORDS, REJECTED
 from ecgflow.errors import EcgflowError, RecordError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
-from ecgflow.io.sources import HEADER_META, Discovery, RecordRef, discover, parse_source
+from ecgflow.io.sources import Discovery, RecordRef, discover, header_meta, parse_source
 from ecgflow.io.storage import Storage, TransferError, open_storage
 from ecgflow.io.wfdb_reader import referenced_files
 from ecgflow.manifest import (
@@ -306,10 +306,10 @@ def _fetch(
 
 def _row(ref: RecordRef, record: ECGRecord, dataset: str, files: dict[str, str]) -> dict[str, Any]:
     """One records.parquet row from the source's reference and the record read from disk."""
-    header_meta = HEADER_META.get(dataset)
+    read_meta = header_meta(dataset)
     meta: dict[str, Any] = {}
-    if header_meta is not None:
-        meta.update(header_meta(list(record.metadata.get("comments", []))))
+    if read_meta is not None:
+        meta.update(read_meta(list(record.metadata.get("comments", []))))
     meta.update(ref.meta)
     record_id = ref.record_id or meta.pop("record_id", None) or record.record_id
     patient_id = ref.patient_id or meta.pop("patient_id", None)

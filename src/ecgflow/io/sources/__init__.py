@@ -1,40 +1,54 @@
-"""Dataset sources: turn a ``--source`` string into references to the records it holds."""
+"""Dataset sources: turn a ``--source`` string into references to the records it holds.
+
+Each kind lives in its own module (``ecgflow.io.sources.<kind>``), imported when a source of
+that kind is used: the synthetic generator needs scipy.signal and PTB-XL pandas, which an
+ingest of WFDB files from a folder never has to load.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ecgflow.errors import EcgflowError
-from ecgflow.io.sources import cinc, code15, folder, ptbxl, synthetic
 from ecgflow.io.sources.base import Discovery, RecordRef
 from ecgflow.io.sources.detect import detect_layout
 from ecgflow.io.sources.spec import SourceSpec, parse_source
 from ecgflow.io.storage import open_storage
 
-__all__ = ["HEADER_META", "Discovery", "RecordRef", "SourceSpec", "discover", "parse_source"]
+__all__ = [
+    "KINDS",
+    "Discovery",
+    "RecordRef",
+    "SourceSpec",
+    "discover",
+    "header_meta",
+    "parse_source",
+]
 
-_DISCOVER = {
-    "ptbxl": ptbxl.discover,
-    "cinc": cinc.discover,
-    "code15": code15.discover,
-    "folder": folder.discover,
-}
+#: Source kinds found in storage (``synthetic`` is generated instead).
+KINDS = ("ptbxl", "cinc", "code15", "folder")
+#: Kinds whose WFDB header comments carry metadata (their module's ``header_meta``).
+_HEADER_META_KINDS = ("cinc", "code15")
 
-#: Per dataset, how to read metadata out of a record's WFDB header comments.
-HEADER_META: dict[str, Callable[[list[str]], dict[str, Any]]] = {
-    "cinc": cinc.header_meta,
-    "code15": code15.header_meta,
-}
+
+def _module(kind: str) -> Any:
+    return importlib.import_module(f"ecgflow.io.sources.{kind}")
+
+
+def header_meta(kind: str) -> Callable[[list[str]], dict[str, Any]] | None:
+    """How to read metadata out of a ``kind`` record's WFDB header comments (None: no such)."""
+    return _module(kind).header_meta if kind in _HEADER_META_KINDS else None
 
 
 def discover(spec: SourceSpec, staging: Path) -> Discovery:
     """Find every record of ``spec``; generated (synthetic) records are written to ``staging``."""
     if spec.kind == "synthetic":
-        return synthetic.discover(spec, staging)
+        return _module("synthetic").discover(spec, staging)
     storage = open_storage(spec.location)
     kind = spec.kind or detect_layout(storage)
-    if kind not in _DISCOVER:
+    if kind not in KINDS:
         raise EcgflowError(f"unknown source kind {kind!r}")
-    return _DISCOVER[kind](storage, spec)
+    return _module(kind).discover(storage, spec)

@@ -10,13 +10,15 @@ import ast
 import io
 import json
 import logging
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ecgflow.errors import EcgflowError
 from ecgflow.io.sources.base import Discovery, RecordRef, clean_id, parse_age, parse_sex
 from ecgflow.io.sources.spec import SourceSpec, int_option
 from ecgflow.io.storage import Storage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ def discover(storage: Storage, spec: SourceSpec) -> Discovery:
 
 
 def _read_database(storage: Storage) -> pd.DataFrame:
+    import pandas as pd  # PTB-XL sources only (layout detection needs no pandas)
+
     raw = storage.read_bytes(DATABASE_CSV)
     try:
         table = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
