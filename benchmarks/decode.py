@@ -68,15 +68,20 @@ def datasets(scratch: Path) -> dict[str, list[Path]]:
     return sets
 
 
-def median_ms(function: Callable[[Path], object], paths: list[Path], repeats: int) -> float:
-    """Median over ``repeats`` loops of the mean time per record, in ms."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for path in paths:
-            function(path)
-        times.append((time.perf_counter() - start) / len(paths) * 1e3)
-    return statistics.median(times)
+def median_ms(
+    functions: dict[str, Callable[[Path], object]], paths: list[Path], repeats: int
+) -> dict[str, float]:
+    """Median ms per record of each function: one warm-up round, then ``repeats`` rounds,
+    each timing every function in turn (so that allocator and cache warm-up hit all alike)."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for round_ in range(repeats + 1):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for path in paths:
+                function(path)
+            if round_:
+                times[name].append((time.perf_counter() - start) / len(paths) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def decoders(paths: list[Path]) -> tuple[Callable[[Path], object], Callable[[Path], object]]:
@@ -141,22 +146,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for name, paths in datasets(Path(scratch)).items():
             new, old = decoders(paths)
-            row = {
-                "data": name,
-                "records": len(paths),
-                "decode_new_ms": median_ms(new, paths, args.repeats),
-                "decode_old_ms": median_ms(old, paths, args.repeats),
-                "digital_new_ms": median_ms(read_wfdb_digital, paths, args.repeats),
-                "digital_rdrecord_ms": median_ms(
-                    lambda p: wfdb.rdrecord(str(p.with_suffix("")), physical=False),
-                    paths,
-                    args.repeats,
+            functions = {
+                "decode_new_ms": new,
+                "decode_old_ms": old,
+                "digital_new_ms": read_wfdb_digital,
+                "digital_rdrecord_ms": lambda p: wfdb.rdrecord(
+                    str(p.with_suffix("")), physical=False
                 ),
-                "mv_new_ms": median_ms(read_wfdb, paths, args.repeats),
-                "mv_rdrecord_ms": median_ms(
-                    lambda p: wfdb.rdrecord(str(p.with_suffix(""))), paths, args.repeats
-                ),
+                "mv_new_ms": read_wfdb,
+                "mv_rdrecord_ms": lambda p: wfdb.rdrecord(str(p.with_suffix(""))),
             }
+            row = {"data": name, "records": len(paths)}
+            row |= median_ms(functions, paths, args.repeats)
             results.append(row)
         loads = load_sizes(Path(scratch), args.repeats)
     wfdb_decode.MMAP_MIN_BYTES = default_threshold
