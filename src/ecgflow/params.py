@@ -5,6 +5,7 @@ Pipeline configs hold them; the stages that use them import torch, so they live 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,11 @@ class EvalParams(BaseModel):
     batch_size: int = Field(256, ge=1)
     plots: bool = Field(True, description="write PNG plots")
     experiment: str = Field("ecgflow", description="MLflow experiment")
+    challenge_weights: Path | None = Field(
+        None,
+        description="the PhysioNet/CinC Challenge weights.csv (2020 or 2021) for the CinC metric "
+        "(default: the ingest folder's raw/weights.csv)",
+    )
 
     _as_ecgflow_error = raises_ecgflow_error("eval")
 

@@ -1,7 +1,7 @@
 """PhysioNet/CinC Challenge 2020 and 2021 scored classes (SNOMED CT codes from ``# Dx:``).
 
 The Challenges score a fixed set of diagnoses and treat some pairs of codes as one class
-(``weights.csv`` writes them as ``a|b``):
+(2021's ``weights.csv`` writes them as ``a|b``; 2020's lists both codes with equal weights):
 
 * 2020 (evaluation-2020): 27 scored codes, 3 equivalent pairs → **24 classes**:
   713427006|59118001 (CRBBB/RBBB), 284470004|63593006 (PAC/SVPB), 427172004|17338001 (PVC/VPB).
@@ -9,11 +9,13 @@ The Challenges score a fixed set of diagnoses and treat some pairs of codes as o
   (CLBBB), which is scored together with 164909002 (LBBB): 30 codes, 4 pairs → **26 classes**.
 
 The class table comes from the ingested ``raw/weights.csv`` (class order and pairs) and
-``raw/dx_mapping_scored.csv`` (abbreviations, Dx names) when those are the requested year's
-(same scored codes); otherwise from the built-in table below (facts about the Challenges, in
-the order of 2021's weights.csv, i.e. by abbreviation). Columns are named by abbreviation; a
-merged pair takes the name of the plain diagnosis (RBBB, LBBB, PAC, PVC). Codes a record has
-that are not scored are ignored, as the Challenge's scoring does.
+``raw/dx_mapping_scored.csv`` (abbreviations, Dx names), in either year's layout
+(:mod:`ecgflow.labels.cinc_tables`), when those are the requested year's (same scored codes);
+tables of the other year, or none, give the built-in table below (facts about the Challenges,
+in the order of 2021's weights.csv, i.e. by abbreviation); tables of neither year fail.
+Columns are named by abbreviation; a merged pair takes the name of the plain diagnosis (RBBB,
+LBBB, PAC, PVC). Codes a record has that are not scored are ignored, as the Challenge's
+scoring does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pandas as pd
 
 from ecgflow.errors import EcgflowError
 from ecgflow.labels import Labeling, LabelSpec, describe_records, explode_labels, multi_hot
+from ecgflow.labels.cinc_tables import CODE, read_dx_mapping, read_weights
 from ecgflow.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -142,36 +145,46 @@ def cinc_labels(year: int, records: pd.DataFrame, raw_dir: Path) -> Labeling:
 
 
 def _class_table(year: int, raw_dir: Path) -> tuple[list[ScoredClass], dict[str, str], str]:
-    """The classes from raw/ scoring tables when they are ``year``'s, else the built-in ones."""
+    """The classes from raw/'s scoring tables when they are ``year``'s, else the built-in ones.
+
+    Tables of the other Challenge year give way to the built-in table; tables scoring neither
+    year's codes fail, naming the file.
+    """
     builtin = scored_classes(year)
     weights, mapping = raw_dir / WEIGHTS, raw_dir / DX_MAPPING
     if not (weights.is_file() and mapping.is_file()):
         return builtin, {}, "built-in"
     classes = read_scoring_tables(weights, mapping)
-    expected = {code for codes, _, _ in builtin for code in codes}
-    if {code for codes, _, _ in classes for code in codes} != expected:
-        log.info(
-            "raw/%s scores another class set than cinc%d; using the built-in table", WEIGHTS, year
-        )
-        return builtin, {}, f"built-in (raw/{WEIGHTS} is not the {year} table)"
+    scored = {code for codes, _, _ in classes for code in codes}
+    if scored != _scored_codes(year):
+        other = 2021 if year == 2020 else 2020
+        if scored != _scored_codes(other):
+            raise EcgflowError(
+                f"{weights}: scores {len(classes)} classes ({len(scored)} codes) that are "
+                f"neither the 2020 nor the 2021 Challenge's; cinc{year}-scored needs the {year} "
+                "tables (or none: the built-in classes)"
+            )
+        log.info("raw/%s is the %d table; cinc%d uses the built-in table", WEIGHTS, other, year)
+        return builtin, {}, f"built-in (raw/{WEIGHTS} is the {other} table)"
     inputs = {f"raw/{WEIGHTS}": sha256_file(weights), f"raw/{DX_MAPPING}": sha256_file(mapping)}
     return classes, inputs, f"raw/{WEIGHTS} + raw/{DX_MAPPING}"
 
 
+def _scored_codes(year: int) -> set[str]:
+    return {code for codes, _, _ in scored_classes(year) for code in codes}
+
+
 def read_scoring_tables(weights: Path, mapping: Path) -> list[ScoredClass]:
-    """Scored classes from a Challenge ``weights.csv`` (header) and ``dx_mapping_scored.csv``."""
-    try:
-        header = pd.read_csv(weights, nrows=0, dtype=str).columns[1:]
-        table = pd.read_csv(mapping, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise EcgflowError(f"{weights.parent}: unreadable Challenge scoring table ({exc})") from exc
-    missing = {"Dx", "SNOMEDCTCode", "Abbreviation"} - set(table.columns)
-    if missing:
-        raise EcgflowError(f"{mapping}: missing column(s) {sorted(missing)}")
-    rows = table.set_index(table["SNOMEDCTCode"].str.strip())
+    """Scored classes from either year's ``weights.csv`` and ``dx_mapping_scored.csv``.
+
+    Equivalent codes are merged into one class as the official scoring does
+    (:mod:`ecgflow.labels.cinc_tables`).
+    """
+    header, _ = read_weights(weights)
+    table = read_dx_mapping(mapping, ("Dx", "Abbreviation"))
+    rows = table.drop_duplicates(CODE).set_index(CODE)
     classes = []
-    for column in header:
-        codes = tuple(c.strip() for c in str(column).split("|"))
+    for codes in header:
         absent = [c for c in codes if c not in rows.index]
         if absent:
             raise EcgflowError(f"{mapping}: scored code(s) {absent} of {weights.name} not listed")

@@ -56,7 +56,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate the model in ``model_dir`` (see the module docstring); returns metrics.json.
 
-    ``records_dir`` (the ingest folder) gives CLIP its texts and the CinC metric its weights.
+    ``records_dir`` (the ingest folder) gives CLIP its texts and the CinC metric its weights
+    (raw/weights.csv) unless ``params.challenge_weights`` names another weights.csv.
     """
     model_dir, data_dir, labels_dir, out_dir = map(Path, (model_dir, data_dir, labels_dir, out_dir))
     folder = model_dir / "model" if (model_dir / "model" / "config.json").is_file() else model_dir
@@ -79,12 +80,17 @@ def evaluate(
         "training_run_id": training_run,
     }
     kind = model.__class__.__name__
+    inputs = {"model": sha256_file(folder / "model.safetensors"), "data": common["data_hash"]}
     if kind == "Classifier":
         scores = _classifier_scores(model, rows, windows, params.batch_size)
         thresholds = _read_json(folder / THRESHOLDS)["thresholds"]
         metrics = {"kind": "classifier", **common}
         metrics |= _classifier_metrics(params, targets, scores, thresholds, names)
-        metrics["challenge_score"] = _challenge(label_def, targets, scores, thresholds, records_dir)
+        weights = _challenge_weights(params, records_dir)
+        metrics["challenge_score"] = _challenge(label_def, targets, scores, thresholds, weights)
+        if metrics["challenge_score"] is not None and weights is not None:
+            metrics["challenge_weights"] = str(weights)
+            inputs["challenge_weights"] = sha256_file(weights)
         if params.plots:
             predicted = np.stack([scores[:, j] >= thresholds[n] for j, n in enumerate(names)], 1)
             plots.roc_curves(targets, scores, names, out_dir / PLOTS / "roc.png")
@@ -104,7 +110,7 @@ def evaluate(
     write_manifest(
         out_dir,
         stage="eval",
-        inputs={"model": sha256_file(folder / "model.safetensors"), "data": metrics["data_hash"]},
+        inputs=inputs,
         params=params.model_dump(mode="json"),
         counts={"records": len(records)},
     )
@@ -235,19 +241,24 @@ def _challenge(
     targets: np.ndarray,
     scores: np.ndarray,
     thresholds: dict[str, float],
-    records_dir: Path | None,
+    weights: Path | None,
 ) -> float | None:
-    """The CinC Challenge metric for CinC label sets (weights.csv from the ingest folder)."""
-    if not str(label_def.get("label_set")).startswith("cinc") or records_dir is None:
-        return None
+    """The CinC Challenge metric for CinC label sets, with the ``weights`` table."""
     from ecgflow.evaluation.challenge import challenge_metric, is_challenge_label_set
 
-    if not is_challenge_label_set(str(label_def["label_set"])):
+    if weights is None or not is_challenge_label_set(str(label_def.get("label_set"))):
         return None
     names = [entry["name"] for entry in label_def["labels"]]
+    codes = (label_def.get("info") or {}).get("codes")
     predicted = np.stack([scores[:, j] >= thresholds[n] for j, n in enumerate(names)], axis=1)
-    weights = Path(records_dir) / "raw" / "weights.csv"
-    return float(challenge_metric(targets > 0, predicted, names, weights))
+    return float(challenge_metric(targets > 0, predicted, names, weights, codes=codes))
+
+
+def _challenge_weights(params: EvalParams, records_dir: Path | None) -> Path | None:
+    """``params.challenge_weights``, else the ingest folder's raw/weights.csv (if any)."""
+    if params.challenge_weights is not None:
+        return Path(params.challenge_weights)
+    return None if records_dir is None else Path(records_dir) / "raw" / "weights.csv"
 
 
 def _clip_metrics(

@@ -29,6 +29,7 @@ from ecgflow.artifacts import RAW, RECORDS
 from ecgflow.errors import EcgflowError
 from ecgflow.labels import explode_labels
 from ecgflow.labels.cinc import SCORED_2021
+from ecgflow.labels.cinc_tables import CODE, read_dx_mapping
 from ecgflow.labels.ptbxl import STATEMENTS, read_statements
 
 __all__ = ["record_texts"]
@@ -195,12 +196,7 @@ def _snomed_names(raw_dir: Path) -> dict[str, str]:
 
 
 def _read_dx_mapping(path: Path) -> dict[str, str]:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise EcgflowError(f"{path}: unreadable Challenge mapping table ({exc})") from exc
-    missing = sorted({"Dx", "SNOMEDCTCode"} - set(table.columns))
-    if missing:
-        raise EcgflowError(f"{path}: missing column(s) {missing} of a Challenge mapping table")
-    codes, dx = table["SNOMEDCTCode"].str.strip(), table["Dx"].str.strip()
+    """Code → Dx name from either year's mapping table (``SNOMEDCTCode`` / ``SNOMED CT Code``)."""
+    table = read_dx_mapping(path)
+    codes, dx = table[CODE], table["Dx"]
     return dict(zip(codes[dx != ""], dx[dx != ""], strict=True))

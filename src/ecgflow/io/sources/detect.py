@@ -15,8 +15,9 @@ _HEADERS_TO_SNIFF = 5
 def detect_layout(storage: Storage) -> str:
     """Return ``ptbxl``, ``cinc``, ``code15`` or ``folder`` for the files in ``storage``.
 
-    PTB-XL is recognised by ``ptbxl_database.csv``; CinC by ``# Dx:`` header comments; CODE-15%
-    by ``# Chagas label`` / ``# Exam ID`` comments; anything else is a plain folder.
+    PTB-XL is recognised by ``ptbxl_database.csv``; CinC by ``# Dx:`` header comments (also
+    ``#Dx:`` or ``#Dx :``); CODE-15% by ``# Chagas label`` / ``# Exam ID`` comments; anything
+    else is a plain folder.
     """
     if storage.exists(DATABASE_CSV):
         return "ptbxl"
@@ -29,7 +30,7 @@ def detect_layout(storage: Storage) -> str:
         comments = [
             ln.lstrip("#").strip().lower() for ln in text.splitlines() if ln.startswith("#")
         ]
-        if any(c.startswith("dx:") for c in comments):
+        if any(c.partition(":")[0].strip() == "dx" and ":" in c for c in comments):
             return "cinc"
         if any(c.startswith(("chagas label:", "exam id:")) for c in comments):
             return "code15"
