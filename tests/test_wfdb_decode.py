@@ -185,6 +185,8 @@ def test_samples_per_frame_expand_like_wfdb(tmp_path: Path, fmt: str) -> None:
     mine = read_wfdb_digital(header)
     _assert_same(mine, signals)
     _assert_same(mine, _wfdb_digital(header))
+    skewed = _write(tmp_path, fmt, signals, spf=spf, skew=[2, 0, 2], name="skewed")
+    _assert_same(read_wfdb_digital(skewed), _wfdb_digital(skewed))
 
 
 @pytest.mark.parametrize("fmt", ["16", "80", "212", "310"])

@@ -407,7 +407,8 @@ def read_wfdb_digital(path: Path) -> list[np.ndarray]:
     """The digital samples of every signal of a single-segment record, in header order.
 
     No scaling, no invalid samples made NaN, annotation signals included: what
-    ``wfdb.rdrecord(..., physical=False, smooth_frames=False).e_d_signal`` holds.
+    ``wfdb.rdrecord(..., physical=False, smooth_frames=False).e_d_signal`` holds. The arrays
+    may be read-only views of the file's bytes.
     """
     header_path = wfdb_header_path(path)
     header = read_header(header_path)
