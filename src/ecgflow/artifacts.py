@@ -17,6 +17,7 @@ LABEL_DEF = "label_def.json"  # the label set: names, descriptions, source codes
 UNCERTAIN = "uncertain.parquet"  # records whose labels are uncertain, with the reason
 # split
 SPLIT = "split.parquet"  # record_id, patient_id, split (train/val/test), fold
+SPLITS: tuple[str, str, str] = ("train", "val", "test")  # the split names, in this order
 # preprocess
 INDEX = "index.parquet"  # one row per segment: record_id, shard, row, ...
 PREPROCESS_JSON = "preprocess.json"  # the preprocessing parameters, for serving the same way

@@ -5,7 +5,8 @@ frequency as 250 Hz or an unreadable gain as 200, decodes headers as ASCII (``µ
 ``V``) and spends ~4 ms per header on pandas look-ups. The samples are decoded by
 :mod:`ecgflow.io.wfdb_decode` (formats 8/16/24/32/61/80/160/212/310/311, byte offsets such as
 the CinC ``.mat`` files' ``16x1+24``, skew), each file read once; FLAC (508/516/524) is left to
-``wfdb.rdrecord``. Multi-segment records (fixed and variable layout) are joined here, segment by
+``wfdb.rdrecord``, the only use of wfdb (imported then: it costs ~0.25 s of start-up, pandas
+included). Multi-segment records (fixed and variable layout) are joined here, segment by
 segment, so that each segment's gain and unit apply to its own samples.
 
 Multi-frequency records are returned at the highest rate all their signals share (see
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from wfdb.io.header import parse_header_content, wfdb_strptime
 
 from ecgflow.errors import RecordError
 from ecgflow.io.record import ECGRecord, millivolt_factor
@@ -82,9 +82,27 @@ class WfdbHeader:
     comments: tuple[str, ...]
 
 
+def _header_lines(text: str) -> tuple[list[str], list[str]]:
+    """Non-empty lines of a header, split into (record/signal lines, ``#`` comment lines)."""
+    lines, comments = [], []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            comments.append(line)
+        elif line:
+            lines.append(line)
+    return lines, comments
+
+
+def _base_time(text: str) -> dt.time:
+    """A WFDB base time: ``SS``, ``MM:SS`` or ``HH:MM:SS``, each with optional ``.ffffff``."""
+    fmt = ("%S", "%M:%S", "%H:%M:%S")[text.count(":")]
+    return dt.datetime.strptime(text, fmt + (".%f" if "." in text else "")).time()
+
+
 def parse_header(text: str, source: str) -> WfdbHeader:
     """Parse WFDB header text; raise :class:`RecordError` starting with ``source`` if malformed."""
-    lines, comment_lines = parse_header_content(text)
+    lines, comment_lines = _header_lines(text)
     if not lines:
         raise RecordError(f"{source}: malformed WFDB header: no record line")
     name, n_seg, n_sig, fs, sig_len, base_time, base_date = _parse_record_line(lines[0], source)
@@ -140,7 +158,7 @@ def _parse_record_line(
     if len(tokens) > 4 and not _TIME.fullmatch(tokens[4]):
         raise RecordError(f"{source}: malformed WFDB header: invalid base time {tokens[4]!r}")
     try:
-        base_time = wfdb_strptime(tokens[4]).isoformat() if len(tokens) > 4 else None
+        base_time = _base_time(tokens[4]).isoformat() if len(tokens) > 4 else None
         base_date = (
             dt.datetime.strptime(tokens[5], "%d/%m/%Y").date().isoformat()
             if len(tokens) > 5

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecgflow import __version__
-from ecgflow.artifacts import INDEX, PREPROCESS_JSON, RAW, RECORDS, REJECTED, SPLIT
+from ecgflow.artifacts import INDEX, PREPROCESS_JSON, RAW, RECORDS, REJECTED, SPLIT, SPLITS
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
@@ -51,7 +51,6 @@ from ecgflow.signal.transform import (
     select_leads,
     transform_batch,
 )
-from ecgflow.stages.split import SPLITS
 
 __all__ = ["PreprocessParams", "PreprocessResult", "preprocess"]
 

@@ -49,7 +49,7 @@ from pydantic import (
     field_validator,
 )
 
-from ecgflow.artifacts import LABELS, RECORDS, SPLIT
+from ecgflow.artifacts import LABELS, RECORDS, SPLIT, SPLITS
 from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.stage_tables import examples, read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 
 REPORT = "split_report.json"
 NO_LABEL = "no_label"
-SPLITS: tuple[str, str, str] = ("train", "val", "test")
 SPLIT_SCHEMA = pa.schema([("record_id", pa.string()), ("split", pa.string()), ("fold", pa.int32())])
 
 METHOD_STRAT_FOLD = "ptbxl_strat_fold"
