@@ -22,14 +22,16 @@ from ecgflow.cli import app
 MODEL_STACK = ("torch", "mlflow", "kfp", "onnxruntime", "transformers")
 #: also kept out of ingest and preprocess, the stages every run starts with
 DATA_HEAVY = ("scipy.signal", "scipy.fft", "pandas", "wfdb", "boto3", "requests")
+#: scipy.signal takes ~0.5-0.8 s to import; build-instructions loads it when it measures rhythm
+SIGNAL = ("scipy.signal",)
 #: command → (stage module it must import, modules it must not load)
 DATA_STAGES = {
     "ingest": ("ecgflow.stages.ingest", MODEL_STACK + DATA_HEAVY),
     "preprocess": ("ecgflow.stages.preprocess", MODEL_STACK + DATA_HEAVY),
-    "label": ("ecgflow.stages.label", MODEL_STACK),
-    "split": ("ecgflow.stages.split", MODEL_STACK),
-    "render-images": ("ecgflow.stages.render_images", MODEL_STACK),
-    "build-instructions": ("ecgflow.stages.build_instructions", MODEL_STACK),
+    "label": ("ecgflow.stages.label", MODEL_STACK + SIGNAL),
+    "split": ("ecgflow.stages.split", MODEL_STACK + SIGNAL),
+    "render-images": ("ecgflow.stages.render_images", MODEL_STACK + SIGNAL),
+    "build-instructions": ("ecgflow.stages.build_instructions", MODEL_STACK + SIGNAL),
 }
 #: not loaded by ``ecgflow --help`` nor by any ``ecgflow <command> --help``
 HELP_FORBIDDEN = ("torch", "scipy", "pandas", "mlflow", "kfp", "numpy", "pyarrow")
@@ -76,6 +78,13 @@ def test_the_signal_transform_imports_neither_scipy_signal_nor_scipy_fft() -> No
     loaded = _loaded_after("import ecgflow.stages.preprocess, ecgflow.signal.transform")
     assert "ecgflow.signal.transform" in loaded
     assert _offending(loaded, ("scipy.signal", "scipy.fft", "pandas", "torch")) == []
+
+
+def test_the_pipeline_config_loads_no_model_stack_and_no_scipy_signal() -> None:
+    """``ecgflow run``, ``compile`` and ``submit`` read it before anything else."""
+    loaded = _loaded_after("import ecgflow.config")
+    assert "ecgflow.stages.build_instructions" in loaded  # it holds every stage's parameters
+    assert _offending(loaded, MODEL_STACK + SIGNAL) == []
 
 
 def test_help_of_every_command_loads_no_stage_and_no_heavy_library() -> None:

@@ -23,7 +23,7 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,6 @@ from ecgflow.errors import EcgflowError, raises_ecgflow_error
 from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
-from ecgflow.signal.rhythm import Rhythm, measure_rhythm
 from ecgflow.text import load_label_def, record_texts
 from ecgflow.text.instructions import (
     NOISE_COLUMNS,
@@ -45,6 +44,9 @@ from ecgflow.text.instructions import (
     read_ecgqa,
     report_instruction,
 )
+
+if TYPE_CHECKING:  # scipy.signal (~0.5 s): imported when the rhythm is measured
+    from ecgflow.signal.rhythm import Rhythm
 
 STAGE = "build-instructions"
 TRAINING_SPLITS = ("train", "val")
@@ -153,6 +155,8 @@ def build_instructions(
 
 def _rhythm(raw_dir: Path, row: dict[str, Any]) -> Rhythm:
     """Measured features of one ingested record, in mV."""
+    from ecgflow.signal.rhythm import measure_rhythm  # scipy.signal: only when measuring
+
     leads = row.get("leads")
     leads = None if leads is None else [str(lead) for lead in leads]
     record = read_record(

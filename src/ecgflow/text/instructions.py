@@ -30,10 +30,12 @@ import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecgflow.errors import EcgflowError
-from ecgflow.signal.rhythm import Rhythm, axis_category
+
+if TYPE_CHECKING:  # scipy.signal (~0.5 s): imported by the questions that measure
+    from ecgflow.signal.rhythm import Rhythm
 
 #: PTB-XL's lead order; annotation ranges such as ``I-AVR`` run along it.
 LEADS: tuple[str, ...] = (
@@ -248,6 +250,8 @@ def feature_instructions(record_id: str, ecg: str, rhythm: Rhythm) -> list[dict[
 
     Nothing is asked about a record whose beats could not be found (fewer than 3).
     """
+    from ecgflow.signal.rhythm import axis_category
+
     if not math.isfinite(rhythm.heart_rate_bpm):
         return []
     rate = rhythm.heart_rate_bpm
