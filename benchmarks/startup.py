@@ -77,9 +77,18 @@ def imported_modules(function: Callable) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append(node.module)
+            found.extend(_submodules(node.module, [alias.name for alias in node.names]))
         elif isinstance(node, ast.Import):
             found.extend(alias.name for alias in node.names)
     return list(dict.fromkeys(found))
+
+
+def _submodules(package: str, names: list[str]) -> list[str]:
+    """``package.name`` for each name that is a submodule (``from ecgflow import registry``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        return []
+    return [f"{package}.{n}" for n in names if importlib.util.find_spec(f"{package}.{n}")]
 
 
 def _elapsed_ms(argv: list[str]) -> float:
