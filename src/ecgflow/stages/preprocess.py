@@ -145,16 +145,18 @@ def preprocess(
         params = _params_like(Path(like), params.workers)
     records_dir, out_dir = Path(records_dir), Path(out_dir)
     records = _read_records(records_dir / RECORDS)
-    records, names, not_in_split = _attach_split(records, split_dir)
+    assignment, names, not_in_split = _attach_split(records, split_dir)
     for name in (*SPLITS, ALL):
         if (out_dir / name).exists():
             shutil.rmtree(out_dir / name)  # a re-run must not keep shards of an earlier one
     out_dir.mkdir(parents=True, exist_ok=True)
-    chunks = list(_chunks(records, names, params.chunk_size))
+    plan = _plan_chunks(assignment, names, params.chunk_size)
+    chunks = (_chunk(records, assignment, ref) for ref in plan)  # built as they are submitted
     writers = {name: _SplitWriter(out_dir / name, name, params) for name in names}
     rejected: list[tuple[str, str]] = []
-    for chunk, result in zip(chunks, _run(chunks, records_dir / RAW, params), strict=True):
-        writers[chunk.split].add(result)
+    results = _run(chunks, len(plan), records_dir / RAW, params)
+    for ref, result in zip(plan, results, strict=True):
+        writers[ref.split].add(result)
         rejected += result.rejected
     for writer in writers.values():
         writer.close()
@@ -217,22 +219,27 @@ def _params_like(like: Path, workers: int) -> PreprocessParams:
     return PreprocessParams(**saved)
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def _read_records(path: Path) -> pa.Table:
     if not path.is_file():
         raise EcgflowError(f"{path}: records.parquet not found (run ingest first)")
     try:
-        table = pq.read_table(path, columns=_RECORD_COLUMNS)
+        return pq.read_table(path, columns=_RECORD_COLUMNS)
     except Exception as exc:
         raise EcgflowError(f"{path}: cannot read records ({type(exc).__name__}: {exc})") from None
-    return table.to_pylist()
 
 
-def _attach_split(
-    records: list[dict[str, Any]], split_dir: Path | None
-) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Add split/fold to each record; drop records the split does not list (returned as a count)."""
+@dataclass
+class _Assignment:
+    """Per row of records.parquet: its split (None: not in the split) and fold."""
+
+    split: list[str | None]
+    fold: list[int | None]
+
+
+def _attach_split(records: pa.Table, split_dir: Path | None) -> tuple[_Assignment, list[str], int]:
+    """Each record's split and fold; the splits present; how many records the split omits."""
     if split_dir is None:
-        return [{**r, "split": ALL, "fold": None} for r in records], [ALL], 0
+        return _Assignment([ALL] * records.num_rows, [None] * records.num_rows), [ALL], 0
     path = Path(split_dir) / SPLIT
     if not path.is_file():
         raise EcgflowError(f"{path}: split.parquet not found (run split first)")
@@ -240,45 +247,62 @@ def _attach_split(
         table = pq.read_table(path, columns=["record_id", "split", "fold"])
     except Exception as exc:
         raise EcgflowError(f"{path}: cannot read split ({type(exc).__name__}: {exc})") from None
-    assigned = {
-        rid: (name, fold)
-        for rid, name, fold in zip(
+    assigned = dict(
+        zip(
             table["record_id"].to_pylist(),
-            table["split"].to_pylist(),
-            table["fold"].to_pylist(),
+            zip(table["split"].to_pylist(), table["fold"].to_pylist(), strict=True),
             strict=True,
         )
-    }
-    merged = [
-        {**r, "split": assigned[r["record_id"]][0], "fold": assigned[r["record_id"]][1]}
-        for r in records
-        if r["record_id"] in assigned
-    ]
-    not_in_split = len(records) - len(merged)
+    )
+    del table
+    found = [assigned.get(rid, (None, None)) for rid in records["record_id"].to_pylist()]
+    assignment = _Assignment([f[0] for f in found], [f[1] for f in found])
+    not_in_split = assignment.split.count(None)
     if not_in_split:
         log.warning("preprocess: %d records are not in %s; left out", not_in_split, path)
-    present = {r["split"] for r in merged}
-    return merged, [s for s in SPLITS if s in present], not_in_split
+    present = set(assignment.split)
+    return assignment, [s for s in SPLITS if s in present], not_in_split
 
 
-def _chunks(records: list[dict[str, Any]], names: list[str], size: int) -> Iterator[_Chunk]:
+@dataclass
+class _ChunkRef:
+    """A chunk before its rows are built: its split, shard number and rows of records.parquet."""
+
+    split: str
+    shard: int
+    rows: np.ndarray
+
+
+def _plan_chunks(assignment: _Assignment, names: list[str], size: int) -> list[_ChunkRef]:
     """Chunks of up to ``size`` records, split by split, in records.parquet order."""
+    labels = np.array(assignment.split, dtype=object)
+    plan = []
     for name in names:
-        rows = [
+        rows = np.flatnonzero(labels == name)
+        for shard, start in enumerate(range(0, len(rows), size)):
+            plan.append(_ChunkRef(name, shard, rows[start : start + size]))
+    return plan
+
+
+def _chunk(records: pa.Table, assignment: _Assignment, ref: _ChunkRef) -> _Chunk:
+    """The rows of ``ref`` as the worker needs them."""
+    part = records.take(pa.array(ref.rows)).to_pylist()
+    return _Chunk(
+        ref.split,
+        ref.shard,
+        [
             {
                 "record_id": str(r["record_id"]),
                 "patient_id": None if r["patient_id"] is None else str(r["patient_id"]),
                 "path": str(r["path"]),
                 "fs": float(r["fs"]),
                 "leads": list(r["leads"]),
-                "split": name,
-                "fold": None if r["fold"] is None else int(r["fold"]),
+                "split": ref.split,
+                "fold": None if (fold := assignment.fold[i]) is None else int(fold),
             }
-            for r in records
-            if r["split"] == name
-        ]
-        for shard, start in enumerate(range(0, len(rows), size)):
-            yield _Chunk(name, shard, rows[start : start + size])
+            for i, r in zip(ref.rows.tolist(), part, strict=True)
+        ],
+    )
 
 
 # --- processing --------------------------------------------------------------------------------
@@ -291,7 +315,9 @@ def _init_worker(raw_dir: Path, params_json: str) -> None:
     _state["params"] = PreprocessParams.model_validate_json(params_json)
 
 
-def _run(chunks: list[_Chunk], raw_dir: Path, params: PreprocessParams) -> Iterator[_ChunkOut]:
+def _run(
+    chunks: Iterator[_Chunk], n_chunks: int, raw_dir: Path, params: PreprocessParams
+) -> Iterator[_ChunkOut]:
     """Process the chunks in order, in ``params.workers`` processes."""
     return ordered_map(
         _process_chunk,
@@ -300,6 +326,7 @@ def _run(chunks: list[_Chunk], raw_dir: Path, params: PreprocessParams) -> Itera
         _init_worker,
         (raw_dir, params.model_dump_json()),
         inline_below=_INLINE_BELOW,
+        n_items=n_chunks,
     )
 
 
@@ -370,13 +397,13 @@ def _process_chunk(chunk: _Chunk) -> _ChunkOut:
 
 
 class _SplitWriter:
-    """Writes one split's shards as chunks arrive, then its index."""
+    """Writes one split's shards and its index rows as chunks arrive (memory stays flat)."""
 
     def __init__(self, folder: Path, name: str, params: PreprocessParams) -> None:
         self.folder = folder
         self.name = name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.index: list[dict[str, Any]] = []
+        self.index: pq.ParquetWriter | None = None
         self.n_rows = 0
         self.n_records = 0
         self.shard = 0
@@ -389,12 +416,16 @@ class _SplitWriter:
         for row, entry in enumerate(result.index):
             entry["shard"] = self.shard
             entry["row"] = row
-        self.index += result.index
+        if self.index is None:
+            self.index = pq.ParquetWriter(self.folder / INDEX, INDEX_SCHEMA)
+        self.index.write_table(pa.Table.from_pylist(result.index, schema=INDEX_SCHEMA))
         self.n_rows += len(result.index)
         self.n_records += len({e["record_id"] for e in result.index})
         self.shard += 1
 
     def close(self) -> None:
-        """Write ``index.parquet``."""
-        table = pa.Table.from_pylist(self.index, schema=INDEX_SCHEMA)
-        pq.write_table(table, self.folder / INDEX)
+        """Finish ``index.parquet`` (an empty one for a split whose records were all rejected)."""
+        if self.index is None:
+            pq.write_table(INDEX_SCHEMA.empty_table(), self.folder / INDEX)
+        else:
+            self.index.close()
