@@ -201,7 +201,9 @@ def test_cli_run_prints_output_location(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"outputs: {tmp_path / 'pipeline-runs'}" in proc.stdout
-    assert "model: models:/ecg-classifier/1 (alias champion); test macro_auroc" in proc.stdout
+    assert "model: models:/ecg-classifier/1 (alias champion); test macro_auroc" in proc.stdout, (
+        proc.stdout[-4000:]
+    )
     for row in ("pipeline steps (seconds)", "train-clip", "between steps (kfp.local)", "total"):
         assert row in proc.stdout, proc.stdout[-3000:]
     assert "step times: " in proc.stdout and "pipeline_steps.json" in proc.stdout

@@ -3,6 +3,7 @@
 # no `from __future__ import annotations`: kfp reads the components' annotations as types
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -108,7 +109,9 @@ def test_the_account_table_and_mlflow_run(
     for row in ("write-blob", "read-blob", "between steps (kfp.local)", "total", f"{total:.1f}"):
         assert row in text
 
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     path = write_and_log(run_dir, steps, total)
+    assert os.environ.get("MLFLOW_TRACKING_URI") == before  # no store leaks to later runs
     assert path == run_dir / STEPS_FILE
     assert json.loads(path.read_text()) == json.loads(json.dumps(account))
     import mlflow

@@ -200,6 +200,9 @@ def write_and_log(run_dir: Path, steps: list[StepTime], total_s: float) -> Path:
         "pipeline_seconds": total_s,
         "between_steps_seconds": account["outside_steps_s"],
     }
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a later run_local in this process
+    # (another home) must not inherit this home's store
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     tracking.start_run("ecgflow", "pipeline")
     try:
         tracking.set_tags({"pipeline_run": run_dir.name})
@@ -207,4 +210,8 @@ def write_and_log(run_dir: Path, steps: list[StepTime], total_s: float) -> Path:
         tracking.log_file(path)
     finally:
         tracking.end_run()
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
     return path
