@@ -352,6 +352,9 @@ def test_interrupt_or_sigterm_still_deletes(
     play_controller(kube, None)
     main = threading.main_thread().ident
     assert main is not None
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give SIGINT the interactive default for this test
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, signal.pthread_kill, (main, signum))
     timer.start()
     req = request()
@@ -360,6 +363,7 @@ def test_interrupt_or_sigterm_still_deletes(
             run_trainjob(req, api_client=kube.api_client, timeout_s=10, poll_s=POLL)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous_int)
     assert kube.get(TRAINJOBS, NS, req.name) is None
     assert kube.history(TRAINJOBS, NS, req.name)[-1] is None
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
