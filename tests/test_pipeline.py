@@ -170,6 +170,7 @@ def test_pipeline_with_gem_trains_evaluates_and_registers_it(tmp_path: Path) -> 
     assert float(champion.tags["metric.qa_accuracy"]) == metrics["qa_accuracy"]
 
 
+@pytest.mark.slow  # a whole pipeline run, ~60 s on 2 cores
 def test_pipeline_render_switch_off(tmp_path: Path) -> None:
     run_local(_tiny("synthetic://?n=30&seed=1", render_images=False), tmp_path)
     (run_dir,) = (tmp_path / "pipeline-runs").iterdir()

@@ -363,6 +363,7 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow  # ~100 s on 2 cores; benchmarks/load.py and test_load cover memory under load too
 def test_resident_memory_does_not_grow_over_2000_requests(served: Served) -> None:
     header = wfdb_header(SHARED_DATA, Path(served.log_path.parent))
     record = read_wfdb(header)
