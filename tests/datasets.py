@@ -32,6 +32,21 @@ def tiny_classifier(root: Path, shared: Path) -> tuple[Path, Path]:
 
     60 PTB-XL records (superclasses) when ``shared`` holds PTB-XL, else 60 synthetic records.
     """
+    if (shared / "ptbxl").is_dir():
+        source, label_set = f"ptbxl:{shared / 'ptbxl'}", "ptbxl-superdiagnostic"
+    else:
+        source, label_set = "synthetic://?n=60&seed=2&fs=100", "synthetic"
+    train_tiny_classifier(root, source, label_set, limit=60)
+    return root / "clf", root / "data"
+
+
+def train_tiny_classifier(
+    root: Path, source: str, label_set: str, limit: int | None = None
+) -> None:
+    """ingest → label → split → preprocess → one epoch of a tiny classifier, all in ``root``.
+
+    Folders: ``records``, ``labels``, ``split``, ``data``, ``clf``; MLflow in ``root/mlflow.db``.
+    """
     from ecgflow.stages.finetune_classifier import finetune_classifier
     from ecgflow.stages.ingest import IngestParams, ingest
     from ecgflow.stages.label import LabelParams, label
@@ -39,11 +54,7 @@ def tiny_classifier(root: Path, shared: Path) -> tuple[Path, Path]:
     from ecgflow.stages.split import SplitParams, split
     from ecgflow.training.params import FinetuneParams
 
-    if (shared / "ptbxl").is_dir():
-        source, label_set = f"ptbxl:{shared / 'ptbxl'}", "ptbxl-superdiagnostic"
-    else:
-        source, label_set = "synthetic://?n=60&seed=2&fs=100", "synthetic"
-    ingest(IngestParams(source=source, limit=60, workers=1), root / "records")
+    ingest(IngestParams(source=source, limit=limit, workers=1), root / "records")
     label(LabelParams(label_set=label_set), root / "records", root / "labels")
     split(SplitParams(ratios=(0.6, 0.2, 0.2)), root / "records", root / "labels", root / "split")
     preprocess(PreprocessParams(workers=1), root / "records", root / "split", root / "data")
@@ -54,7 +65,6 @@ def tiny_classifier(root: Path, shared: Path) -> tuple[Path, Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         finetune_classifier(params, None, root / "data", root / "labels", root / "clf")
-    return root / "clf", root / "data"
 
 
 def wfdb_header(shared: Path, tmp_path: Path) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import wfdb
+from datasets import train_tiny_classifier
 
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.challenge import challenge_metric, load_challenge_weights
@@ -25,12 +26,8 @@ from ecgflow.io.sources.detect import detect_layout
 from ecgflow.io.storage import open_storage
 from ecgflow.params import EvalParams
 from ecgflow.stages.evaluate import evaluate
-from ecgflow.stages.finetune_classifier import finetune_classifier
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.label import LabelParams, label
-from ecgflow.stages.preprocess import PreprocessParams, preprocess
-from ecgflow.stages.split import SplitParams, split
-from ecgflow.training.params import FinetuneParams
 
 #: evaluation-2020's dx_mapping_scored.csv rows (Dx, SNOMED CT code, abbreviation), in order.
 SCORED_2020 = [
@@ -295,17 +292,7 @@ def cinc2020_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     codes = {f"B{i:04d}": ",".join(rng.choice(pool, 2, replace=False)) for i in range(40)}
     write_records(root / "source", "#Dx: ", codes)
     write_2020_tables(root / "source")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        ingest(IngestParams(source=str(root / "source"), workers=1), root / "rec")
-        label(LabelParams(label_set="cinc2020-scored"), root / "rec", root / "lab")
-        split(SplitParams(ratios=(0.6, 0.2, 0.2)), root / "rec", root / "lab", root / "sp")
-        preprocess(PreprocessParams(workers=1), root / "rec", root / "sp", root / "data")
-        params = FinetuneParams.model_validate(
-            {"pretrained": False, "encoder": {"width": 8, "depth": 1},
-             "train": {"epochs": 1, "batch_size": 8}}
-        )  # fmt: skip
-        finetune_classifier(params, None, root / "data", root / "lab", root / "clf")
+    train_tiny_classifier(root, str(root / "source"), "cinc2020-scored")
     return root
 
 
@@ -321,9 +308,9 @@ def test_eval_challenge_weights_option(cinc2020_model: Path, tmp_path: Path) -> 
         for k, weights in enumerate([None, *elsewhere]):
             params = EvalParams(split="all", bootstrap=0, plots=False, challenge_weights=weights)
             out = tmp_path / f"eval{k}"
-            metrics = evaluate(params, root / "clf", root / "data", root / "lab", out,
-                               records_dir=root / "rec")  # fmt: skip
-            expected = weights or root / "rec" / "raw" / "weights.csv"
+            metrics = evaluate(params, root / "clf", root / "data", root / "labels", out,
+                               records_dir=root / "records")  # fmt: skip
+            expected = weights or root / "records" / "raw" / "weights.csv"
             assert metrics["challenge_weights"] == str(expected)
             scores.append(metrics["challenge_score"])
             manifests.append(json.loads((out / "manifest.json").read_text()))
@@ -337,7 +324,7 @@ def test_eval_challenge_weights_option(cinc2020_model: Path, tmp_path: Path) -> 
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     proc = subprocess.run(
         [sys.executable, "-m", "ecgflow.cli", "eval", "--model", str(root / "clf"),
-         "--data", str(root / "data"), "--labels", str(root / "lab"), "--split", "all",
+         "--data", str(root / "data"), "--labels", str(root / "labels"), "--split", "all",
          "--out", str(tmp_path / "bad"), "--bootstrap", "0", "--challenge-weights", str(partial)],
         capture_output=True, text=True, timeout=300, check=False, env=env,
     )  # fmt: skip
