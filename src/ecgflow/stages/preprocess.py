@@ -87,6 +87,8 @@ INDEX_SCHEMA = pa.schema(
 )
 REJECTED_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string())])
 _RECORD_COLUMNS = ["record_id", "patient_id", "path", "fs", "leads"]
+# Tables are read with ``pq.ParquetFile(...).read``: ``pq.read_table`` imports pyarrow.dataset,
+# which imports pandas (~0.2 s of a 500-record run).
 _INLINE_BELOW = 2  # fewer chunks than this run in-process
 #: Samples (channels × time) per transform_batch call within a chunk: a batch this size keeps
 #: its temporaries in cache (about 8 MiB of float64 per array; 16 records of 12 × 5000).
@@ -223,7 +225,7 @@ def _read_records(path: Path) -> pa.Table:
     if not path.is_file():
         raise EcgflowError(f"{path}: records.parquet not found (run ingest first)")
     try:
-        return pq.read_table(path, columns=_RECORD_COLUMNS)
+        return pq.ParquetFile(path).read(columns=_RECORD_COLUMNS)
     except Exception as exc:
         raise EcgflowError(f"{path}: cannot read records ({type(exc).__name__}: {exc})") from None
 
@@ -244,7 +246,7 @@ def _attach_split(records: pa.Table, split_dir: Path | None) -> tuple[_Assignmen
     if not path.is_file():
         raise EcgflowError(f"{path}: split.parquet not found (run split first)")
     try:
-        table = pq.read_table(path, columns=["record_id", "split", "fold"])
+        table = pq.ParquetFile(path).read(columns=["record_id", "split", "fold"])
     except Exception as exc:
         raise EcgflowError(f"{path}: cannot read split ({type(exc).__name__}: {exc})") from None
     assigned = dict(
