@@ -271,3 +271,37 @@ def test_make_targets_and_benchmarks_exist(path):
             if not (ROOT / script).is_file():
                 problems.append(f"{script}: no such file")
     assert not problems, problems
+
+
+# --- measured figures say how to reproduce them -----------------------------------------------
+
+MEASURED = ("performance.md", "quality.md", "gem.md")
+
+
+def _sections(path: Path) -> list[tuple[str, list[Token]]]:
+    """(h2 title, tokens) per section; the tokens before the first h2 under title ''."""
+    tokens = _tokens(path)
+    out: list[tuple[str, list[Token]]] = [("", [])]
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.tag == "h2":
+            out.append((_heading_text(tokens[i + 1]), []))
+        out[-1][1].append(tok)
+    return out
+
+
+def _names_a_command(tokens: list[Token]) -> bool:
+    codes = [t.content for t in _walk(tokens) if t.type in ("fence", "code_inline")]
+    return any(re.search(r"(python )?benchmarks/\w+\.py|\becgflow [a-z]", c) for c in codes)
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_every_measured_table_comes_with_the_command_that_reproduces_it(name):
+    sections = _sections(ROOT / "docs" / name)
+    intro_has_command = _names_a_command(sections[0][1])
+    missing = [
+        title
+        for title, tokens in sections[1:]
+        if any(t.type == "table_open" for t in tokens)
+        and not (_names_a_command(tokens) or intro_has_command)
+    ]
+    assert not missing, f"{name}: tables without a command to reproduce them: {missing}"
