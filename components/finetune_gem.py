@@ -28,9 +28,9 @@ def finetune_gem(
     clock = StepClock()  # first: the imports below count as start-up
 
     from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
+    from ecgflow.params import FinetuneGemParams
     from ecgflow.stages.finetune_gem import GemPaths
     from ecgflow.stages.finetune_gem import finetune_gem as run_finetune_gem
-    from ecgflow.training.params import FinetuneGemParams
 
     settings = FinetuneGemParams.model_validate_json(params).model_copy(update={"nproc": nproc})
     step = TrainingStep(

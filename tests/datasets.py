@@ -47,12 +47,12 @@ def train_tiny_classifier(
 
     Folders: ``records``, ``labels``, ``split``, ``data``, ``clf``; MLflow in ``root/mlflow.db``.
     """
+    from ecgflow.params import FinetuneParams
     from ecgflow.stages.finetune_classifier import finetune_classifier
     from ecgflow.stages.ingest import IngestParams, ingest
     from ecgflow.stages.label import LabelParams, label
     from ecgflow.stages.preprocess import PreprocessParams, preprocess
     from ecgflow.stages.split import SplitParams, split
-    from ecgflow.training.params import FinetuneParams
 
     ingest(IngestParams(source=source, limit=limit, workers=1), root / "records")
     label(LabelParams(label_set=label_set), root / "records", root / "labels")

@@ -18,7 +18,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ecgflow.errors import EcgflowError
 from ecgflow.models import load_model
-from ecgflow.params import EvalParams
+from ecgflow.params import EvalParams, FinetuneParams, TrainClipParams
 from ecgflow.stages.evaluate import evaluate
 from ecgflow.stages.finetune_classifier import finetune_classifier
 from ecgflow.stages.ingest import IngestParams, ingest
@@ -27,7 +27,6 @@ from ecgflow.stages.preprocess import PreprocessParams, preprocess
 from ecgflow.stages.split import SplitParams, split
 from ecgflow.stages.train_clip import train_clip
 from ecgflow.training.data import ShardRows
-from ecgflow.training.params import FinetuneParams, TrainClipParams
 
 TINY = {"width": 8, "depth": 1}
 

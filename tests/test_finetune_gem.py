@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from ecgflow.cli import app
 from ecgflow.models.gem_io import load_gem
-from ecgflow.params import EvalGemParams
+from ecgflow.params import EvalGemParams, FinetuneGemParams, TrainClipParams
 from ecgflow.stages.build_instructions import BuildInstructionsParams, build_instructions
 from ecgflow.stages.eval_gem import eval_gem
 from ecgflow.stages.finetune_gem import GemPaths, finetune_gem
@@ -25,7 +25,6 @@ from ecgflow.stages.label import LabelParams, label
 from ecgflow.stages.preprocess import PreprocessParams, preprocess
 from ecgflow.stages.split import SplitParams, split
 from ecgflow.stages.train_clip import train_clip
-from ecgflow.training.params import FinetuneGemParams, TrainClipParams
 
 ECGQA = "ecg-qa/ptbxl_single_verify_ecg_id_le500.json"
 TINY_TRAIN = {"epochs": 1, "batch_size": 4, "log_every": 1}

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from ecgflow.errors import EcgflowError
+from ecgflow.params import FinetuneGemParams
 from ecgflow.stages.finetune_gem import answer_balancing_weights
 from ecgflow.training.gem_data import GemExample, read_instructions
-from ecgflow.training.params import FinetuneGemParams
 
 
 def test_invalid_gem_parameters_name_the_field():

@@ -9,9 +9,9 @@ from torch.utils.data import TensorDataset
 
 from ecgflow.models import Classifier, ClassifierConfig
 from ecgflow.models.configs import EncoderConfig
+from ecgflow.params import FinetuneParams, TrainConfig
 from ecgflow.training.distributed import DistEnv
 from ecgflow.training.loop import WeightAverage, fit
-from ecgflow.training.params import FinetuneParams, TrainConfig
 
 SMALL = EncoderConfig(width=8, depth=2)
 
@@ -47,8 +47,8 @@ def test_default_stride_is_half_a_window() -> None:
 
 
 def test_params_validate_new_fields() -> None:
-    assert FinetuneParams().crop_s is None and not FinetuneParams().augment
-    assert FinetuneParams.model_validate({"crop_s": 2.5}).crop_s == 2.5
+    assert FinetuneParams().crop_s == 2.5 and FinetuneParams().augment  # the tuned recipe
+    assert FinetuneParams.model_validate({"crop_s": None}).crop_s is None
     with pytest.raises(Exception, match="crop_s"):
         FinetuneParams.model_validate({"crop_s": 0})
 

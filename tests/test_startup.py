@@ -80,11 +80,28 @@ def test_the_signal_transform_imports_neither_scipy_signal_nor_scipy_fft() -> No
     assert _offending(loaded, ("scipy.signal", "scipy.fft", "pandas", "torch")) == []
 
 
-def test_the_pipeline_config_loads_no_model_stack_and_no_scipy_signal() -> None:
+#: what ecgflow.params and ecgflow.config may not load: they sit below every stage
+PARAMS_FORBIDDEN = (*MODEL_STACK, "scipy", "pandas", "numpy", "pyarrow")
+
+
+def test_the_pipeline_config_loads_no_stage_and_no_heavy_library() -> None:
     """``ecgflow run``, ``compile`` and ``submit`` read it before anything else."""
-    loaded = _loaded_after("import ecgflow.config")
-    assert "ecgflow.stages.build_instructions" in loaded  # it holds every stage's parameters
-    assert _offending(loaded, MODEL_STACK + SIGNAL) == []
+    loaded = _loaded_after("import ecgflow.config; ecgflow.config.PipelineConfig()")
+    assert "ecgflow.params.finetune" in loaded  # its sections are the params models
+    assert sorted(m for m in loaded if m.startswith("ecgflow.stages")) == []
+    assert _offending(loaded, PARAMS_FORBIDDEN) == []
+
+
+def test_the_params_load_only_pydantic() -> None:
+    """Every stage's parameters, built with their defaults: no stage, no NumPy or pandas."""
+    loaded = _loaded_after(
+        "import ecgflow.params as p\nfor name in p.__all__:\n"
+        "    m = getattr(p, name)\n    m() if isinstance(m, type) and name != 'Params' else None"
+    )
+    ours = sorted(m for m in loaded if m.startswith("ecgflow."))
+    allowed = ("ecgflow.params", "ecgflow.errors", "ecgflow.images")
+    assert [m for m in ours if not m.startswith(allowed)] == []
+    assert _offending(loaded, PARAMS_FORBIDDEN) == []
 
 
 def test_help_of_every_command_loads_no_stage_and_no_heavy_library() -> None:

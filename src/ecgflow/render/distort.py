@@ -11,23 +11,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class DistortionParams(BaseModel):
-    """Upper bounds and probabilities of each distortion (0 switches one off)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rotation_deg: float = Field(3.0, ge=0, le=45, description="max |rotation| in degrees")
-    noise_std: float = Field(8.0, ge=0, le=64, description="max Gaussian noise std (0–255 scale)")
-    blur_radius: float = Field(1.0, ge=0, le=10, description="max Gaussian blur radius in px")
-    crease_p: float = Field(0.5, ge=0, le=1, description="probability of a fold crease")
-    shadow_p: float = Field(0.5, ge=0, le=1, description="probability of a lighting gradient")
-    temperature: float = Field(
-        0.15, ge=0, le=0.5, description="max colour-temperature shift (red vs blue gain)"
-    )
-    greyscale_p: float = Field(0.2, ge=0, le=1, description="probability of greyscale")
+from ecgflow.params.render import DistortionParams
 
 
 def distort(

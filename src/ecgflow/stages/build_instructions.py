@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow.artifacts import LABELS, RAW, RECORDS, SKIPPED, SPLIT
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
+from ecgflow.params.instructions import BuildInstructionsParams
 from ecgflow.text import load_label_def, record_texts
 from ecgflow.text.instructions import (
     NOISE_COLUMNS,
@@ -52,24 +52,6 @@ STAGE = "build-instructions"
 TRAINING_SPLITS = ("train", "val")
 EVALUATION_SPLIT = "test"
 _DATABASE = "ptbxl_database.csv"
-
-
-class BuildInstructionsParams(BaseModel):
-    """Parameters of build-instructions; invalid values raise EcgflowError."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    noise_questions_per_record: int = Field(
-        12, ge=0, description="lead-level noise questions drawn per PTB-XL record"
-    )
-    label_questions: bool = Field(True, description="one yes/no question per label")
-    report_questions: bool = Field(True, description="'describe this ECG' with the record text")
-    feature_questions: bool = Field(
-        True, description="heart rate, regularity and axis questions measured on the signal"
-    )
-    seed: int = Field(0, description="seed of the drawn questions and their wording")
-
-    _as_ecgflow_error = raises_ecgflow_error(STAGE)
 
 
 @writes_output("build-instructions")

@@ -37,6 +37,7 @@ from ecgflow.models import (
     load_ecg_encoder_state,
     save_model,
 )
+from ecgflow.params import FinetuneParams
 from ecgflow.training.data import (
     ShardRows,
     SignalLabelDataset,
@@ -45,7 +46,6 @@ from ecgflow.training.data import (
 )
 from ecgflow.training.distributed import init_distributed, shutdown
 from ecgflow.training.loop import fit, seed_everything
-from ecgflow.training.params import FinetuneParams
 from ecgflow.training.worker import Launch, launch_elsewhere
 
 TASK = "finetune-classifier"
@@ -70,7 +70,10 @@ def finetune_classifier(
     torchrun when ``params.nproc`` > 1.
     """
     if params.pretrained and encoder_dir is None:
-        raise EcgflowError("--encoder is required unless --no-pretrained")
+        raise EcgflowError(
+            "finetune.pretrained / --pretrained is on, so the train-clip folder is needed "
+            "(--encoder DIR); or set finetune.pretrained: false / --no-pretrained"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {

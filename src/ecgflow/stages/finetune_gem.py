@@ -42,6 +42,7 @@ from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models.gem_io import save_gem
 from ecgflow.models.io import load_ecg_encoder_state
+from ecgflow.params import FinetuneGemParams
 from ecgflow.training.data import ShardRows, preprocess_info
 from ecgflow.training.distributed import init_distributed, shutdown
 from ecgflow.training.gem_data import (
@@ -51,7 +52,6 @@ from ecgflow.training.gem_data import (
     read_instructions,
 )
 from ecgflow.training.loop import fit, seed_everything
-from ecgflow.training.params import FinetuneGemParams
 from ecgflow.training.worker import Launch, launch_elsewhere
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow.artifacts import RAW, RECORDS, REJECTED
 from ecgflow.errors import EcgflowError, RecordError
@@ -48,6 +47,7 @@ from ecgflow.manifest import (
     write_manifest,
     writes_output,
 )
+from ecgflow.params.ingest import IngestParams
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +84,6 @@ _INLINE_BELOW = 64  # fewer records than this are read in-process (a pool costs 
 _MAX_WORKERS = 8
 _COPY_CHUNK = 1 << 20
 _LISTED = 10  # missing records named in an error message
-
-
-class IngestParams(BaseModel):
-    """Parameters of the ingest stage."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = Field("synthetic://?n=200&seed=0", description="dataset to ingest")
-    limit: int | None = Field(None, ge=0, description="ingest at most this many records")
-    strict: bool = Field(False, description="fail (after writing outputs) if any input is rejected")
-    workers: int = Field(0, ge=0, description="reader processes; 0 = one per core (max 8)")
 
 
 @dataclass

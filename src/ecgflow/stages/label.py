@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow.artifacts import LABEL_DEF, LABELS, RAW, RECORDS, UNCERTAIN
 from ecgflow.errors import EcgflowError
@@ -41,6 +40,7 @@ from ecgflow.labels import (
     resolve_label_set,
 )
 from ecgflow.manifest import MANIFEST, sha256_file, write_manifest, writes_output
+from ecgflow.params.label import LabelParams
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,6 @@ __all__ = ["LABEL_SETS", "LabelParams", "LabelResult", "label"]
 
 NO_LABEL = "no_label"
 _READ_COLUMNS = ["record_id", "dataset", "labels", "scp_codes", "report"]
-
-
-class LabelParams(BaseModel):
-    """Parameters of the label stage."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    label_set: str = Field(
-        description="label set: " + ", ".join(LABEL_SETS),
-        examples=["ptbxl-superdiagnostic", "report-patterns", "mapping:/path/map.csv"],
-    )
-    drop_empty: bool = Field(False, description="leave out records with no label in the set")
 
 
 @dataclass

@@ -38,7 +38,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow import __version__
 from ecgflow.artifacts import (
@@ -51,11 +50,12 @@ from ecgflow.artifacts import (
     REJECTED,
     RENDER_JSON,
 )
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.io.record import normalise_lead_name
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.parallel import ordered_map
-from ecgflow.render.distort import DistortionParams, distort
+from ecgflow.params.render import RenderParams
+from ecgflow.render.distort import distort
 from ecgflow.render.paper import geometry, render_paper
 from ecgflow.render.signal_images import signal_image
 
@@ -95,31 +95,6 @@ _INDEX_COLUMNS = [
     "lead_offset_mv",
     "lead_scale_mv",
 ]
-
-
-class RenderParams(BaseModel):
-    """Parameters of the render-images stage; invalid values raise EcgflowError."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dpi: float = Field(100.0, ge=25, le=600, description="paper image resolution")
-    paper: bool = Field(True, description="render the 12-lead paper layout")
-    distort: bool = Field(False, description="apply seeded paper-like distortions")
-    distortions: DistortionParams = Field(default_factory=DistortionParams)
-    seed: int = Field(0, description="seed of the distortions (with each image id)")
-    signal_images: bool = Field(False, description="also write GAF/RP/MTF images")
-    signal_lead: str = Field("II", description="lead transformed into signal images")
-    signal_window_s: float | None = Field(
-        None, gt=0, description="signal-image window in seconds (none: the whole sample)"
-    )
-    signal_size: int = Field(224, ge=8, le=1024, description="signal-image side in pixels")
-    mtf_bins: int = Field(8, ge=2, le=64, description="quantile bins of the MTF")
-    splits: list[str] | None = Field(None, description="render only these splits")
-    png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of the PNGs")
-    workers: int = Field(0, ge=0, description="worker processes; 0 = one per CPU core")
-    chunk_size: int = Field(32, ge=1, description="rows per unit of work")
-
-    _as_ecgflow_error = raises_ecgflow_error("render")
 
 
 @dataclass

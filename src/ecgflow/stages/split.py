@@ -42,17 +42,12 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-)
 
 from ecgflow.artifacts import LABELS, RECORDS, SPLIT, SPLITS
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.io.stage_tables import examples, read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
+from ecgflow.params.split import SplitParams
 from ecgflow.splitting import group_rows, stratified_group_split
 
 log = logging.getLogger(__name__)
@@ -69,53 +64,6 @@ PTBXL_CV_FOLDS = 9  # strat folds 1–9 (train + val) are the CV folds when fold
 
 _SUM_TOLERANCE = 1e-6
 _EXAMPLES = 5  # ids quoted in an error message
-
-
-class SplitParams(BaseModel):
-    """Parameters of the split stage.
-
-    Invalid values raise :class:`EcgflowError` naming the field (not pydantic's error type).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    ratios: tuple[float, float, float] = Field(
-        (0.8, 0.1, 0.1),
-        description="train, val, test fractions of the records (>= 0, sum 1); "
-        "also accepts 'a,b,c'; not used when PTB-XL's strat_fold is honoured",
-    )
-    folds: int | None = Field(
-        None, description="K cross-validation folds over train + val (fold 1..K), or none"
-    )
-    seed: int = Field(0, ge=0, description="seed of every random choice")
-    use_strat_fold: bool = Field(
-        True, description="honour PTB-XL's strat_fold when every record has one"
-    )
-
-    @field_validator("ratios", mode="before")
-    @classmethod
-    def _parse_ratios(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(","))
-        return value
-
-    @field_validator("ratios")
-    @classmethod
-    def _check_ratios(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(not np.isfinite(r) or r < 0 for r in value):
-            raise ValueError(f"each of train, val, test must be >= 0, got {value}")
-        if abs(sum(value) - 1.0) > _SUM_TOLERANCE:
-            raise ValueError(f"train, val, test must sum to 1, got {value} (sum {sum(value):g})")
-        return value
-
-    @field_validator("folds")
-    @classmethod
-    def _check_folds(cls, value: int | None) -> int | None:
-        if value is not None and value < 2:
-            raise ValueError(f"must be at least 2 (or unset for no folds), got {value}")
-        return value
-
-    _as_ecgflow_error = raises_ecgflow_error("split")
 
 
 @dataclass

@@ -27,11 +27,11 @@ from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models import ClipModel, clip_loss, save_model
+from ecgflow.params import TrainClipParams
 from ecgflow.text import record_texts
 from ecgflow.training.data import ShardRows, SignalTextDataset, preprocess_info
 from ecgflow.training.distributed import init_distributed, shutdown
 from ecgflow.training.loop import fit, seed_everything
-from ecgflow.training.params import TrainClipParams
 from ecgflow.training.worker import Launch, launch_elsewhere
 
 TASK = "train-clip"

@@ -43,9 +43,9 @@ from torch.utils.data import DataLoader, Dataset
 from ecgflow import tracking
 from ecgflow.artifacts import METRICS
 from ecgflow.errors import EcgflowError
+from ecgflow.params import TrainConfig
 from ecgflow.training.data import EpochSampler
 from ecgflow.training.distributed import DistEnv, barrier, broadcast
-from ecgflow.training.params import TrainConfig
 from ecgflow.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,43 @@
+"""Parameters of finetune-gem (the ECG multimodal LLM)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ecgflow.errors import raises_ecgflow_error
+from ecgflow.params.base import Params
+from ecgflow.params.networks import GemConfig
+from ecgflow.params.train import TrainConfig, gem_train
+
+
+class FinetuneGemParams(Params):
+    """Parameters of finetune-gem; invalid values raise EcgflowError.
+
+    ``model.encoder`` is taken from the CLIP folder; the rest of ``model`` is GEM's own.
+    """
+
+    model: GemConfig = Field(default_factory=GemConfig, description="the GEM model")
+    train: TrainConfig = Field(default_factory=gem_train, description="optimisation")
+    kinds: list[Literal["noise", "label", "feature", "report", "ecgqa"]] = Field(
+        default=["noise", "label", "feature", "report", "ecgqa"],
+        min_length=1,
+        description="instruction kinds trained on",
+    )
+    epoch_samples: int | None = Field(
+        768, ge=1, description="instructions drawn per epoch (by weight); none: all, in turn"
+    )
+    balance_answers: bool = Field(
+        True, description="draw yes and no equally often within each template and attribute"
+    )
+    eval_questions: int = Field(
+        160, ge=2, description="closed-set val questions scored per epoch (ECG-QA first)"
+    )
+    selection_metric: Literal["qa_accuracy", "qa_balanced_accuracy"] = Field(
+        "qa_balanced_accuracy", description="val metric for early stopping and the best model"
+    )
+    nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
+    eval_batch_size: int = Field(16, ge=1, description="questions per scoring batch")
+
+    _as_ecgflow_error = raises_ecgflow_error("finetune-gem", "finetune_gem")
