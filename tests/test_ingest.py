@@ -164,8 +164,9 @@ def test_strict_fails_after_writing_outputs(shared_data: Path, tmp_path: Path) -
 def test_bad_sources_raise_user_errors(tmp_path: Path) -> None:
     with pytest.raises(EcgflowError):
         ingest(IngestParams(source=str(tmp_path / "does-not-exist")), tmp_path / "o1")
+    (tmp_path / "src").mkdir()
     with pytest.raises(EcgflowError, match="rate"):
-        ingest(IngestParams(source=f"ptbxl:{tmp_path}?rate=250"), tmp_path / "o2")
+        ingest(IngestParams(source=f"ptbxl:{tmp_path / 'src'}?rate=250"), tmp_path / "o2")
     with pytest.raises(EcgflowError, match="n"):
         ingest(IngestParams(source="synthetic://?n=-3"), tmp_path / "o3")
 

@@ -11,6 +11,7 @@ unreachable source — leaves the marker and no manifest, and an ``OSError`` bec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -160,14 +161,68 @@ def _out_dir(arguments: dict[str, Any], where: str) -> Path:
     return Path(value)
 
 
-def _check_not_an_input(stage: str, out_dir: Path, arguments: dict[str, Any], out: str) -> None:
-    """Refuse an output folder that is also one of the stage's input folders (path arguments)."""
+def _paths_in(value: Any, name: str, out: str) -> list[tuple[str, Path]]:
+    """``(argument, path)`` for every path in ``value``, leaving out the output ``out``.
+
+    ``value`` is a path, a list of paths or a dataclass with path fields (``paths.data_dir``).
+    """
+    if name == out:
+        return []
+    if isinstance(value, os.PathLike):
+        return [(name, Path(value))]
+    if isinstance(value, list | tuple):
+        return [(name, Path(v)) for v in value if isinstance(v, os.PathLike)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        found: list[tuple[str, Path]] = []
+        for item in dataclasses.fields(value):
+            found += _paths_in(getattr(value, item.name), f"{name}.{item.name}", out)
+        return found
+    return []
+
+
+def _input_paths(
+    arguments: dict[str, Any], out: str, extra: Callable[[dict[str, Any]], list[Path]] | None
+) -> list[tuple[str, Path]]:
+    """The stage's inputs: path arguments (not ``out``), and what ``extra`` adds (``--source``)."""
+    found = [pair for name, value in arguments.items() for pair in _paths_in(value, name, out)]
+    if extra is not None:
+        found += [("--source", Path(path)) for path in extra(arguments)]
+    return found
+
+
+def _check_not_an_input(stage: str, out_dir: Path, inputs: list[tuple[str, Path]]) -> None:
+    """Refuse an output folder that equals, contains or lies inside one of the inputs."""
     target = out_dir.resolve()
-    for name, value in arguments.items():
-        if name != out and isinstance(value, os.PathLike) and Path(value).resolve() == target:
+    for name, path in inputs:
+        real = path.resolve()
+        if real == target:
+            how = "is"
+        elif target.is_relative_to(real):
+            how = "lies inside"
+        elif real.is_relative_to(target):
+            how = "contains"
+        else:
+            continue
+        raise EcgflowError(
+            f"{stage}: the output folder {out_dir} {how} the input {path} ({name}); a stage "
+            "never writes into, or deletes, its inputs: choose another output folder"
+        )
+
+
+def _check_complete(stage: str, inputs: list[tuple[str, Path]]) -> None:
+    """Refuse an input folder left ``_INCOMPLETE`` by a failed run, or without a manifest."""
+    for name, path in inputs:
+        if not path.is_dir():
+            continue  # a file, or missing: the stage names what it needed from it
+        if (path / INCOMPLETE).exists():
             raise EcgflowError(
-                f"{stage}: the output folder {out_dir} must differ from the input folder "
-                f"{value} ({name})"
+                f"{stage}: the input folder {path} ({name}) is marked {INCOMPLETE}: the stage "
+                "that wrote it failed or is still running; re-run that stage first"
+            )
+        if not (path / MANIFEST).is_file():
+            raise EcgflowError(
+                f"{stage}: the input folder {path} ({name}) has no {MANIFEST}: not the complete "
+                "output of an ecgflow stage"
             )
 
 
@@ -178,10 +233,20 @@ def _about_output(exc: OSError, out_dir: Path) -> bool:
     return Path(os.fsdecode(exc.filename)).absolute().is_relative_to(out_dir.absolute())
 
 
-def writes_output(stage: str, out: str = "out_dir") -> Callable[[Callable[P, R]], Callable[P, R]]:
+def writes_output(
+    stage: str,
+    out: str = "out_dir",
+    *,
+    inputs: Callable[[dict[str, Any]], list[Path]] | None = None,
+    complete_inputs: bool = True,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a stage function whose output folder is its argument ``out``.
 
-    Before the stage runs, a path that cannot be a folder is refused, and an existing folder
+    Before anything is written, the stage's inputs — every path argument other than ``out``
+    (also inside lists and dataclasses), plus the paths ``inputs(arguments)`` returns — are
+    checked: an output folder that equals, contains or lies inside an input is refused, and
+    (with ``complete_inputs``) so is an input folder marked ``_INCOMPLETE`` or without a
+    manifest. Then a path that cannot be a folder is refused, and an existing folder
     loses the manifest of an earlier run and is marked ``_INCOMPLETE``; :func:`write_manifest`
     removes the marker, and so does a normal return. When the stage raises before writing its
     manifest, the folder (if any) is marked; an ``OSError`` (disk full, ``EFBIG``, read-only) is
@@ -195,7 +260,10 @@ def writes_output(stage: str, out: str = "out_dir") -> Callable[[Callable[P, R]]
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             arguments = signature.bind(*args, **kwargs).arguments
             out_dir = _out_dir(arguments, out)
-            _check_not_an_input(stage, out_dir, arguments, out)
+            found = _input_paths(arguments, out, inputs)
+            _check_not_an_input(stage, out_dir, found)
+            if complete_inputs:
+                _check_complete(stage, found)
             _begin_output(out_dir, stage)
             try:
                 result = function(*args, **kwargs)

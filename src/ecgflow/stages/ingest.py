@@ -8,7 +8,13 @@ Output (``out_dir``)::
     manifest.json      source, counts, params, ecgflow version, sha256 of every file
 
 Every record the source lists is either accepted or rejected with a reason; the same source
-gives byte-identical parquet files. A file that cannot be fetched because the storage is down
+gives byte-identical parquet files.
+
+Names from the source are untrusted (see docs/security-ingest.md): a listed name, a ``RECORDS``
+line, a file name in a header or a record id that is not a safe relative path is a rejected
+record, never a path outside the source or ``raw/``. A record whose signal files are
+byte-identical to an earlier record's is kept with ``duplicate_of`` naming that record, so that
+the split stage keeps the two on one side. A file that cannot be fetched because the storage is down
 (after the storage's retries, see :class:`~ecgflow.io.storage.TransferError`) rejects nothing:
 the stage fails naming the records not fetched, and writes no manifest. Before the manifest is
 written every fetched file is checked against the size the source listed.
@@ -25,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -36,7 +42,14 @@ from ecgflow.errors import EcgflowError, RecordError
 from ecgflow.io.readers import read_record
 from ecgflow.io.record import ECGRecord
 from ecgflow.io.sources import Discovery, RecordRef, discover, header_meta, parse_source
-from ecgflow.io.storage import Storage, TransferError, open_storage
+from ecgflow.io.storage import (
+    LocalStorage,
+    Storage,
+    TransferError,
+    open_storage,
+    unsafe_reason,
+)
+from ecgflow.io.storage.base import URI_SCHEME
 from ecgflow.io.wfdb_reader import referenced_files
 from ecgflow.manifest import (
     INCOMPLETE,
@@ -74,6 +87,7 @@ RECORDS_SCHEMA = pa.schema(
         ("scp_codes", pa.string()),
         ("strat_fold", pa.int32()),
         ("meta", pa.string()),
+        ("duplicate_of", pa.string()),
     ]
 )
 REJECTED_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
@@ -115,7 +129,17 @@ class _Outcome:
     unfetched: str | None = None  # the storage failed (TransferError): the stage fails
 
 
-@writes_output("ingest")
+def _source_folder(arguments: dict[str, Any]) -> list[Path]:
+    """The local folder ``--source`` names, if any: an input the output must stay clear of."""
+    spec = parse_source(arguments["params"].source)
+    scheme = URI_SCHEME.match(spec.location)
+    if spec.kind == "synthetic" or (scheme and scheme.group(1).lower() != "file"):
+        return []
+    storage = open_storage(spec.location)  # refuses a folder that does not exist
+    return [storage.root] if isinstance(storage, LocalStorage) else []
+
+
+@writes_output("ingest", inputs=_source_folder, complete_inputs=False)
 def ingest(
     params: IngestParams,
     out_dir: Path,
@@ -142,9 +166,11 @@ def ingest(
         _reject_duplicate_ids(outcomes)
         if params.limit is None:
             outcomes += _orphan_signal_files(found, outcomes)
+            outcomes += _refused_names(found, outcomes)
+        _mark_duplicate_signals(outcomes)
         _remove_rejected_files(raw_dir, outcomes)
         for name in found.metadata_files:
-            _copy_and_hash(found.storage, name, raw_dir / name)
+            _copy_and_hash(found.storage, name, raw_dir)
         _verify_fetched(found, outcomes, raw_dir)
     result = _write_outputs(out_dir, found.dataset, outcomes, params)
     log.info("ingest: %d accepted, %d rejected", result.accepted, len(result.rejected))
@@ -206,13 +232,19 @@ def _process_ref(ref: RecordRef) -> _Outcome:
     if ref.error:
         outcome.reason = ref.error
         return outcome
+    if (unsafe := unsafe_reason(ref.key)) is not None:
+        outcome.reason = f"{ref.key!r}: not a file below the source root ({unsafe})"
+        return outcome
     if _worker_state["down"]:
         outcome.unfetched = f"not tried: {_worker_state['down']}"
         return outcome
     try:
         _fetch(storage, ref.key, raw_dir, outcome.files)
         record = read_record(raw_dir / ref.key, **ref.read_options)
-        outcome.row = _row(ref, record, _worker_state["dataset"], outcome.files)
+        row = _row(ref, record, _worker_state["dataset"], outcome.files)
+        if (unsafe := unsafe_reason(row["record_id"])) is not None:
+            raise RecordError(f"{ref.key}: record id {row['record_id']!r} is unsafe ({unsafe})")
+        outcome.row = row
     except TransferError as exc:  # the storage, not the record: never a rejection
         _worker_state["down"] = outcome.unfetched = str(exc)
     except OutputWriteError:  # our own folder: the stage fails
@@ -224,12 +256,31 @@ def _process_ref(ref: RecordRef) -> _Outcome:
     return outcome
 
 
-def _copy_and_hash(storage: Storage, rel: str, dest: Path) -> str:
-    """Copy ``rel`` to ``dest`` and return its SHA-256, reading a local file only once.
+def _dest(raw_dir: Path, rel: str) -> Path:
+    """Where the file ``rel`` goes below ``raw_dir``; :class:`RecordError` for an unsafe name.
 
-    A failure to write ``dest`` (disk full, file too large) raises :class:`OutputWriteError`:
-    that is no fault of the record.
+    Every write and delete of the stage below ``raw/`` goes through here: a name that is no
+    canonical relative path, or whose (lexically normalised) path leaves ``raw_dir``, is refused.
     """
+    if (unsafe := unsafe_reason(rel)) is not None:
+        raise RecordError(f"{rel!r}: not a file below the source root ({unsafe})")
+    dest = raw_dir / rel
+    if not Path(os.path.normpath(dest)).is_relative_to(raw_dir):
+        raise RecordError(f"{rel!r}: resolves outside {raw_dir}")
+    return dest
+
+
+def _copy_and_hash(storage: Storage, rel: str, raw_dir: Path) -> str:
+    """Copy ``rel`` to ``raw_dir / rel`` and return its SHA-256, reading a local file only once.
+
+    A failure to write (disk full, file too large) raises :class:`OutputWriteError`: that is no
+    fault of the record. A name that clashes with a folder or file another name created is.
+    """
+    dest = _dest(raw_dir, rel)
+    folders = [p for p in dest.parents if p != raw_dir and p.is_relative_to(raw_dir)]
+    clash = dest if dest.is_dir() else next((p for p in folders if p.is_file()), None)
+    if clash is not None:
+        raise RecordError(f"{rel}: clashes with {clash.relative_to(raw_dir)} of another record")
     src = storage.local_path(rel)
     if src is None:
         try:
@@ -262,8 +313,8 @@ def _fetch(
 ) -> None:
     """Copy ``key`` and, for a WFDB header, every file it references into ``raw_dir``."""
     try:
-        fetched[key] = _copy_and_hash(storage, key, raw_dir / key)
-    except (TransferError, OutputWriteError):
+        fetched[key] = _copy_and_hash(storage, key, raw_dir)
+    except (TransferError, OutputWriteError, RecordError):
         raise
     except EcgflowError as exc:
         what = "header" if key.endswith(".hea") and depth == 0 else "file"
@@ -278,19 +329,22 @@ def _fetch(
         return
     for ref_name in names:
         rel = f"{folder}/{ref_name}" if folder else ref_name
-        if ".." in PurePosixPath(ref_name).parts or ref_name.startswith("/"):
-            raise RecordError(f"{key}: refers to {ref_name!r} outside its folder")
+        if (unsafe := unsafe_reason(ref_name)) is not None:
+            raise RecordError(
+                f"{key}: refers to {ref_name!r}, not a file below its folder ({unsafe})"
+            )
         if rel in fetched:
             continue
         if ref_name.endswith(".hea"):
             _fetch(storage, rel, raw_dir, fetched, depth + 1)
             continue
         try:
-            fetched[rel] = _copy_and_hash(storage, rel, raw_dir / rel)
-        except (TransferError, OutputWriteError):
+            fetched[rel] = _copy_and_hash(storage, rel, raw_dir)
+        except (TransferError, OutputWriteError, RecordError):
             raise
-        except EcgflowError:
-            raise RecordError(f"{key}: signal file {ref_name} is missing") from None
+        except EcgflowError as exc:
+            detail = "" if "not found" in str(exc) else f" ({exc})"
+            raise RecordError(f"{key}: signal file {ref_name} is missing{detail}") from None
 
 
 def _row(ref: RecordRef, record: ECGRecord, dataset: str, files: dict[str, str]) -> dict[str, Any]:
@@ -326,6 +380,7 @@ def _row(ref: RecordRef, record: ECGRecord, dataset: str, files: dict[str, str])
         "scp_codes": meta.get("scp_codes"),
         "strat_fold": meta.get("strat_fold"),
         "meta": json.dumps({**record.metadata, **extra}, sort_keys=True, default=str),
+        "duplicate_of": None,
     }
 
 
@@ -395,13 +450,39 @@ def _orphan_signal_files(found: Discovery, outcomes: list[_Outcome]) -> list[_Ou
     return [_Outcome(f, reason=f"{f}: signal file with no header referencing it") for f in orphans]
 
 
+def _refused_names(found: Discovery, outcomes: list[_Outcome]) -> list[_Outcome]:
+    """Names the storage's listing left out (unsafe, outside the root, a symlink), as rejections."""
+    known = {outcome.key for outcome in outcomes}
+    refused = found.storage.refused()
+    return [
+        _Outcome(name, reason=why) for name, why in sorted(refused.items()) if name not in known
+    ]
+
+
+def _signal_digest(files: dict[str, str]) -> tuple[str, ...]:
+    """The record's signal content: sha256 of its files other than headers, sorted."""
+    return tuple(sorted(digest for rel, digest in files.items() if not rel.endswith(".hea")))
+
+
+def _mark_duplicate_signals(outcomes: list[_Outcome]) -> None:
+    """Set ``duplicate_of`` of a record whose signal bytes equal an earlier record's."""
+    first: dict[tuple[str, ...], str] = {}
+    for outcome in outcomes:
+        if outcome.row is None or not (digest := _signal_digest(outcome.files)):
+            continue
+        original = first.setdefault(digest, outcome.row["record_id"])
+        if original != outcome.row["record_id"]:
+            outcome.row["duplicate_of"] = original
+            log.warning("ingest: %s has the same signal bytes as %s", outcome.key, original)
+
+
 def _remove_rejected_files(raw_dir: Path, outcomes: list[_Outcome]) -> None:
     """raw/ holds accepted records only: drop files fetched for rejected ones."""
     keep = {f for outcome in outcomes if outcome.row is not None for f in outcome.files}
     for outcome in outcomes:
         for rel in outcome.files:
             if outcome.row is None and rel not in keep:
-                (raw_dir / rel).unlink(missing_ok=True)
+                _dest(raw_dir, rel).unlink(missing_ok=True)
 
 
 def _write_outputs(

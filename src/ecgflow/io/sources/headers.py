@@ -40,7 +40,11 @@ def _segment_headers(storage: Storage, headers: list[str]) -> set[str]:
         if not fields or "/" not in fields[0]:
             continue
         name = header.rpartition("/")[2][: -len(".hea")]
-        for ref in referenced_files(text, name):
+        try:
+            names = referenced_files(text, name)
+        except Exception:  # a malformed header is rejected later, with its reason
+            continue
+        for ref in names:
             if ref.endswith(".hea"):
                 segments.add(f"{folder}/{ref}" if folder else ref)
     return segments

@@ -26,8 +26,11 @@ from ecgflow.io.storage.base import (
     URI_SCHEME,
     Storage,
     TransferError,
+    UnsafeNameError,
+    check_name,
     clean_rel,
     redact,
+    unsafe_reason,
 )
 from ecgflow.io.storage.local import LocalStorage
 
@@ -42,9 +45,12 @@ __all__ = [
     "S3Storage",
     "Storage",
     "TransferError",
+    "UnsafeNameError",
+    "check_name",
     "clean_rel",
     "open_storage",
     "redact",
+    "unsafe_reason",
 ]
 
 

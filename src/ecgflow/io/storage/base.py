@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from ecgflow.errors import EcgflowError
+from ecgflow.errors import EcgflowError, RecordError
 
 #: Name of the PhysioNet record list (one record name, or ``subdir/``, per line).
 RECORDS_FILE = "RECORDS"
@@ -33,6 +33,47 @@ class TransferError(EcgflowError):
 def redact(text: str) -> str:
     """Remove any ``user:password@`` part of the URLs in ``text``."""
     return _USERINFO.sub(r"\1", text)
+
+
+class UnsafeNameError(RecordError):
+    """A name from an untrusted listing that is no file below a root (see :func:`check_name`)."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def unsafe_reason(name: str) -> str | None:
+    """Why ``name`` cannot be the relative path of a file below a root, or ``None`` when it can.
+
+    ``name`` is already decoded (no ``%2F``). Only canonical relative POSIX paths pass: no
+    leading ``/``, no empty (``a//b``), ``.`` or ``..`` segments, no backslash, no control
+    character. A name is never rewritten into another: ``/a`` and ``a//b`` name other objects
+    than ``a`` and ``a/b`` in S3, so they are refused rather than normalised.
+    """
+    if not name:
+        return "an empty name"
+    if _CONTROL.search(name):
+        return "a control character in the name"
+    if "\\" in name:
+        return "a backslash in the name"
+    if name.startswith("/"):
+        return "an absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "a '..' segment"
+    if "" in parts:
+        return "an empty segment (doubled or trailing '/')"
+    if "." in parts:
+        return "a '.' segment"
+    return None
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return ``name`` when it is a safe relative path (:func:`unsafe_reason`), else raise."""
+    reason = unsafe_reason(name)
+    if reason is not None:
+        raise UnsafeNameError(f"{what} {name!r} is not a path below the source root: {reason}")
+    return name
 
 
 def clean_rel(rel: str) -> str:
@@ -69,6 +110,13 @@ class Storage(ABC):
     """
 
     uri: str
+
+    def refused(self) -> dict[str, str]:
+        """Names the listing found but left out, with the reason; filled by :meth:`list_files`.
+
+        Unsafe names, symlinks out of the root or in a loop, unreadable ``RECORDS`` lines.
+        """
+        return dict(getattr(self, "_refused", {}))
 
     @abstractmethod
     def exists(self, rel: str) -> bool:

@@ -21,6 +21,7 @@ from ecgflow.io.storage.base import (
     TransferError,
     clean_rel,
     redact,
+    unsafe_reason,
     write_atomically,
 )
 
@@ -47,6 +48,11 @@ class HTTPStorage(Storage):
     the files of the top-level HTML index if there is one; else a crawl of the HTML directory
     index (Python's ``http.server``, nginx ``autoindex``, Apache, PhysioNet). Listings are
     cached per instance. Requests are retried by urllib3 (connection errors, 429, 5xx).
+
+    Listed names are untrusted: each is percent-decoded once and must be a safe relative path
+    (:func:`~ecgflow.io.storage.base.unsafe_reason`); any other name, a ``RECORDS`` line that
+    is not one, and a sub-``RECORDS`` that cannot be read are left out of the listing and
+    reported by :meth:`refused`. Every ``RECORDS`` file and index page is read once.
     """
 
     _RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -84,6 +90,7 @@ class HTTPStorage(Storage):
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._listing: list[str] | None = None
+        self._refused: dict[str, str] = {}
 
     def url(self, rel: str) -> str:
         """The absolute URL of ``rel``."""
@@ -176,18 +183,43 @@ class HTTPStorage(Storage):
         log.info("%s: %d files from the directory index", self.base_url, len(files))
         return files
 
-    def _records_files(self, folder: str) -> Iterator[str]:
-        """``folder/RECORDS`` and the header of every record it names, recursively."""
+    def _records_files(self, folder: str, seen: set[str] | None = None) -> Iterator[str]:
+        """``folder/RECORDS`` and the header of every record it names, recursively.
+
+        A line that is no safe name, and a sub-folder whose ``RECORDS`` cannot be read (or was
+        read already: a loop), is refused with its reason; the other lines are still listed.
+        """
+        seen = set() if seen is None else seen
         records = f"{folder}{RECORDS_FILE}"
+        seen.add(records)
+        text = self.read_text(records)
         yield records
-        for line in self.read_text(records).splitlines():
+        for number, line in enumerate(text.splitlines(), start=1):
             name = line.strip()
             if not name or name.startswith("#"):
                 continue
+            where = f"{records} line {number}"
             if name.endswith("/"):  # a multi-level database: the folder has its own RECORDS
-                yield from self._records_files(clean_rel(folder + name) + "/")
+                sub = f"{folder}{name}{RECORDS_FILE}"
+                reason = unsafe_reason(sub)
+                if reason is None and sub in seen:
+                    reason = "read already (a loop)"
+                if reason is not None:
+                    self._refused[f"{folder}{name}"] = f"{where}: folder {name!r}: {reason}"
+                    continue
+                try:
+                    yield from self._records_files(f"{folder}{name}", seen)
+                except TransferError:
+                    raise
+                except EcgflowError as exc:
+                    self._refused[sub] = f"{where}: {exc}"
+                continue
+            header = f"{folder}{name}.hea"
+            reason = unsafe_reason(header)
+            if reason is not None:
+                self._refused[header] = f"{where}: record {name!r}: {reason}"
             else:
-                yield clean_rel(folder + name) + ".hea"
+                yield header
 
     def _crawl(self) -> set[str] | None:
         """Every file reachable through directory-index pages below the base URL."""
@@ -222,9 +254,12 @@ class HTTPStorage(Storage):
             if "?" in target or not target.startswith(self.base_url) or target == page:
                 continue  # sort links, downloads, parents, other sites
             rel = unquote(target[len(self.base_url) :])
-            if not rel or ".." in rel.split("/"):
+            if not rel:
                 continue
-            if rel.endswith("/"):
+            reason = unsafe_reason(rel[:-1] if rel.endswith("/") else rel)
+            if reason is not None:
+                self._refused[rel] = f"linked from {page} as {href!r}: {reason}"
+            elif rel.endswith("/"):
                 folders.add(target)
             else:
                 files.add(rel)

@@ -1,4 +1,10 @@
-"""Datasets in a local folder (a plain path or ``file://PATH``)."""
+"""Datasets in a local folder (a plain path or ``file://PATH``).
+
+Symlinks are never followed out of the folder: a file whose real path lies outside the root
+cannot be read, and the listing refuses (see :meth:`Storage.refused`) every symlink — one that
+points outside, a broken one or a loop, and one inside the folder, which would list a file or a
+folder a second time. Every file is listed, and so read, once.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +26,18 @@ class LocalStorage(Storage):
             raise EcgflowError(f"dataset folder {path} {what}")
         self.root = path.resolve()
         self.uri = uri if uri is not None else os.fspath(root)
+        self._listing: list[str] | None = None
+        self._refused: dict[str, str] = {}
 
     def _path(self, rel: str) -> Path:
-        return self.root / clean_rel(rel)
+        """``rel`` below the root; :class:`EcgflowError` when its real path lies outside."""
+        path = self.root / clean_rel(rel)
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(self.root):
+            raise EcgflowError(
+                f"{path} is a symlink to {real}, outside the source folder {self.root}"
+            )
+        return path
 
     def exists(self, rel: str) -> bool:
         """Whether ``rel`` is a file below the root."""
@@ -39,12 +54,46 @@ class LocalStorage(Storage):
             raise EcgflowError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
     def list_files(self) -> list[str]:
-        """Every file below the root (following symlinked folders), sorted."""
+        """Every regular file below the root, sorted; symlinks are refused (module docstring)."""
+        if self._listing is None:
+            self._listing = sorted(self._walk())
+        return list(self._listing)
+
+    def _walk(self) -> list[str]:
         files: list[str] = []
-        for folder, _dirs, names in os.walk(self.root, followlinks=True):
-            base = Path(folder).relative_to(self.root)
-            files.extend((base / name).as_posix() for name in names)
-        return sorted(files)
+        links: list[str] = []
+
+        def unreadable(exc: OSError) -> None:
+            rel = Path(exc.filename).relative_to(self.root).as_posix() if exc.filename else "."
+            self._refused[f"{rel}/"] = f"cannot list the folder: {exc.strerror or exc}"
+
+        for folder, dirs, names in os.walk(self.root, onerror=unreadable):
+            base = Path(folder)
+            for name in (*dirs, *names):
+                path = base / name
+                rel = path.relative_to(self.root).as_posix()
+                if path.is_symlink():
+                    links.append(rel)
+                elif name in names:
+                    if path.is_file():
+                        files.append(rel)
+                    else:
+                        self._refused[rel] = "not a regular file (a socket, FIFO or device)"
+        for rel in links:
+            self._refused[rel] = self._symlink_reason(self.root / rel)
+        return files
+
+    def _symlink_reason(self, path: Path) -> str:
+        """Why the symlink ``path`` is not followed."""
+        target = os.readlink(path)
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(self.root):
+            return f"a symlink to {target}, outside the source folder: not followed"
+        if not real.exists():
+            return f"a symlink to {target} that is broken or a loop: not followed"
+        what = "folder" if real.is_dir() else "file"
+        shown = real.relative_to(self.root).as_posix() or "."
+        return f"a symlink to the {what} {shown} of the source, already listed: not followed"
 
     def download(self, rel: str, dest: Path) -> Path:
         """Copy ``rel`` to ``dest``; a no-op when ``dest`` already is that file."""

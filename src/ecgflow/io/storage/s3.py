@@ -30,7 +30,15 @@ from botocore.exceptions import (
 
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError
-from ecgflow.io.storage.base import Storage, T, TransferError, clean_rel, redact, write_atomically
+from ecgflow.io.storage.base import (
+    Storage,
+    T,
+    TransferError,
+    clean_rel,
+    redact,
+    unsafe_reason,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +127,7 @@ class S3Storage(Storage):
         self.endpoint_url = redact(self.client.meta.endpoint_url)
         self._listing: list[str] | None = None
         self._sizes: dict[str, int] = {}
+        self._refused: dict[str, str] = {}
 
     def _key(self, rel: str) -> str:
         rel = clean_rel(rel)
@@ -232,7 +241,11 @@ class S3Storage(Storage):
         return self._retrying(self.describe(rel), get)
 
     def list_files(self) -> list[str]:
-        """Every object below the prefix (paginated ``ListObjectsV2``), sorted; cached."""
+        """Every object below the prefix (paginated ``ListObjectsV2``), sorted; cached.
+
+        A key whose part below the prefix is no safe relative path (a leading or doubled
+        ``/``, a ``.`` or ``..`` segment, ...) is left out and reported by :meth:`refused`.
+        """
         if self._listing is None:
             listing = self._retrying(
                 f"the listing of {self.uri}{self._where()}", lambda: dict(self._list_keys())
@@ -254,9 +267,15 @@ class S3Storage(Storage):
         )
         for page in pages:
             for item in page.get("Contents", []):
-                rel = item["Key"][len(start) :]
-                if rel and not rel.endswith("/"):  # skip "folder" marker objects
+                key = item["Key"]
+                rel = key[len(start) :]
+                if not rel or (rel.endswith("/") and not int(item.get("Size", 0))):
+                    continue  # "folder" marker objects
+                reason = unsafe_reason(rel)
+                if reason is None:
                     yield rel, int(item.get("Size", 0))
+                else:
+                    self._refused[rel] = f"S3 key {key!r}: {reason}"
 
     def download(self, rel: str, dest: Path) -> Path:
         """Stream the object to ``dest`` (multipart for big objects, via s3transfer).
