@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ecgflow import __version__
-from ecgflow.config import PipelineConfig
+from ecgflow.config import PipelineConfig, merge_param
 from ecgflow.errors import EcgflowError
 
 if TYPE_CHECKING:
@@ -188,7 +188,9 @@ def parse_params(pairs: Sequence[str], inputs: dict[str, PipelineInput]) -> dict
             raise EcgflowError(f"unknown pipeline parameter {key!r}; known: {known}")
         if key in values:
             raise EcgflowError(f"--param {key} given more than once")
-        values[key] = coerce_value(key, raw, inputs[key].type)
+        # a section's JSON is deep-merged onto its compiled default: it changes only what it names
+        value = coerce_value(key, raw, inputs[key].type)
+        values[key] = merge_param(key, inputs[key].default, value)
     missing = sorted(k for k, p in inputs.items() if not p.optional and k not in values)
     if missing:
         raise EcgflowError(f"the pipeline needs --param for: {', '.join(missing)}")
