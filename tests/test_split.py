@@ -13,7 +13,6 @@ Tolerances used below (records 300 synthetic / 500 PTB-XL, ratios 0.8 / 0.1 / 0.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecgflow.errors import EcgflowError
-from ecgflow.manifest import sha256_file
+from ecgflow.manifest import INCOMPLETE, sha256_file, write_manifest
 from ecgflow.splitting import group_rows, iterative_stratification, stratified_group_split
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.split import SplitParams, SplitResult, split
@@ -45,6 +44,7 @@ def write_labels(folder: Path, record_ids: list[str], names: list[str], matrix: 
         columns[name] = pa.array(matrix[:, i].astype(np.uint8))
     columns["no_label"] = pa.array(matrix.sum(axis=1) == 0)
     pq.write_table(pa.table(columns), folder / "labels.parquet")
+    write_manifest(folder, stage="label")  # a complete stage output: split accepts no other
     return folder
 
 
@@ -212,6 +212,7 @@ def test_ptbxl_stratified_without_strat_fold(ptbxl: Data, tmp_path: Path) -> Non
 def test_ptbxl_strat_fold_not_patient_disjoint(ptbxl: Data, tmp_path: Path) -> None:
     doctored = tmp_path / "records"
     doctored.mkdir()
+    write_manifest(doctored, stage="ingest")  # the tables below change, the folder is complete
     records = pq.read_table(ptbxl.records_dir / "records.parquet").to_pandas()
     rows = np.flatnonzero(records["patient_id"] == "16747")  # 4 records, all in strat fold 10
     assert len(rows) == 4 and set(records.loc[rows, "strat_fold"]) == {10}
@@ -326,6 +327,7 @@ def test_records_without_patient_are_their_own_group(synthetic: Data, tmp_path: 
     records.loc[shared, "patient_id"] = None  # every multi-record patient loses its id
     doctored = tmp_path / "records"
     doctored.mkdir()
+    write_manifest(doctored, stage="ingest")  # the tables below change, the folder is complete
     pq.write_table(
         pa.Table.from_pandas(records, preserve_index=False), doctored / "records.parquet"
     )
@@ -336,23 +338,46 @@ def test_records_without_patient_are_their_own_group(synthetic: Data, tmp_path: 
     assert assigned.loc[shared.to_numpy(), "split"].nunique() == 3
 
 
+def test_duplicates_stay_on_the_side_of_their_original(synthetic: Data, tmp_path: Path) -> None:
+    """Ingest's ``duplicate_of`` (byte-identical signals) joins a record to its original's group."""
+    records = pq.read_table(synthetic.records_dir / "records.parquet").to_pandas()
+    first_of_patient = ~records["patient_id"].duplicated()
+    originals = records.index[first_of_patient][0::2]
+    copies = records.index[first_of_patient][1::2]
+    pairs = list(zip(originals, copies, strict=False))  # other patients: free to go anywhere
+    for original, copy in pairs:
+        records.loc[copy, "duplicate_of"] = records.loc[original, "record_id"]
+    doctored = tmp_path / "records"
+    doctored.mkdir()
+    pq.write_table(
+        pa.Table.from_pandas(records, preserve_index=False), doctored / "records.parquet"
+    )
+    write_manifest(doctored, stage="ingest")
+    result = split(SplitParams(), doctored, synthetic.labels_dir, tmp_path / "out")
+    assigned = pd.read_parquet(tmp_path / "out" / "split.parquet")
+    apart = [(o, c) for o, c in pairs if assigned.loc[o, "split"] != assigned.loc[c, "split"]]
+    assert len(pairs) > 50 and apart == []
+    assert result.report["n_patients"] == records["patient_id"].nunique() - len(pairs)
+    assert_group_disjoint(synthetic, assigned, "split")  # patients stay whole too
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"ratios": (0.8, 0.1, 0.2)}, r"ratios: train, val, test must sum to 1"),
-        ({"ratios": (1.1, -0.1, 0.0)}, r"ratios: each of train, val, test must be >= 0"),
-        ({"ratios": "0.5,0.5"}, r"ratios\.2: Field required"),
-        ({"ratios": "a,b,c"}, r"ratios\.0: "),
-        ({"folds": 1}, r"folds: must be at least 2"),
-        ({"seed": -1}, r"seed: "),
-        ({"strata": 3}, r"strata: Extra inputs"),
+        ({"ratios": (0.8, 0.1, 0.2)}, r"ratios / --ratios: train, val, test must sum to 1"),
+        ({"ratios": (1.1, -0.1, 0.0)}, r"ratios / --ratios: each of train, val, test must be"),
+        ({"ratios": "0.5,0.5"}, r"ratios\.2 / --ratios: Field required"),
+        ({"ratios": "a,b,c"}, r"ratios\.0 / --ratios: "),
+        ({"folds": 1}, r"folds / --folds: must be at least 2"),
+        ({"seed": -1}, r"seed / --seed: "),
+        ({"strata": 3}, r"strata / --strata: Extra inputs"),
     ],
 )
 def test_bad_params(params: dict, match: str) -> None:
-    with pytest.raises(EcgflowError, match=r"invalid split parameters: " + match):
+    with pytest.raises(EcgflowError, match=r"invalid split parameters: split\." + match):
         SplitParams(**params)
 
 
@@ -389,12 +414,24 @@ def test_bad_labels_and_folders(synthetic: Data, tmp_path: Path) -> None:
         split(SplitParams(), synthetic.records_dir, bad, tmp_path / "out")
     with pytest.raises(EcgflowError, match=r"labels.parquet: not found \(expected the label"):
         split(SplitParams(), synthetic.records_dir, tmp_path / "nowhere", tmp_path / "out")
-    with pytest.raises(EcgflowError, match=r"must differ from the input folder"):
+    with pytest.raises(EcgflowError, match=r"output folder .* is the input .*labels_dir"):
         split(SplitParams(), synthetic.records_dir, synthetic.labels_dir, synthetic.labels_dir)
-    shutil.copy(synthetic.labels_dir / "labels.parquet", tmp_path / "labels.parquet")
-    pq.write_table(pa.table({"record_id": ["x"]}), tmp_path / "records.parquet")
+    inside = synthetic.records_dir / "s"
+    with pytest.raises(EcgflowError, match=r"output folder .* lies inside the input .*records_d"):
+        split(SplitParams(), synthetic.records_dir, synthetic.labels_dir, inside)
+    assert not inside.exists()
+    short = tmp_path / "short"
+    short.mkdir()
+    pq.write_table(pa.table({"record_id": ["x"]}), short / "records.parquet")
+    with pytest.raises(EcgflowError, match=r"short \(records_dir\) has no manifest\.json"):
+        split(SplitParams(), short, synthetic.labels_dir, tmp_path / "out")
+    write_manifest(short, stage="ingest")
     with pytest.raises(EcgflowError, match=r"records.parquet: missing column\(s\) 'patient_id'"):
-        split(SplitParams(), tmp_path, synthetic.labels_dir, tmp_path / "out")
+        split(SplitParams(), short, synthetic.labels_dir, tmp_path / "out")
+    (short / INCOMPLETE).write_text("a failed run")
+    with pytest.raises(EcgflowError, match=rf"short \(records_dir\) is marked {INCOMPLETE}"):
+        split(SplitParams(), short, synthetic.labels_dir, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
 
 
 # --- iterative stratification on hand-made inputs ----------------------------------------------

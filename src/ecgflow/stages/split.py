@@ -17,6 +17,9 @@ Rules:
 
 * **Patient-disjoint, always.** Records are grouped by ``(dataset, patient_id)``; a record with
   no patient_id is a group of its own. A group never spans two splits or two folds.
+* **Duplicates stay with their original.** A record whose ``duplicate_of`` (set by ingest for
+  byte-identical signal files) names another record is in that record's group (groups joined
+  through duplicates are one group) and takes its ``strat_fold``.
 * **PTB-XL's ``strat_fold``** is honoured when ``use_strat_fold`` is set and every record has
   one (the recommended split of Wagner et al., 2020): folds 1–8 → train, 9 → val, 10 → test;
   ``ratios`` is then not used. The strat folds must be patient-disjoint (checked: an
@@ -103,6 +106,7 @@ def split(params: SplitParams, records_dir: Path, labels_dir: Path, out_dir: Pat
     records, unlabelled = _labelled_only(records, label_table)
     names, matrix = _read_labels(label_table, labels_path, records["record_id"], records_path)
     keys, display = _group_keys(records)
+    keys = _join_duplicates(records, keys)
     group_names, group_of_row = group_rows(keys)
     rng = np.random.default_rng(params.seed)
 
@@ -153,10 +157,16 @@ def _read_records(path: Path) -> pd.DataFrame:
     frame = read_stage_table(path, ("record_id", "patient_id"), "ingest")
     if frame.empty:
         raise EcgflowError(f"{path}: no records to split")
-    for optional in ("dataset", "strat_fold"):
+    for optional in ("dataset", "strat_fold", "duplicate_of"):
         if optional not in frame.columns:
             frame[optional] = None
-    return frame[["record_id", "patient_id", "dataset", "strat_fold"]]
+    frame = frame[["record_id", "patient_id", "dataset", "strat_fold", "duplicate_of"]].copy()
+    original = frame.drop_duplicates("record_id").set_index("record_id")["strat_fold"]
+    duplicate = frame["duplicate_of"].notna() & frame["duplicate_of"].isin(original.index)
+    if duplicate.any():  # a duplicate takes its original's strat fold
+        inherited = original.loc[frame.loc[duplicate, "duplicate_of"]].to_numpy()
+        frame.loc[duplicate, "strat_fold"] = inherited
+    return frame
 
 
 def _labelled_only(records: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -209,6 +219,29 @@ def _group_keys(records: pd.DataFrame) -> tuple[list[str], list[str]]:
             keys.append(f"patient\x1f{dataset or ''}\x1f{patient}")
             display.append(f"patient {patient}")
     return keys, display
+
+
+def _join_duplicates(records: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Group keys with every duplicate's group joined to its original's (union-find).
+
+    Each joined group takes the smallest of its keys, so the result does not depend on row order.
+    """
+    parent = {key: key for key in keys}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    row_of = {rid: row for row, rid in enumerate(records["record_id"])}
+    for row, original in enumerate(records["duplicate_of"]):
+        if original is None or pd.isna(original) or original not in row_of:
+            continue
+        a, b = root(keys[row]), root(keys[row_of[original]])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [root(key) for key in keys]
 
 
 # --- assignment --------------------------------------------------------------------------------
