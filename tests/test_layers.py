@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: top to bottom; a module's layer is that of its first package below ``ecgflow`` (or its name)
 LAYERS: list[set[str]] = [
     {"cli"},
-    {"submit", "deploy", "pipeline_runner", "services"},
+    {"submit", "deploy", "pipeline_runner", "services", "run_view", "step_logs"},
     {"pipelines"},
     {"components"},
     {"config"},
@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
         "artifacts",
         "images",
         "step_timing",
+        "progress",
     },
     {"errors", "ecgflow"},
 ]

@@ -125,7 +125,11 @@ def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     # every step timed itself; the account sits beside the steps and in MLflow
     steps = [s.step for s in result.steps]
     assert steps[:4] == ["ingest", "label", "split", "preprocess"]
-    assert sorted(steps) == sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+    assert sorted(steps) == sorted(p.name for p in run_dir.iterdir() if p.name != "logs")
+    # each step's output (kfp.local's records and the step process's lines) is in its log
+    assert result.run_dir == run_dir and set(result.logs) >= set(steps)
+    assert result.logs["train-clip"] == run_dir / "logs" / "train-clip.log"
+    assert "Got executor_input" in result.logs["train-clip"].read_text()
     assert all(s.wall_s > 0 and s.startup_s > 0 and s.stage_s > 0 for s in result.steps)
     assert sum(s.wall_s for s in result.steps) < result.total_s
     assert result.steps_file == run_dir / "pipeline_steps.json"
@@ -178,7 +182,8 @@ def test_pipeline_render_switch_off(tmp_path: Path) -> None:
     assert not (run_dir / "render-images").exists()
 
 
-def test_cli_run_prints_output_location(tmp_path: Path) -> None:
+def test_cli_run_prints_a_line_per_step_and_a_summary_with_next_steps(tmp_path: Path) -> None:
+    """Without a terminal: one plain line per step, then the summary; the rest is in logs."""
     env = {**os.environ, "ECGFLOW_HOME": str(tmp_path)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     config = tmp_path / "tiny.yaml"
@@ -201,10 +206,25 @@ def test_cli_run_prints_output_location(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"outputs: {tmp_path / 'pipeline-runs'}" in proc.stdout
-    assert "model: models:/ecg-classifier/1 (alias champion); test macro_auroc" in proc.stdout, (
-        proc.stdout[-4000:]
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert len(lines) <= 40, proc.stdout + proc.stderr
+    assert "Executing task" not in proc.stdout and "executor_input" not in proc.stdout
+    steps = [line.split()[0] for line in lines if " done " in line]
+    assert steps[:4] == ["ingest", "label", "split", "preprocess"]
+    assert {"train-clip", "finetune-classifier", "evaluate", "register"} <= set(steps)
+    assert next(line for line in lines if line.startswith("ingest")).endswith(
+        "30 accepted · 0 rejected"
     )
-    for row in ("pipeline steps (seconds)", "train-clip", "between steps (kfp.local)", "total"):
-        assert row in proc.stdout, proc.stdout[-3000:]
-    assert "step times: " in proc.stdout and "pipeline_steps.json" in proc.stdout
+    assert "model: models:/ecg-classifier/1 (alias champion); test macro_auroc" in proc.stdout, (
+        proc.stdout
+    )
+    (run_dir,) = (tmp_path / "pipeline-runs").iterdir()
+    assert f"outputs: {run_dir}" in lines
+    assert "between steps" in proc.stdout and "pipeline_steps.json" in proc.stdout  # step times
+    assert lines[-2:] == [
+        "    ecgflow serve --model models:/ecg-classifier@champion",
+        f"    mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    logs = {p.stem: p.read_text() for p in (run_dir / "logs").glob("*.log")}
+    assert set(steps) <= set(logs)
+    assert "Got executor_input" in logs["ingest"] and "30 accepted" in logs["ingest"]

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from ecgflow import __version__
 from ecgflow.errors import EcgflowError, describe_validation_error
@@ -44,7 +43,18 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+#: Libraries whose INFO records are chatter on a terminal (``--verbose`` shows them).
+_NOISY = ("botocore", "urllib3", "s3transfer", "kfp", "mlflow", "alembic", "torchvision",
+          "onnxscript", "torch.onnx", "onnx_ir", "httpx", "filelock")  # fmt: skip
+_verbose = False
+
+
 def _setup_logging(verbose: bool) -> None:
+    """Logging for a command; progress bars on a terminal (not in CI), see ecgflow.progress."""
+    global _verbose
+    from ecgflow import progress
+
+    _verbose = verbose
     level = logging.DEBUG if verbose else logging.INFO
     if console.is_terminal:
         handler: logging.Handler = RichHandler(console=console, show_path=False)
@@ -53,8 +63,12 @@ def _setup_logging(verbose: bool) -> None:
         handler = _StderrHandler()
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
-    for noisy in ("botocore", "urllib3", "s3transfer", "kfp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in _NOISY:
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    if progress.bars_wanted() and console.is_terminal:
+        from ecgflow.run_view import Bars
+
+        progress.install(Bars(console))
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -71,18 +85,8 @@ def _run(action: Callable[[], T]) -> T:
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback drawing a bar on a terminal; ``None`` (plain logs) otherwise."""
-    if not console.is_terminal:
-        yield None
-        return
-    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*Progress.get_default_columns()[:1], *columns, console=console) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
+    """No callback: stages report through ``ecgflow.progress``, drawn by ``_setup_logging``."""
+    yield None
 
 
 @app.callback()
@@ -844,10 +848,17 @@ def run(
         ),
     ] = "embedded",
 ) -> None:
-    """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME."""
+    """Run the training pipeline locally through kfp.local, under $ECGFLOW_HOME.
+
+    Each step's output goes to <run>/logs/<step>.log; the terminal shows a live step table
+    (a plain line per step when stdout is not a terminal) and a summary. --verbose streams
+    everything kfp.local prints instead.
+    """
+    from ecgflow import progress
     from ecgflow.config import PipelineConfig, load_config
     from ecgflow.home import ecgflow_home
     from ecgflow.pipeline_runner import run_local
+    from ecgflow.run_view import RunView, summary
     from ecgflow.step_timing import table as step_table
 
     def action() -> None:
@@ -877,33 +888,32 @@ def run(
         elif stack != "embedded":
             raise EcgflowError(f"--stack {stack}: expected embedded or services")
         home = ecgflow_home()
-        console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")
-        result = run_local(cfg, home)
-        for name, path in result.outputs.items():
-            meta = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(result.metadata[name].items()))
-            typer.echo(f"{name}: {path}\n    {meta}")
-        typer.echo(f"outputs: {result.pipeline_root}")
-        promotion = result.metadata.get("promotion")
-        if promotion:
-            evaluation = result.metadata.get("evaluation", {})
-            headline = ", ".join(
-                f"{k} {evaluation[k]:.3f}"
-                for k in ("macro_auroc", "macro_auprc", "macro_f1", "fmax")
-                if k in evaluation
-            )
-            typer.echo(
-                f"model: {promotion['uri']} (alias {promotion['alias']}); test {headline}\n"
-                f"    {promotion['summary']}"
-            )
-        Console().print(step_table(result.steps, result.total_s))
-        typer.echo(f"step times: {result.steps_file} (and the MLflow run 'pipeline')")
+        mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        out = Console(file=sys.stdout, soft_wrap=True)  # before kfp.local's output is redirected
+        if _verbose:
+            console.print(f"running pipeline {cfg.name} locally; home: {escape(str(home))}")
+            result = run_local(cfg, home, quiet=False)
+            for name in sorted(result.outputs):
+                items = sorted(result.metadata[name].items())
+                meta = ", ".join(f"{k}={_plain(v)}" for k, v in items)
+                typer.echo(f"{name}: {result.outputs[name]}\n    {meta}")
+            out.print(step_table(result.steps, result.total_s))
+        else:
+            live = out.is_terminal and progress.bars_wanted(sys.stdout)
+            title = f"{cfg.name} · home {home}"
+            with RunView(out, live=live, title=escape(title)) as view:
+                result = run_local(cfg, home, events=view)
+        for line in summary(result, mlflow_uri):
+            out.print(escape(line), highlight=False)
 
     _run(action)
 
 
 def _plain(value: object) -> object:
-    """KFP hands integers back as floats; show ``200.0`` as ``200``."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    """KFP hands integers back as floats; show ``200.0`` as ``200``, others to 4 digits."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else float(f"{value:.4g}")
+    return value
 
 
 services_app = typer.Typer(help="A local stack of real servers: SeaweedFS S3 and MLflow.")

@@ -6,12 +6,15 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecgflow import progress
 from ecgflow.config import PipelineConfig
 from ecgflow.errors import EcgflowError
+from ecgflow.step_logs import RunEvents, StepLogs
 from ecgflow.step_timing import METADATA_KEY, StepTime, collect, write_and_log
 
 log = logging.getLogger(__name__)
@@ -23,7 +26,8 @@ class LocalRun:
 
     ``steps``: every step's :class:`~ecgflow.step_timing.StepTime` in start order (taken out
     of the artifacts' metadata); ``total_s``: the pipeline's wall time; ``steps_file``: the
-    account written beside the steps and logged to MLflow.
+    account written beside the steps and logged to MLflow; ``logs``: each step's log file
+    (``<run>/logs/<step>.log``; empty when the output went to the terminal).
     """
 
     pipeline_root: Path
@@ -32,14 +36,24 @@ class LocalRun:
     steps: list[StepTime]
     total_s: float
     steps_file: Path
+    run_dir: Path
+    logs: dict[str, Path] = field(default_factory=dict)
 
 
-def run_local(config: PipelineConfig, home: Path) -> LocalRun:
+def run_local(
+    config: PipelineConfig, home: Path, events: RunEvents | None = None, quiet: bool = True
+) -> LocalRun:
     """Run the training pipeline with ``kfp.local.SubprocessRunner`` under ``home``.
 
     Every component runs as a subprocess in this Python environment, exactly the code a
-    cluster runs in the project image. The steps' times are collected afterwards and logged
-    to a ``pipeline`` MLflow run (:func:`ecgflow.step_timing.write_and_log`).
+    cluster runs in the project image. ``quiet``: kfp.local's output (its records and every
+    step's stdout/stderr) goes to one log file per step (:class:`~ecgflow.step_logs.StepLogs`)
+    and ``events`` hears each step's start, progress and end; otherwise it streams here as
+    kfp.local prints it. The steps' times are collected afterwards and logged to a
+    ``pipeline`` MLflow run (:func:`ecgflow.step_timing.write_and_log`).
+
+    A failed step raises :class:`EcgflowError` naming the step, the error its output ends in
+    and its log file.
     """
     import kfp.local
 
@@ -54,19 +68,26 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
         workspace_root=str(home / "workspace"),
         raise_on_error=True,
     )
-    # the component subprocesses keep their MLflow store (the default one) under this home
-    previous_home = os.environ.get("ECGFLOW_HOME")
-    os.environ["ECGFLOW_HOME"] = str(home)
+    # the component subprocesses keep their MLflow store (the default one) under this home,
+    # and report progress as marker lines when their output is read by StepLogs
+    overrides = {"ECGFLOW_HOME": str(home)} | ({progress.ENV: "pipe"} if quiet else {})
+    previous = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    logs = StepLogs(pipeline_root, events) if quiet else None
     try:
         started = time.perf_counter()
         try:
-            with warnings.catch_warnings():
+            with logs or nullcontext(), warnings.catch_warnings():
                 # Locally the project image is this very environment; kfp warns that it is not.
                 warnings.filterwarnings("ignore", message=".*non-Python base image.*")
                 task = training_pipeline()  # the config is compiled in as the defaults
         except RuntimeError as exc:  # kfp reports a failed task as RuntimeError
+            if logs is None or logs.failed is None:
+                raise EcgflowError(
+                    f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
+                ) from None
             raise EcgflowError(
-                f"pipeline run failed: {exc} (task logs above; outputs in {pipeline_root})"
+                f"step {logs.failed} failed: {logs.error} (log: {logs.log_path(logs.failed)})"
             ) from None
         total_s = time.perf_counter() - started
         outputs = {name: Path(artifact.path) for name, artifact in task.outputs.items()}
@@ -74,15 +95,19 @@ def run_local(config: PipelineConfig, home: Path) -> LocalRun:
         steps = collect(run_dir)
         steps_file = write_and_log(run_dir, steps, total_s)
     finally:
-        if previous_home is None:
-            os.environ.pop("ECGFLOW_HOME", None)
-        else:
-            os.environ["ECGFLOW_HOME"] = previous_home
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     metadata = {
         name: {k: v for k, v in artifact.metadata.items() if k != METADATA_KEY}
         for name, artifact in task.outputs.items()
     }
-    return LocalRun(pipeline_root, outputs, metadata, steps, total_s, steps_file)
+    step_logs = {step: logs.log_path(step) for step in logs.steps} if logs else {}
+    return LocalRun(
+        pipeline_root, outputs, metadata, steps, total_s, steps_file, run_dir, step_logs
+    )
 
 
 def compile_pipeline(

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ecgflow import tracking
+from ecgflow import progress, tracking
 from ecgflow.artifacts import LABEL_DEF, LABELS, METRICS, PLOTS, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
@@ -192,13 +192,15 @@ def _training_run(model_dir: Path) -> str | None:
 def _embed(fn: Any, rows: list[ShardRows], batch_size: int) -> list[np.ndarray]:
     """``fn`` over every row of every split, in batches; one array per split."""
     out = []
-    with torch.no_grad():
+    batches = sum(-(-len(part) // batch_size) for part in rows)
+    with torch.no_grad(), progress.task("eval batches", batches) as bar:
         for part in rows:
             chunks = []
             for start in range(0, len(part), batch_size):
                 stop = min(start + batch_size, len(part))
                 x = torch.from_numpy(np.stack([part.signal(i) for i in range(start, stop)]))
                 chunks.append(fn(x).float().numpy())
+                bar.advance()
             out.append(np.concatenate(chunks) if chunks else np.zeros((0, 0)))
     return out
 

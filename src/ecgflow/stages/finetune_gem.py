@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ecgflow import progress
 from ecgflow.artifacts import MODEL, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
@@ -297,13 +298,15 @@ def gem_batches(
     dataset: GemDataset, batch_size: int, device: torch.device
 ) -> Iterator[tuple[list[GemExample], dict[str, Any]]]:
     """``dataset`` in order, ``batch_size`` examples at a time, collated and on ``device``."""
-    for start in range(0, len(dataset), batch_size):
-        stop = min(start + batch_size, len(dataset))
-        batch = collate_gem([dataset[i] for i in range(start, stop)])
-        batch["signals"] = batch["signals"].to(device)
-        if batch["images"] is not None:
-            batch["images"] = batch["images"].to(device)
-        yield dataset.examples[start:stop], batch
+    with progress.task("GEM answers", len(dataset)) as bar:
+        for start in range(0, len(dataset), batch_size):
+            stop = min(start + batch_size, len(dataset))
+            batch = collate_gem([dataset[i] for i in range(start, stop)])
+            batch["signals"] = batch["signals"].to(device)
+            if batch["images"] is not None:
+                batch["images"] = batch["images"].to(device)
+            yield dataset.examples[start:stop], batch
+            bar.update(done=stop)
 
 
 def answer_closed_set(

@@ -61,6 +61,7 @@ from ecgflow.manifest import (
     writes_output,
 )
 from ecgflow.params.ingest import IngestParams
+from ecgflow.progress import task as progress_task
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +211,12 @@ def _process_all(
 def _report(
     outcomes: Iterable[_Outcome], total: int, progress: Callable[[int, int], None] | None
 ) -> Iterator[_Outcome]:
-    for done, outcome in enumerate(outcomes, start=1):
-        if progress is not None:
-            progress(done, total)
-        yield outcome
+    with progress_task("ingest records", total) as bar:
+        for done, outcome in enumerate(outcomes, start=1):
+            if progress is not None:
+                progress(done, total)
+            bar.update(done=done)
+            yield outcome
 
 
 def _init_worker(storage: Storage | str, raw_dir: Path, dataset: str) -> None:

@@ -29,6 +29,7 @@ import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,7 +41,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from ecgflow import tracking
+from ecgflow import progress, tracking
 from ecgflow.artifacts import METRICS
 from ecgflow.errors import EcgflowError
 from ecgflow.params import TrainConfig
@@ -155,9 +156,16 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
         for epoch in range(state.epoch + 1, config.epochs):
             sampler.set_epoch(epoch)
             started = time.perf_counter()
-            train_loss = train_epoch(
-                task, wrapped, loader, optimizer, scheduler, scaler, config, env, amp_dtype, ema
-            )
+            label = f"{task.name} epoch {epoch + 1}/{config.epochs}"
+            with (
+                progress.task(label, len(loader), note=_note(state, task.selection_metric))
+                if env.is_main
+                else nullcontext()
+            ) as bar:
+                train_loss = train_epoch(
+                    task, wrapped, loader, optimizer, scheduler, scaler, config, env, amp_dtype,
+                    ema, bar,
+                )  # fmt: skip
             train_seconds = time.perf_counter() - started
             metrics: dict[str, float] | None = None
             if env.is_main:
@@ -187,6 +195,7 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
             if env.is_main:
                 tracking.log_metrics(row, step=epoch)
                 log.info("%s epoch %d: %s", task.name, epoch, _brief(row, task.selection_metric))
+                progress.headline(f"{label} · {task.selection_metric} {score:.3f}")
             _save_checkpoint(out_dir, env, model, optimizer, scheduler, scaler, state, ema)
             if config.patience and state.bad_epochs >= config.patience:
                 state.stopped_early = True
@@ -226,6 +235,7 @@ def train_epoch(
     env: DistEnv,
     amp_dtype: torch.dtype | None,
     ema: WeightAverage | None = None,
+    bar: progress.Task | None = None,
 ) -> float:
     """One pass over this rank's share of ``loader``; returns the mean loss over all ranks.
 
@@ -252,6 +262,8 @@ def train_epoch(
         total += torch.tensor([loss.item(), 1.0], dtype=torch.float64, device=env.device)
         if env.is_main and (step + 1) % config.log_every == 0:
             log.info("%s step %d/%d loss %.4f", task.name, step + 1, len(loader), loss.item())
+        if bar is not None:
+            bar.advance()
     if env.distributed:
         dist.all_reduce(total)
     return float(total[0] / total[1]) if total[1] else float("nan")
@@ -338,6 +350,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _note(state: _State, metric: str) -> str:
+    """The best score so far, for the progress display (empty before the first epoch)."""
+    if state.best_epoch < 0:
+        return ""
+    return f"best {metric} {state.best_score:.3f} (epoch {state.best_epoch + 1})"
 
 
 def _brief(row: dict[str, float], metric: str) -> str:
