@@ -189,11 +189,15 @@ _OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
 def _command_lines(text: str) -> list[str]:
-    """Each shell command in a code text, continuation lines (``\\`` or indent) joined."""
+    """Each shell command in a code text, continuation lines joined.
+
+    A continuation follows a ``\\`` or, in a synopsis, is indented and starts with an option.
+    """
     out: list[str] = []
     for line in text.split("\n"):
         line = re.sub(r"\s#\s.*$|\s{2,}#.*$", "", line)  # trailing comments
-        if out and (out[-1].endswith("\\") or (line.startswith(" ") and "ecgflow" in out[-1])):
+        synopsis = line.startswith(" ") and line.lstrip()[:1] in ("-", "[", "(")
+        if out and (out[-1].endswith("\\") or (synopsis and "ecgflow" in out[-1])):
             out[-1] = out[-1].rstrip("\\") + " " + line.strip()
         else:
             out.append(line.strip())
@@ -256,6 +260,12 @@ def test_command_check_catches_unknown_commands_and_options(tmp_path):
     problems = _ecgflow_problems(doc)
     assert any("--no-such-flag" in p for p in problems)
     assert any("frobnicate" in p for p in problems)
+    ok = tmp_path / "ok.md"
+    ok.write_text(
+        "```\necgflow run --source S\n    [--limit N]\n"
+        "next:\n    ecgflow serve --model M\n    mlflow ui --backend-store-uri U\n```\n"
+    )
+    assert not _ecgflow_problems(ok)
 
 
 @pytest.mark.parametrize("path", DOCS, ids=IDS)
