@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from ecgflow.cli import app
+from ecgflow.errors import EcgflowError
 
 runner = CliRunner()
 
@@ -89,6 +94,199 @@ def test_bad_option_values_are_user_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "sum to 1" in result.output
     result = runner.invoke(
         app,
-        ["label", "--records", str(tmp_path), "--label-set", "nope", "--out", str(tmp_path / "l")],
+        [
+            "label",
+            "--records",
+            str(tmp_path / "in"),
+            "--label-set",
+            "nope",
+            "--out",
+            str(tmp_path / "l"),
+        ],
     )
     assert result.exit_code == 2 and "unknown label set" in result.output
+
+
+# --- one recipe: the stage commands, the config and the pipeline share every default -----------
+
+#: command → (its stage module and function, the pipeline-config section its step gets)
+S = "ecgflow.stages"
+STAGE_COMMANDS = {
+    "render-images": ("ecgflow.stages.render_images", "render_images", "render"),
+    "build-instructions": (f"{S}.build_instructions", "build_instructions", "instructions"),
+    "train-clip": ("ecgflow.stages.train_clip", "train_clip", "train_clip"),
+    "finetune-classifier": (f"{S}.finetune_classifier", "finetune_classifier", "finetune"),
+    "finetune-gem": ("ecgflow.stages.finetune_gem", "finetune_gem", "finetune_gem"),
+    "eval": ("ecgflow.stages.evaluate", "evaluate", "eval"),
+    "eval-gem": ("ecgflow.stages.eval_gem", "eval_gem", "eval_gem"),
+    "export": ("ecgflow.stages.export", "export", "export"),
+}  # fmt: skip
+PATH_OPTIONS = {
+    "render-images": ["--data", "d", "--out", "o"],
+    "build-instructions": ["--records", "r", "--labels", "l", "--splits", "s", "--out", "o"],
+    "train-clip": ["--data", "d", "--records", "r", "--out", "o"],
+    "finetune-classifier": ["--data", "d", "--labels", "l", "--out", "o"],
+    "finetune-gem": ["--encoder", "e", "--data", "d", "--instructions", "i", "--out", "o"],
+    "eval": ["--model", "m", "--data", "d", "--labels", "l", "--out", "o"],
+    "eval-gem": ["--model", "m", "--data", "d", "--qa", "q", "--out", "o"],
+    "export": ["--model", "m", "--out", "o"],
+}
+
+
+def _plain(help_text: str) -> str:
+    """Rich help as plain words (no box drawing, one space between words)."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", help_text).split())
+
+
+def _as_the_pipeline_passes(section: str) -> dict[str, object]:
+    """The section's params as a compiled pipeline step gets them (JSON text, validated)."""
+    from ecgflow.config import PipelineConfig
+
+    value = getattr(PipelineConfig(), section)
+    return type(value).model_validate_json(value.model_dump_json()).model_dump(mode="json")
+
+
+@pytest.mark.parametrize("command", sorted(STAGE_COMMANDS))
+def test_a_stage_command_without_options_runs_the_pipelines_params(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module_name, function, section = STAGE_COMMANDS[command]
+    module = importlib.import_module(module_name)
+    seen = []
+
+    def capture(params: BaseModel, *args: object, **kwargs: object) -> None:
+        seen.append(params)
+        raise EcgflowError("captured")
+
+    monkeypatch.setattr(module, function, capture)
+    result = runner.invoke(app, [command, *PATH_OPTIONS[command]])
+    assert result.exit_code == 2 and "captured" in result.output, result.output
+    (params,) = seen
+    assert params.model_dump(mode="json") == _as_the_pipeline_passes(section)
+
+
+def test_the_data_stages_without_options_save_the_pipelines_params(tmp_path: Path) -> None:
+    """ingest → label → split → preprocess with no parameter options (200 synthetic records)."""
+    rec, lab, spl, pre = (tmp_path / name for name in ("rec", "lab", "spl", "pre"))
+    steps = {
+        "ingest": (["ingest", "--out", str(rec)], rec),
+        "label": (["label", "--records", str(rec), "--out", str(lab)], lab),
+        "split": (["split", "--records", str(rec), "--labels", str(lab), "--out", str(spl)], spl),
+        "preprocess": (
+            ["preprocess", "--records", str(rec), "--split", str(spl), "--out", str(pre)],
+            pre,
+        ),
+    }
+    for section, (args, out) in steps.items():
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        saved = json.loads((out / "manifest.json").read_text())["params"]
+        expected = _as_the_pipeline_passes(section)
+        assert saved, section
+        assert {k: expected[k] for k in saved} == saved, section
+
+
+def test_every_field_is_an_option_with_its_default_and_help() -> None:
+    from ecgflow.cli_params import leaves
+    from ecgflow.params import FinetuneParams
+
+    result = runner.invoke(app, ["finetune-classifier", "--help"])
+    assert result.exit_code == 0
+    text = _plain(result.output)
+    for leaf in leaves(FinetuneParams):
+        flag = "--" + "-".join(leaf.path).replace("_", "-")
+        assert flag in text, flag
+    assert "--train-ema-decay" in text and "--epochs" in text  # the trainers' short names too
+    assert "start from the CLIP ECG encoder" in text and "(2.5)" in text
+    assert "--params" in text
+
+
+def test_options_and_params_json_layer_onto_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ecgflow.stages.finetune_classifier as stage
+
+    seen = []
+
+    def capture(params: BaseModel, *args: object, **kwargs: object) -> None:
+        seen.append(params)
+        raise EcgflowError("captured")
+
+    monkeypatch.setattr(stage, "finetune_classifier", capture)
+    spec = tmp_path / "p.yaml"
+    spec.write_text("train: {lr: 0.01, epochs: 7}\ncrop_s: 3\n")
+    args = ["finetune-classifier", *PATH_OPTIONS["finetune-classifier"], "--params", str(spec)]
+    runner.invoke(app, [*args, "--epochs", "5", "--encoder-kind", "vit1d", "--no-augment"])
+    (params,) = seen
+    assert (params.train.epochs, params.train.lr, params.crop_s) == (5, 0.01, 3.0)
+    assert params.encoder.kind == "vit1d" and params.encoder.width == 32 and not params.augment
+    assert params.train.ema_decay == 0.98  # untouched defaults stay
+    result = runner.invoke(app, [*args, "--train-epochs", "0", "--crop-s", "none"])
+    assert result.exit_code == 2
+    assert (
+        "finetune.train.epochs / --train-epochs" in result.output and "(got '0')" in result.output
+    )
+
+
+def test_a_new_model_field_reaches_the_cli_help_and_the_config_schema() -> None:
+    """A field added to a params model needs no other edit: option, help and schema follow."""
+    import typer
+    from pydantic import Field, create_model
+
+    from ecgflow.cli_params import stage_options
+    from ecgflow.config import PipelineConfig
+    from ecgflow.params import FinetuneParams, json_schema
+    from ecgflow.params.train import TrainConfig
+
+    train = create_model(
+        "TrainPlus",
+        __base__=TrainConfig,
+        label_smoothing=(float, Field(0.05, description="smooth")),
+    )
+    model = create_model(
+        "FinetunePlus",
+        __base__=FinetuneParams,
+        mixup=(bool, Field(False, description="mix pairs of rows")),
+        train=(train, Field(default_factory=train)),
+    )
+    demo = typer.Typer()
+
+    @demo.command()
+    @stage_options(model)
+    def stage(params: object) -> None:
+        """Demo."""
+
+    result = CliRunner().invoke(demo, ["--help"])
+    text = _plain(result.output)
+    assert "--mixup" in text and "mix pairs of rows" in text
+    assert "--train-label-smoothing" in text and "smooth" in text
+    config = create_model(
+        "ConfigPlus", __base__=PipelineConfig, finetune=(model, Field(default_factory=model))
+    )
+    schema = json_schema(config)
+    assert schema["properties"]["finetune"]["default"]["mixup"] is False
+    assert schema["properties"]["finetune"]["default"]["train"]["label_smoothing"] == 0.05
+
+
+def test_validate_config_names_every_bad_field(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("finetune:\n  train: {epochs: 0}\n  crop_s: -1\nsplit: {ratios: [1, 1, 1]}\n")
+    result = runner.invoke(app, ["validate-config", "--config", str(config)], terminal_width=200)
+    assert result.exit_code == 2
+    assert "finetune.train.epochs / --train-epochs" in result.output
+    assert "finetune.crop_s / --crop-s" in result.output and "(got -1)" in result.output
+    assert "split.ratios / --ratios" in result.output and "sum to 1" in result.output
+    assert "3 problem(s)" in result.output
+    result = runner.invoke(app, ["compile", "--config", str(config), "--out-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "finetune.train.epochs / --train-epochs" in result.output
+    config.write_text("finetune: {train: {epochs: 5}}\n")
+    result = runner.invoke(app, ["validate-config", "--config", str(config)])
+    assert result.exit_code == 0 and "valid" in result.output
+
+
+def test_config_schema_prints_the_real_defaults() -> None:
+    result = runner.invoke(app, ["config", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["properties"]["finetune"]["default"]["train"]["epochs"] == 30
+    assert schema["properties"]["label"]["default"]["label_set"] == "auto"

@@ -18,7 +18,22 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from ecgflow import __version__
+from ecgflow.cli_params import TRAIN_ALIASES, ParamsBuilder, stage_options
 from ecgflow.errors import EcgflowError, describe_validation_error
+from ecgflow.params import (
+    BuildInstructionsParams,
+    EvalGemParams,
+    EvalParams,
+    ExportParams,
+    FinetuneGemParams,
+    FinetuneParams,
+    IngestParams,
+    LabelParams,
+    PreprocessParams,
+    RenderParams,
+    SplitParams,
+    TrainClipParams,
+)
 
 app = typer.Typer(
     name="ecgflow",
@@ -104,27 +119,17 @@ def version() -> None:
 
 
 @app.command()
+@stage_options(IngestParams)
 def ingest(
-    source: Annotated[
-        str,
-        typer.Option(
-            help="ptbxl:PATH[?rate=100|500], cinc:PATH, code15:PATH, folder:PATH[?fs=HZ], "
-            "synthetic://?n=N&seed=S, s3://bucket/prefix, https://mirror/path/ or a PATH"
-        ),
-    ],
     out: Annotated[Path, typer.Option(help="output folder")],
-    limit: Annotated[int | None, typer.Option(help="ingest at most N records")] = None,
-    strict: Annotated[bool, typer.Option(help="exit non-zero if any input is rejected")] = False,
-    workers: Annotated[int, typer.Option(help="reader processes (0: one per core)")] = 0,
+    params: ParamsBuilder[IngestParams],
 ) -> None:
     """Copy a dataset's records into OUT with records.parquet, rejected.parquet, manifest.json."""
-    from ecgflow.stages.ingest import IngestParams
     from ecgflow.stages.ingest import ingest as run_ingest
 
     def action() -> None:
-        params = IngestParams(source=source, limit=limit, strict=strict, workers=workers)
         with _progress("ingest") as progress:
-            result = run_ingest(params, out, progress=progress)
+            result = run_ingest(params(), out, progress=progress)
         console.print(
             f"ingested {result.dataset}: [green]{result.accepted} accepted[/], "
             f"{len(result.rejected)} rejected → {escape(str(out))}",
@@ -135,28 +140,17 @@ def ingest(
 
 
 @app.command()
+@stage_options(LabelParams)
 def label(
     records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
-    label_set: Annotated[
-        str,
-        typer.Option(
-            help="ptbxl-superdiagnostic|-subdiagnostic|-diagnostic|-form|-rhythm|-all, "
-            "cinc2020-scored, cinc2021-scored, report-patterns[:CONFIG], mapping:CSV, "
-            "synthetic, auto"
-        ),
-    ],
     out: Annotated[Path, typer.Option(help="output folder")],
-    drop_empty: Annotated[
-        bool, typer.Option(help="drop records with no label in the set (PTB-XL benchmark)")
-    ] = False,
+    params: ParamsBuilder[LabelParams],
 ) -> None:
     """Write labels.parquet (one 0/1 column per label) and label_def.json."""
-    from ecgflow.stages.label import LabelParams
     from ecgflow.stages.label import label as run_label
 
     def action() -> None:
-        params = LabelParams(label_set=label_set, drop_empty=drop_empty)
-        result = run_label(params, records, out)
+        result = run_label(params(), records, out)
         console.print(
             f"labelled {result.n_records} records with {len(result.labels)} labels "
             f"({escape(result.label_set)}); {result.n_empty} without any → {escape(str(out))}",
@@ -167,26 +161,18 @@ def label(
 
 
 @app.command()
+@stage_options(SplitParams, aliases={"use_strat_fold": "--strat-fold"})
 def split(
     records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
     labels: Annotated[Path, typer.Option(help="label output folder (labels.parquet)")],
     out: Annotated[Path, typer.Option(help="output folder")],
-    ratios: Annotated[str, typer.Option(help="train,val,test fractions")] = "0.8,0.1,0.1",
-    folds: Annotated[int | None, typer.Option(help="K cross-validation folds")] = None,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    strat_fold: Annotated[
-        bool, typer.Option(help="honour PTB-XL strat_fold (1-8 train, 9 val, 10 test)")
-    ] = True,
+    params: ParamsBuilder[SplitParams],
 ) -> None:
     """Write a patient-disjoint split.parquet (record_id, split, fold) and split_report.json."""
-    from ecgflow.stages.split import SplitParams
     from ecgflow.stages.split import split as run_split
 
     def action() -> None:
-        params = SplitParams.model_validate(
-            {"ratios": ratios, "folds": folds, "seed": seed, "use_strat_fold": strat_fold}
-        )
-        result = run_split(params, records, labels, out)
+        result = run_split(params(), records, labels, out)
         sizes = ", ".join(f"{k} {v}" for k, v in result.counts.items())
         console.print(f"split ({result.method}): {sizes} → {escape(str(out))}", highlight=False)
 
@@ -194,52 +180,26 @@ def split(
 
 
 @app.command()
+@stage_options(PreprocessParams)
 def preprocess(
     records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
     out: Annotated[Path, typer.Option(help="output folder")],
+    params: ParamsBuilder[PreprocessParams],
     split: Annotated[
         Path | None, typer.Option(help="split output folder (omit with --like: split 'all')")
     ] = None,
     like: Annotated[
         Path | None, typer.Option(help="reuse every parameter of an earlier preprocess output")
     ] = None,
-    fs: Annotated[float, typer.Option(help="target sampling rate (Hz)")] = 100.0,
-    bandpass: Annotated[str, typer.Option(help="LOW,HIGH Hz, or 'none'")] = "0.5,40",
-    notch: Annotated[float | None, typer.Option(help="50 or 60 Hz notch")] = None,
-    baseline: Annotated[bool, typer.Option(help="remove baseline wander")] = True,
-    normalise: Annotated[str, typer.Option(help="zscore | scale | none")] = "zscore",
-    scale: Annotated[float, typer.Option(help="mV divided out with --normalise scale")] = 1.0,
-    length_s: Annotated[float | None, typer.Option(help="fixed length (pad/crop), s")] = 10.0,
-    window_s: Annotated[
-        float | None, typer.Option(help="window length, s (replaces length)")
-    ] = None,
-    stride_s: Annotated[float | None, typer.Option(help="window stride, s")] = None,
-    leads: Annotated[str, typer.Option(help="12lead | lead1-dup | leads:I,II,V1")] = "12lead",
-    workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
 ) -> None:
     """Resample, filter, normalise and cut records into per-split [N, C, T] .npy shards."""
-    from ecgflow.stages.preprocess import PreprocessParams
     from ecgflow.stages.preprocess import preprocess as run_preprocess
 
     def action() -> None:
-        fields: dict[str, object] = {
-            "fs": fs,
-            "bandpass": None if bandpass.strip().lower() == "none" else bandpass.split(","),
-            "notch": notch,
-            "baseline": baseline,
-            "normalise": normalise,
-            "scale": scale,
-            "leads": leads,
-            "workers": workers,
-        }
-        if window_s is not None:
-            fields.update(window_s=window_s, stride_s=stride_s, length_s=None)
-        else:
-            fields["length_s"] = length_s
-        params = PreprocessParams.model_validate(fields)
+        settings = params()
         if split is None and like is None:
             raise EcgflowError("--split is required unless --like prepares an external set")
-        result = run_preprocess(params, records, split, out, like=like)
+        result = run_preprocess(settings, records, split, out, like=like)
         sizes = ", ".join(f"{k} {v}" for k, v in result.n_samples.items())
         console.print(
             f"preprocessed: {sizes} samples; {len(result.rejected)} rejected → {escape(str(out))}",
@@ -250,26 +210,22 @@ def preprocess(
 
 
 @app.command(name="build-instructions")
+@stage_options(BuildInstructionsParams, aliases={"noise_questions_per_record": "--noise-questions"})
 def build_instructions(
     records: Annotated[Path, typer.Option(help="ingest output folder (records.parquet)")],
     labels: Annotated[Path, typer.Option(help="label output folder (labels.parquet)")],
     splits: Annotated[Path, typer.Option(help="split output folder (split.parquet)")],
     out: Annotated[Path, typer.Option(help="output folder")],
+    params: ParamsBuilder[BuildInstructionsParams],
     qa: Annotated[
         list[Path] | None, typer.Option(help="ECG-QA JSON file (repeatable), matched by ecg_id")
     ] = None,
-    noise_questions: Annotated[
-        int, typer.Option(help="lead-level noise questions drawn per PTB-XL record")
-    ] = 12,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Write LLaVA-style question/answer instructions per record (train.json, val.json)."""
-    from ecgflow.stages.build_instructions import BuildInstructionsParams
     from ecgflow.stages.build_instructions import build_instructions as run_build
 
     def action() -> None:
-        params = BuildInstructionsParams(noise_questions_per_record=noise_questions, seed=seed)
-        counts = run_build(params, records, labels, splits, out, qa)
+        counts = run_build(params(), records, labels, splits, out, qa)
         console.print(
             f"instructions: train {counts['train_instructions']}, val "
             f"{counts['val_instructions']} ({counts['held_out_records']} test records held "
@@ -281,45 +237,20 @@ def build_instructions(
 
 
 @app.command(name="render-images")
+@stage_options(RenderParams)
 def render_images(
     data: Annotated[Path, typer.Option(help="preprocess output folder (preprocess.json)")],
     out: Annotated[Path, typer.Option(help="output folder")],
+    params: ParamsBuilder[RenderParams],
     records: Annotated[
         Path | None, typer.Option(help="ingest folder: reports and raw paths for llava.json")
     ] = None,
-    dpi: Annotated[float, typer.Option(help="paper image resolution")] = 100.0,
-    paper: Annotated[bool, typer.Option(help="12-lead paper images")] = True,
-    distort: Annotated[bool, typer.Option(help="seeded paper-like distortions")] = False,
-    seed: Annotated[int, typer.Option(help="distortion seed")] = 0,
-    signal_images: Annotated[bool, typer.Option(help="GAF / RP / MTF images")] = False,
-    signal_lead: Annotated[str, typer.Option(help="lead of the signal images")] = "II",
-    signal_window_s: Annotated[
-        float | None, typer.Option(help="signal-image window, s (default: whole sample)")
-    ] = None,
-    signal_size: Annotated[int, typer.Option(help="signal-image side, px")] = 224,
-    splits: Annotated[str | None, typer.Option(help="only these splits, e.g. 'train,val'")] = None,
-    workers: Annotated[int, typer.Option(help="processes (0: one per core)")] = 0,
 ) -> None:
     """Render paper ECG images (3×4 + rhythm strip) and GAF/RP/MTF images, plus llava.json."""
-    from ecgflow.stages.render_images import RenderParams
     from ecgflow.stages.render_images import render_images as run_render
 
     def action() -> None:
-        params = RenderParams.model_validate(
-            {
-                "dpi": dpi,
-                "paper": paper,
-                "distort": distort,
-                "seed": seed,
-                "signal_images": signal_images,
-                "signal_lead": signal_lead,
-                "signal_window_s": signal_window_s,
-                "signal_size": signal_size,
-                "splits": None if splits is None else [s.strip() for s in splits.split(",")],
-                "workers": workers,
-            }
-        )
-        result = run_render(params, data, out, records_dir=records)
+        result = run_render(params(), data, out, records_dir=records)
         console.print(
             f"rendered: {result.n_paper} paper, {result.n_signal} signal images, "
             f"{result.n_llava} llava entries; {len(result.rejected)} rejected "
@@ -330,59 +261,31 @@ def render_images(
     _run(action)
 
 
-def _train_config(**fields: object) -> dict[str, object]:
-    """TrainConfig fields given on the command line (None: the default)."""
-    return {k: v for k, v in fields.items() if v is not None}
-
-
 @app.command(name="train-clip")
+@stage_options(
+    TrainClipParams,
+    aliases={
+        **TRAIN_ALIASES,
+        "model.encoder.kind": "--encoder",
+        "model.encoder.width": "--width",
+        "model.encoder.depth": "--depth",
+        "model.embed_dim": "--embed-dim",
+        "model.text.path": "--text-model",
+        "model.text.freeze_layers": "--freeze-layers",
+    },
+)
 def train_clip(
     data: Annotated[Path, typer.Option(help="preprocess output (train and val splits)")],
     records: Annotated[Path, typer.Option(help="ingest output (report texts)")],
     out: Annotated[Path, typer.Option(help="output folder (model, checkpoints, metrics)")],
-    nproc: Annotated[int, typer.Option(help="processes: torchrun --nproc_per_node")] = 1,
-    encoder: Annotated[str, typer.Option(help="resnet1d | vit1d")] = "resnet1d",
-    width: Annotated[int, typer.Option(help="encoder width")] = 64,
-    depth: Annotated[int, typer.Option(help="encoder stages / layers")] = 4,
-    embed_dim: Annotated[int, typer.Option(help="shared embedding size")] = 256,
-    text_model: Annotated[
-        str | None, typer.Option(help="local Hugging Face model folder (default: MiniLM)")
-    ] = None,
-    freeze_layers: Annotated[int, typer.Option(help="frozen text-encoder layers")] = 4,
-    include_report: Annotated[bool, typer.Option(help="append original reports")] = False,
-    epochs: Annotated[int | None, typer.Option(help="epochs at most")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="batch per process")] = None,
-    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
-    patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed")] = None,
-    device: Annotated[str | None, typer.Option(help="force a device, e.g. cpu")] = None,
+    params: ParamsBuilder[TrainClipParams],
     resume: Annotated[bool, typer.Option(help="continue from out/checkpoints")] = False,
 ) -> None:
     """Contrastive ECG–report pre-training; N > 1 processes run under torchrun (DDP)."""
-    from ecgflow.stages.train_clip import TrainClipParams
     from ecgflow.stages.train_clip import train_clip as run_train_clip
 
     def action() -> None:
-        params = TrainClipParams.model_validate(
-            {
-                "model": {
-                    "encoder": {"kind": encoder, "width": width, "depth": depth},
-                    "text": {"path": text_model, "freeze_layers": freeze_layers},
-                    "embed_dim": embed_dim,
-                },
-                "train": _train_config(
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    lr=lr,
-                    patience=patience,
-                    seed=seed,
-                    device=device,
-                ),
-                "include_report": include_report,
-                "nproc": nproc,
-            }
-        )
-        metrics = run_train_clip(params, data, records, out, resume=resume)
+        metrics = run_train_clip(params(), data, records, out, resume=resume)
         best = metrics["best"]
         console.print(
             f"train-clip: best epoch {metrics['best_epoch']}, mean recall "
@@ -394,51 +297,31 @@ def train_clip(
 
 
 @app.command(name="finetune-classifier")
+@stage_options(
+    FinetuneParams,
+    aliases={
+        **TRAIN_ALIASES,
+        "encoder.kind": "--architecture",
+        "encoder.width": "--width",
+        "encoder.depth": "--depth",
+    },
+)
 def finetune_classifier(
     data: Annotated[Path, typer.Option(help="preprocess output (train and val splits)")],
     labels: Annotated[Path, typer.Option(help="label output (labels.parquet, label_def.json)")],
     out: Annotated[Path, typer.Option(help="output folder")],
+    params: ParamsBuilder[FinetuneParams],
     encoder: Annotated[
-        Path | None, typer.Option(help="train-clip output whose ECG encoder to start from")
+        Path | None,
+        typer.Option(help="train-clip output whose ECG encoder to start from (--pretrained)"),
     ] = None,
-    pretrained: Annotated[bool, typer.Option(help="start from --encoder")] = True,
-    architecture: Annotated[str, typer.Option(help="resnet1d | vit1d (no pretraining)")] = (
-        "resnet1d"
-    ),
-    width: Annotated[int, typer.Option(help="encoder width (no pretraining)")] = 64,
-    depth: Annotated[int, typer.Option(help="encoder depth (no pretraining)")] = 4,
-    weighted_sampling: Annotated[bool, typer.Option(help="oversample rare labels")] = False,
-    nproc: Annotated[int, typer.Option(help="processes: torchrun --nproc_per_node")] = 1,
-    epochs: Annotated[int | None, typer.Option(help="epochs at most")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="batch per process")] = None,
-    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
-    patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed")] = None,
-    device: Annotated[str | None, typer.Option(help="force a device, e.g. cpu")] = None,
     resume: Annotated[bool, typer.Option(help="continue from out/checkpoints")] = False,
 ) -> None:
-    """Multi-label classifier (BCE + pos_weight) from the CLIP encoder or from scratch."""
-    from ecgflow.stages.finetune_classifier import FinetuneParams
+    """Multi-label classifier (BCE + pos_weight), from scratch or from the CLIP encoder."""
     from ecgflow.stages.finetune_classifier import finetune_classifier as run_finetune
 
     def action() -> None:
-        params = FinetuneParams.model_validate(
-            {
-                "pretrained": pretrained,
-                "encoder": {"kind": architecture, "width": width, "depth": depth},
-                "weighted_sampling": weighted_sampling,
-                "nproc": nproc,
-                "train": _train_config(
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    lr=lr,
-                    patience=patience,
-                    seed=seed,
-                    device=device,
-                ),
-            }
-        )
-        metrics = run_finetune(params, encoder, data, labels, out, resume=resume)
+        metrics = run_finetune(params(), encoder, data, labels, out, resume=resume)
         best = metrics["best"]
         console.print(
             f"finetune-classifier: best epoch {metrics['best_epoch']}, val macro AUROC "
@@ -450,6 +333,7 @@ def finetune_classifier(
 
 
 @app.command(name="finetune-gem")
+@stage_options(FinetuneGemParams, aliases={**TRAIN_ALIASES, "model.lm": "--lm"})
 def finetune_gem(
     encoder: Annotated[Path, typer.Option(help="train-clip output (the signal tower)")],
     data: Annotated[
@@ -457,50 +341,20 @@ def finetune_gem(
     ],
     instructions: Annotated[Path, typer.Option(help="build-instructions output")],
     out: Annotated[Path, typer.Option(help="output folder (model/, checkpoints, metrics)")],
+    params: ParamsBuilder[FinetuneGemParams],
     images: Annotated[
         Path | None, typer.Option(help="render-images output: turns the image tower on")
     ] = None,
-    lm: Annotated[
-        str | None,
-        typer.Option(help="causal LM: HF folder or .gguf file (default: bundled SmolLM2-135M)"),
-    ] = None,
-    epoch_samples: Annotated[
-        int | None, typer.Option(help="instructions drawn per epoch (0: all)")
-    ] = None,
-    nproc: Annotated[int, typer.Option(help="processes: torchrun --nproc_per_node")] = 1,
-    epochs: Annotated[int | None, typer.Option(help="epochs at most")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="batch per process")] = None,
-    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
-    patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed")] = None,
-    device: Annotated[str | None, typer.Option(help="force a device, e.g. cpu")] = None,
     resume: Annotated[bool, typer.Option(help="continue from out/checkpoints")] = False,
 ) -> None:
     """GEM: the ECG multimodal LLM (signal/lead/image towers → LoRA LM), on the training core."""
-    from ecgflow.params import FinetuneGemParams
     from ecgflow.stages.finetune_gem import GemPaths
     from ecgflow.stages.finetune_gem import finetune_gem as run_finetune_gem
 
     def action() -> None:
-        defaults = FinetuneGemParams()
-        fields: dict[str, object] = {
-            "model": {"lm": lm, "image": images is not None},
-            "train": defaults.train.model_dump()
-            | _train_config(
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                patience=patience,
-                seed=seed,
-                device=device,
-            ),
-            "nproc": nproc,
-        }
-        if epoch_samples is not None:
-            fields["epoch_samples"] = epoch_samples or None
-        params = FinetuneGemParams.model_validate(fields)
+        settings = params({"model": {"image": True}} if images is not None else None)
         paths = GemPaths(encoder, data, instructions, images, out)
-        metrics = run_finetune_gem(params, paths, resume=resume)
+        metrics = run_finetune_gem(settings, paths, resume=resume)
         best = metrics["best"]
         console.print(
             f"finetune-gem: best epoch {metrics['best_epoch']}, val QA accuracy "
@@ -513,30 +367,23 @@ def finetune_gem(
 
 
 @app.command(name="eval-gem")
+@stage_options(EvalGemParams)
 def eval_gem(
     model: Annotated[Path, typer.Option(help="GEM model folder (finetune-gem's model/)")],
     data: Annotated[Path, typer.Option(help="preprocess output holding the records asked about")],
     qa: Annotated[list[Path], typer.Option(help="ECG-QA JSON file (repeatable)")],
     out: Annotated[Path, typer.Option(help="output folder (metrics.json, predictions.json)")],
+    params: ParamsBuilder[EvalGemParams],
     images: Annotated[Path | None, typer.Option(help="render-images output")] = None,
     labels: Annotated[
         Path | None, typer.Option(help="label output: also score label answers (macro F1)")
     ] = None,
-    interpret: Annotated[
-        bool, typer.Option(help="with --labels: generate and score interpretations too")
-    ] = True,
-    max_new_tokens: Annotated[int, typer.Option(help="tokens per generated answer")] = 48,
-    split: Annotated[
-        str, typer.Option(help="ask about records of this split (test | val | train | all)")
-    ] = "test",
 ) -> None:
     """QA accuracy (exact match; closed sets by likelihood) beside the label-prior baseline."""
-    from ecgflow.params import EvalGemParams
     from ecgflow.stages.eval_gem import eval_gem as run_eval_gem
 
     def action() -> None:
-        params = EvalGemParams(interpret=interpret, max_new_tokens=max_new_tokens, split=split)
-        metrics = run_eval_gem(params, model, data, qa, out, images, labels)
+        metrics = run_eval_gem(params(), model, data, qa, out, images, labels)
         prior = metrics["label_prior"]
         console.print(
             f"eval-gem ({metrics['n_questions']} questions): accuracy "
@@ -550,37 +397,23 @@ def eval_gem(
 
 
 @app.command(name="eval")
+@stage_options(EvalParams)
 def eval_(
     model: Annotated[Path, typer.Option(help="finetune-classifier or train-clip output")],
     data: Annotated[Path, typer.Option(help="preprocess output")],
     labels: Annotated[Path, typer.Option(help="label output")],
     out: Annotated[Path, typer.Option(help="output folder (metrics.json, plots/)")],
-    split: Annotated[str, typer.Option(help="test | val | all (every record of --data)")] = (
-        "test"
-    ),
+    params: ParamsBuilder[EvalParams],
     records: Annotated[
         Path | None, typer.Option(help="ingest output: CLIP texts, CinC weights.csv")
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples (95 % CIs)")] = 200,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-    challenge_weights: Annotated[
-        Path | None,
-        typer.Option(help="CinC Challenge weights.csv, 2020 or 2021 (default: --records' raw/)"),
-    ] = None,
 ) -> None:
     """Metrics (AUROC, AUPRC, F1, Fmax, CIs, CinC score / retrieval) and plots, to MLflow too."""
-    from ecgflow.stages.evaluate import EvalParams, evaluate
+    from ecgflow.stages.evaluate import evaluate
 
     def action() -> None:
-        params = EvalParams.model_validate(
-            {
-                "split": split,
-                "bootstrap": bootstrap,
-                "seed": seed,
-                "challenge_weights": challenge_weights,
-            }
-        )
-        metrics = evaluate(params, model, data, labels, out, records_dir=records)
+        settings = params()
+        metrics = evaluate(settings, model, data, labels, out, records_dir=records)
         headline = (
             f"macro AUROC {metrics['macro_auroc']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
             if metrics["kind"] == "classifier"
@@ -588,7 +421,8 @@ def eval_(
             f"zero-shot macro AUROC {metrics['zero_shot_macro_auroc']:.3f}"
         )
         console.print(
-            f"eval ({split}, {metrics['n_records']} records): {headline} → {escape(str(out))}",
+            f"eval ({settings.split}, {metrics['n_records']} records): {headline} "
+            f"→ {escape(str(out))}",
             highlight=False,
         )
 
@@ -596,22 +430,20 @@ def eval_(
 
 
 @app.command()
+@stage_options(ExportParams)
 def export(
     model: Annotated[Path, typer.Option(help="finetune-classifier output")],
     out: Annotated[Path, typer.Option(help="output folder (model.onnx, triton/, parity.json)")],
+    params: ParamsBuilder[ExportParams],
     data: Annotated[
         Path | None, typer.Option(help="preprocess output for the parity check (real records)")
     ] = None,
-    name: Annotated[str, typer.Option(help="model name (Triton layout)")] = "ecg-classifier",
-    opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
 ) -> None:
     """ONNX export with a PyTorch parity check and a Triton model-repository layout."""
-    from ecgflow.stages.export import ExportParams
     from ecgflow.stages.export import export as run_export
 
     def action() -> None:
-        params = ExportParams.model_validate({"name": name, "opset": opset})
-        result = run_export(params, model, out, data_dir=data)
+        result = run_export(params(), model, out, data_dir=data)
         console.print(
             f"exported {escape(str(result.onnx_path))}: parity max |Δ| "
             f"{result.max_abs_diff:.2e} over {result.n_parity_rows} rows",
@@ -968,6 +800,40 @@ def services_down(
 
     stopped = _run(lambda: down(purge=purge))
     typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+config_app = typer.Typer(help="The pipeline config: its JSON schema.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the pipeline config: every section, field, default and rule."""
+    import json
+
+    from ecgflow.config import PipelineConfig
+    from ecgflow.params import json_schema
+
+    typer.echo(json.dumps(json_schema(PipelineConfig), indent=2))
+
+
+@app.command(name="validate-config")
+def validate_config(
+    config: Annotated[Path, typer.Option(help="pipeline config YAML to check")],
+) -> None:
+    """List every bad field of a config (path / option: rule (got value)); exit 2 on any.
+
+    The environment overrides (ECGFLOW_*) count, as they do for run, compile and submit.
+    """
+    from ecgflow.config import config_problems
+
+    problems = _run(lambda: config_problems(config))
+    for problem in problems:
+        console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+    if problems:
+        console.print(f"{escape(str(config))}: {len(problems)} problem(s)", highlight=False)
+        raise typer.Exit(2)
+    typer.echo(f"{config}: valid")
 
 
 @app.command(name="compile")

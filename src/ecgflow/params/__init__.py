@@ -9,7 +9,7 @@ Importing this package loads pydantic only (no NumPy, pandas, torch or the stage
 
 from __future__ import annotations
 
-from ecgflow.params.base import Params, deep_merge
+from ecgflow.params.base import Params, deep_merge, json_schema
 from ecgflow.params.eval_gem import EvalGemParams
 from ecgflow.params.evaluate import EvalParams
 from ecgflow.params.export import ExportParams
@@ -52,4 +52,5 @@ __all__ = [
     "deep_merge",
     "gem_preprocess",
     "gem_promote",
+    "json_schema",
 ]

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import core_schema
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,3 +47,19 @@ class Params(BaseModel):
             if isinstance(default, BaseModel):
                 merged[name] = deep_merge(default.model_dump(exclude_unset=True), given)
         return merged
+
+
+class _DefaultsSchema(GenerateJsonSchema):
+    """A JSON schema whose defaults include those made by default factories (the real ones)."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            value = factory()  # type: ignore[call-arg]
+            return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return super().get_default_value(schema)
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema, every default (a trainer's own ``train`` too) filled in."""
+    return model.model_json_schema(schema_generator=_DefaultsSchema)
