@@ -245,3 +245,31 @@ def test_a_failed_run_prints_one_line_with_the_cause_and_the_log(tmp_path: Path)
     assert log.name == "ingest.log" and log.parent.name == "logs"
     text = log.read_text()
     assert "Got executor_input" in text and "Traceback" in text and str(missing) in text
+
+
+def test_on_a_terminal_a_failed_run_shows_the_table_and_the_error_line(tmp_path: Path) -> None:
+    """The live view on a pseudo-terminal: the failed step's row and the one error line."""
+    import pty
+    import re
+
+    env = {**os.environ, "ECGFLOW_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    env.pop("CI", None)
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "ecgflow.cli", "run", "--source", str(tmp_path / "nope")]
+    proc = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert proc.wait(timeout=300) == 2
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert re.search(r"ingest\s+failed", shown), shown  # the table's row
+    assert "error: step ingest failed: " in shown and "ingest.log" in shown
+    assert "Traceback" not in shown and "Executing task" not in shown

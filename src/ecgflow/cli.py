@@ -64,6 +64,19 @@ _NOISY = ("botocore", "urllib3", "s3transfer", "kfp", "mlflow", "alembic", "torc
 _verbose = False
 
 
+class _BelowError(logging.Filter):
+    """Drops a logger's records below ERROR (a level would not hold: torch resets them).
+
+    Used for torch's ONNX exporter, which notes at WARNING that torchvision is absent.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+_BELOW_ERROR = _BelowError()
+
+
 def _setup_logging(verbose: bool) -> None:
     """Logging for a command; progress bars on a terminal (not in CI), see ecgflow.progress."""
     global _verbose
@@ -80,6 +93,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    exporter = logging.getLogger("torch.onnx._internal.exporter._registration")
+    exporter.removeFilter(_BELOW_ERROR)
+    if not verbose:
+        exporter.addFilter(_BELOW_ERROR)
     if progress.bars_wanted() and console.is_terminal:
         from ecgflow.run_view import Bars
 
