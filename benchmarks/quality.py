@@ -6,9 +6,9 @@ stopping, best epoch, F1 thresholds) on the next ``--select-folds`` and trains o
 Every recipe sees the same splits, the same preprocessed arrays and the same seed, one after
 the other in this process:
 
-  default     what ``ecgflow run`` trains: train-clip with the config's LOCAL_TRAIN_CLIP, then
-              finetune-classifier with LOCAL_FINETUNE (the stages themselves; from the CLIP
-              encoder only where LOCAL_FINETUNE says ``pretrained``)
+  default     what ``ecgflow run`` (and ``ecgflow <stage>`` with no options) trains: train-clip
+              and finetune-classifier with their params models' defaults (the stages
+              themselves; from the CLIP encoder only where FinetuneParams says ``pretrained``)
   supervised  the default finetune-classifier recipe from a random init (``pretrained=False``)
   clip-init   the same from the default recipe's CLIP encoder (``pretrained=True``): with
               ``supervised``, the ablation supervised only vs CLIP-initialised
