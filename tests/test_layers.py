@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"stages"},
     {"serving", "text", "evaluation", "render", "k8s"},
-    {"signal", "labels", "training", "registry", "splitting", "parallel"},
+    {"signal", "labels", "training", "registry", "mlflow_model", "splitting", "parallel"},
     {
         "io",
         "models",

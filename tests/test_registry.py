@@ -13,6 +13,8 @@ import torch
 from mlflow_server import start_mlflow_server
 
 from ecgflow.errors import EcgflowError
+from ecgflow.io.synthetic import synthesize_record
+from ecgflow.params.preprocess import PreprocessParams
 from ecgflow.registry import (
     CHALLENGER,
     CHAMPION,
@@ -23,6 +25,7 @@ from ecgflow.registry import (
     register_gem,
 )
 from ecgflow.serving.bundle import model_kind, resolve_model
+from ecgflow.signal.transform import transform_record
 
 
 class _Tiny(torch.nn.Module):
@@ -50,7 +53,7 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     program.save(str(out / "model.onnx"))
     for name, content in {
-        "preprocess.json": {"params": {"fs": 100.0}},
+        "preprocess.json": {"params": {"fs": 100.0, "length_s": 1.0}},
         "thresholds.json": {
             "labels": ["a", "b", "c"],
             "thresholds": {"a": 0.5, "b": 0.5, "c": 0.5},
@@ -100,11 +103,13 @@ def test_gated_promotion_on_sqlite(export_dir: Path, tmp_path: Path, monkeypatch
     assert tags["promotion.decision"] == "refused" and tags["promotion.compared_to"] == "2"
     assert tags["metric.macro_auroc"] == "0.83" and tags["eval.data_hash"] == "a" * 64
     assert tags["pipeline_run"] == "run-1"
-    # the registered ONNX model gives what onnxruntime gives on the exported file
+    # the registered model, fed a raw ECG, gives what onnxruntime gives on the exported file
     model = mlflow.pyfunc.load_model(f"models:/ecg-classifier@{CHAMPION}")
-    x = np.random.default_rng(0).standard_normal((2, 12, 100)).astype(np.float32)
-    want = ort.InferenceSession(str(export_dir / "model.onnx")).run(None, {"ecg": x})[0]
-    np.testing.assert_allclose(model.predict(x)["probabilities"], want, atol=1e-6)
+    record = synthesize_record(0, fs=500.0, seconds=1.0).record
+    x, _ = transform_record(record, PreprocessParams(fs=100.0, length_s=1.0))
+    want = ort.InferenceSession(str(export_dir / "model.onnx")).run(None, {"ecg": x[None]})[0]
+    got = model.predict({"signal": record.signal.tolist(), "fs": 500.0, "leads": record.leads})
+    np.testing.assert_allclose(got[[f"probability_{n}" for n in "abc"]], want, atol=1e-6)
     again = promote(version="2")
     assert not again.promoted and again.reason == "already champion"
 
@@ -195,8 +200,11 @@ def test_server_with_s3_artifacts(export_dir: Path, s3_server, tmp_path: Path, m
         assert any(k.endswith("model.onnx") for k in keys), keys
         assert any("pytorch/config.json" in k for k in keys)
         model = mlflow.pyfunc.load_model(f"models:/ecg-classifier@{CHAMPION}")
-        x = np.zeros((1, 12, 100), dtype=np.float32)
-        assert model.predict(x)["probabilities"].shape == (1, 3)
+        record = synthesize_record(0, fs=100.0, seconds=1.0).record
+        answer = model.predict(
+            {"signal": record.signal.tolist(), "fs": 100.0, "leads": record.leads}
+        )
+        assert answer.filter(like="probability_").shape == (1, 3)
         assert version.version == "1"
     finally:
         server.stop()

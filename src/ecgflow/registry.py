@@ -101,10 +101,8 @@ def register(
 ) -> RegisteredVersion:
     """Log ``export_dir`` in a new run and register it as a new version of ``name``."""
     import mlflow
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-    from mlflow.models import infer_signature
+
+    from ecgflow.mlflow_model import log_model
 
     export_dir = Path(export_dir)
     onnx_path = export_dir / "model.onnx"
@@ -113,23 +111,11 @@ def register(
             raise EcgflowError(f"{path}: not found (--model must be an export output)")
     metrics = _read_metrics(eval_dir)
     flat = {k: float(v) for k, v in metrics.items() if _number(v)}
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
-    example = np.zeros(shape, dtype=np.float32)
-    signature = infer_signature(
-        example, session.run(None, {session.get_inputs()[0].name: example})[0]
-    )
+    flat |= _interval_metrics(metrics)
     run_id = tracking.start_run(experiment, f"register-{name}")
     try:
-        info = mlflow.onnx.log_model(
-            onnx.load(str(onnx_path)),
-            name="model",
-            signature=signature,
-            input_example=example,
-            registered_model_name=name,
-            # in the model folder (extra_files/), so serving finds them beside model.onnx
-            extra_files=[str(export_dir / side) for side in SIDE_FILES],
-        )
+        # raw ECG in, label-named answers out; model.onnx + extra_files/ stay KServe's files
+        info = log_model(export_dir, registered_model_name=name)
         mlflow.log_artifacts(str(export_dir / "pytorch"), artifact_path="pytorch")
         tracking.log_metrics(flat, step=0)
         mlflow.set_tags({"eval.data_hash": metrics["data_hash"], "stage": "register"})
@@ -147,6 +133,15 @@ def register(
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return RegisteredVersion(name, version, f"models:/{name}/{version}", run_id)
+
+
+def _interval_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Eval's bootstrap intervals as ``<metric>_ci_low`` / ``<metric>_ci_high`` numbers."""
+    out = {}
+    for key, bounds in (metrics.get("ci95") or {}).items():
+        if isinstance(bounds, list) and len(bounds) == 2 and all(map(_number, bounds)):
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = map(float, bounds)
+    return out
 
 
 def register_gem(
