@@ -23,8 +23,11 @@ from ecgflow.io.storage import (
     S3Storage,
     Storage,
     TransferError,
+    UnsafeNameError,
+    check_name,
     clean_rel,
     open_storage,
+    unsafe_reason,
 )
 
 N_RECORDS = 5
@@ -174,6 +177,93 @@ def test_relative_paths_cannot_escape(rel: str) -> None:
 
 def test_relative_paths_are_normalised() -> None:
     assert clean_rel("./records100//00000/x.hea") == "records100/00000/x.hea"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "an empty name"),
+        ("/tmp/x/pwned.hea", "an absolute path"),
+        ("../../evil.hea", "a '..' segment"),
+        ("a/../../b.dat", "a '..' segment"),
+        ("a//b.hea", "an empty segment"),
+        ("sub/", "an empty segment"),
+        ("./a.hea", "a '.' segment"),
+        ("a\\..\\b.hea", "a backslash"),
+        ("a\x00.hea", "a control character"),
+        ("a\nb.hea", "a control character"),
+    ],
+)
+def test_untrusted_names_must_be_canonical_relative_paths(name: str, reason: str) -> None:
+    assert reason in (unsafe_reason(name) or "")
+    with pytest.raises(UnsafeNameError, match="not a path below the source root"):
+        check_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["a.hea", "records100/00000/00001_lr.dat", "has space.txt", "x..y"]
+)
+def test_plain_names_are_safe(name: str) -> None:
+    assert unsafe_reason(name) is None and check_name(name) == name
+
+
+def test_local_storage_never_reads_through_a_symlink_out_of_the_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.dat").write_bytes(b"secret")
+    (root / "a.hea").write_text("a 1 500\n")
+    (root / "x.dat").symlink_to(outside / "secret.dat")
+    (root / "far").symlink_to(outside, target_is_directory=True)
+    (root / "again").symlink_to(".", target_is_directory=True)
+    storage = LocalStorage(root)
+    assert storage.list_files() == ["a.hea"]
+    refused = storage.refused()
+    assert set(refused) == {"x.dat", "far", "again"}
+    assert "outside the source folder" in refused["x.dat"] and "outside" in refused["far"]
+    assert "already listed" in refused["again"]
+    for rel in ("x.dat", "far/secret.dat"):
+        with pytest.raises(EcgflowError, match="outside the source folder"):
+            storage.read_bytes(rel)
+        with pytest.raises(EcgflowError, match="outside the source folder"):
+            storage.download(rel, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert storage.read_bytes("again/a.hea") == b"a 1 500\n"  # inside the root: readable
+
+
+HOSTILE_INDEX = """<html><body><pre>
+<a href="ok.hea">ok.hea</a> <a href="%2Ftmp%2Fx%2Fpwned.hea">pwned</a>
+<a href="..%2F..%2Fup.hea">up</a> <a href="a%2F%2Fb.hea">ab</a> <a href="sub%2F..%2F..%2F">dir</a>
+<a href="c%00.hea">nul</a>
+</pre></body></html>"""
+
+
+def test_http_listing_refuses_decoded_names_outside_the_mirror(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/db/RECORDS").respond_with_data("", status=404)
+    httpserver.expect_request("/db/").respond_with_data(HOSTILE_INDEX, content_type="text/html")
+    storage = open_storage(httpserver.url_for("/db/"))
+    assert storage.list_files() == ["ok.hea"]
+    refused = storage.refused()
+    assert "an absolute path" in refused["/tmp/x/pwned.hea"]
+    assert "linked from" in refused["/tmp/x/pwned.hea"]
+    assert "a '..' segment" in refused["../../up.hea"]
+    assert "an empty segment" in refused["a//b.hea"]
+    assert "a '..' segment" in refused["sub/../../"]
+    assert "a control character" in refused["c\x00.hea"]
+
+
+def test_http_records_lines_are_refused_one_by_one(httpserver: HTTPServer) -> None:
+    lines = "rec1\n../../evil\n/abs\nsub/\nloop/\n"
+    httpserver.expect_request("/db/RECORDS").respond_with_data(lines)
+    httpserver.expect_request("/db/sub/RECORDS").respond_with_data("rec2\n")
+    httpserver.expect_request("/db/loop/RECORDS").respond_with_data("x\n", status=404)
+    httpserver.expect_request("/db/").respond_with_data("", status=404)
+    storage = open_storage(httpserver.url_for("/db/"))
+    assert storage.list_files() == ["RECORDS", "rec1.hea", "sub/RECORDS", "sub/rec2.hea"]
+    refused = storage.refused()
+    assert refused["../../evil.hea"].startswith("RECORDS line 2: record '../../evil'")
+    assert "an absolute path" in refused["/abs.hea"]
+    assert refused["loop/RECORDS"].startswith("RECORDS line 5: not found")
 
 
 # --- HTTP: python http.server ---------------------------------------------------------------
