@@ -8,12 +8,26 @@ tagged with the evaluation's metrics, its data hash and the pipeline run.
 beats the current champion on the same evaluation data by more than ``min_delta`` (or there is
 no champion). Every decision is recorded on the version as ``promotion.*`` tags, refusals with
 their reason. Works against the embedded SQLite store and against an MLflow server alike.
+
+Moving ``champion`` is a read-decide-write on the registry, so concurrent ``promote`` calls on
+one model are serialised by a registry-side lock: a registered model ``NAME.promote-lock``,
+which the store creates atomically or refuses (a unique name). The holder re-reads the champion,
+decides, writes and deletes the lock; a lock left by a crashed process is broken once it has
+stood unchanged for ``stale_s`` seconds of the waiter's own clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +42,10 @@ GEM_FILES = ("gem.json", "towers.safetensors", "adapter", "tokenizer", "preproce
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 SIDE_FILES = ("preprocess.json", "thresholds.json", "label_def.json", "parity.json")
+LOCK_SUFFIX = ".promote-lock"
+LOCK_OWNER_TAG = "ecgflow.lock.owner"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -201,11 +219,15 @@ def promote(
     min_delta: float = 0.0,
     version: str | None = None,
     allow_equal: bool = False,
+    lock_timeout_s: float = 120.0,
+    stale_s: float = 60.0,
 ) -> PromotionDecision:
     """Alias ``version`` (default: newest) challenger; make it champion if it wins the gate.
 
     ``allow_equal``: a tie with the champion also promotes ("not worse", GEM's gate);
-    otherwise the challenger must beat the champion by more than ``min_delta``.
+    otherwise the challenger must beat the champion by more than ``min_delta``. The whole
+    read-decide-write runs under :func:`promotion_lock`, so concurrent calls act one after
+    the other and the better model ends as champion whatever the order.
     """
     from mlflow.exceptions import MlflowException
 
@@ -213,35 +235,120 @@ def promote(
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException as exc:
-        raise EcgflowError(f"model {name!r}: {exc}") from None
+        raise EcgflowError(f"model {name!r}: {_message(exc)}") from None
     if not versions:
         raise EcgflowError(f"model {name!r}: no registered versions")
     if version is None:
         version = str(max(int(v.version) for v in versions))
-    candidate = next((v for v in versions if str(v.version) == str(version)), None)
-    if candidate is None:
+    if not any(str(v.version) == str(version) for v in versions):
         raise EcgflowError(f"model {name!r} has no version {version}")
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    value = _metric(candidate.tags, metric)
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
-    decision = _decide(
-        name, str(version), candidate.tags, champion, metric, value, min_delta, allow_equal
-    )
-    if decision.promoted:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    record = {
-        "promotion.decision": "promoted" if decision.promoted else "refused",
-        "promotion.reason": decision.reason,
-        "promotion.metric": metric,
-        "promotion.compared_to": decision.champion_version or "none",
-        "promotion.min_delta": str(min_delta),
-    }
-    for key, text in record.items():
-        client.set_model_version_tag(name, str(version), key, text)
+    version = str(version)
+    with promotion_lock(client, name, timeout_s=lock_timeout_s, stale_s=stale_s):
+        try:
+            # re-read under the lock: tags and the champion as the last holder left them
+            candidate = client.get_model_version(name, version)
+            client.set_registered_model_alias(name, CHALLENGER, version)
+            try:
+                champion = client.get_model_version_by_alias(name, CHAMPION)
+            except MlflowException:
+                champion = None
+            value = _metric(candidate.tags, metric)
+            decision = _decide(
+                name, version, candidate.tags, champion, metric, value, min_delta, allow_equal
+            )
+            if decision.promoted:
+                client.set_registered_model_alias(name, CHAMPION, version)
+            record = {
+                "promotion.decision": "promoted" if decision.promoted else "refused",
+                "promotion.reason": decision.reason,
+                "promotion.metric": metric,
+                "promotion.compared_to": decision.champion_version or "none",
+                "promotion.min_delta": str(min_delta),
+            }
+            for key, text in record.items():
+                client.set_model_version_tag(name, version, key, text)
+        except MlflowException as exc:
+            raise EcgflowError(f"model {name!r}: {_message(exc)}") from None
     return decision
+
+
+@contextlib.contextmanager
+def promotion_lock(
+    client: Any, name: str, timeout_s: float = 120.0, stale_s: float = 60.0
+) -> Iterator[str]:
+    """Hold the registry-side lock of ``name``'s aliases; yields the lock's owner token.
+
+    The lock is a registered model ``NAME.promote-lock``: creating it is atomic in every
+    MLflow store (a unique name), so exactly one caller gets it. Others poll with jitter;
+    a lock whose owner has not changed for ``stale_s`` seconds is taken to be left by a
+    crashed process and deleted. Gives up after ``timeout_s`` naming the lock.
+    """
+    from mlflow.exceptions import MlflowException
+
+    lock = f"{name}{LOCK_SUFFIX}"
+    token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
+    start = time.monotonic()
+    seen_owner, seen_since = None, start
+    while True:
+        try:
+            client.create_registered_model(
+                lock,
+                tags={LOCK_OWNER_TAG: token},
+                description=f"ecgflow: promotion of {name!r} in progress (a lock; see tags)",
+            )
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise EcgflowError(
+                    f"model {name!r}: cannot take {lock!r}: {_message(exc)}"
+                ) from None
+        owner = _lock_owner(client, lock)
+        now = time.monotonic()
+        if owner != seen_owner:
+            seen_owner, seen_since = owner, now
+        elif owner is not None and now - seen_since >= stale_s:
+            log.warning("breaking %s: held by %s for over %.0f s", lock, owner, stale_s)
+            if _lock_owner(client, lock) == owner:
+                with contextlib.suppress(MlflowException):
+                    client.delete_registered_model(lock)
+            seen_owner, seen_since = None, time.monotonic()
+            continue
+        if now - start >= timeout_s:
+            raise EcgflowError(
+                f"model {name!r}: another promote holds {lock!r} ({owner}); waited "
+                f"{timeout_s:.0f} s. If none is running, delete the registered model {lock!r}"
+            )
+        time.sleep(random.uniform(0.02, 0.1))
+    try:
+        yield token
+    finally:
+        if _lock_owner(client, lock) == token:
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model(lock)
+        else:
+            log.warning("%s was broken while this promote held it", lock)
+
+
+def _lock_owner(client: Any, lock: str) -> str | None:
+    """The owner token of ``lock``, or None when there is no lock."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(lock).tags.get(LOCK_OWNER_TAG, "?")
+    except MlflowException:
+        return None
+
+
+def _message(exc: Any) -> str:
+    """An MLflow error as one line; a refusal by an authenticating server says what to set."""
+    text = str(getattr(exc, "message", exc)).strip().splitlines()[0] if str(exc) else repr(exc)
+    code = getattr(exc, "error_code", "")
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or "401" in text or "403" in text:
+        return (
+            f"{text} (the MLflow server wants credentials with permission: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+        )
+    return text
 
 
 def _decide(
