@@ -181,6 +181,9 @@ def test_headlines_are_short_and_rounded() -> None:
     )
     evaluation = {"macro_auroc": 0.5666666666666668, "macro_auprc": 0.44166666666666665}
     assert headline_of(evaluation) == "macro AUROC 0.567 · AUPRC 0.442"
+    assert headline_of({"name": "x", "n_questions": 40.0, "seconds": 1.23456}) == (
+        "n_questions 40 · seconds 1.235"
+    )
 
 
 def test_the_plain_view_prints_a_line_per_finished_step_and_nothing_for_a_failure() -> None:

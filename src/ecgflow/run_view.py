@@ -66,6 +66,9 @@ def headline_of(metadata: dict[str, Any], limit: int = 4) -> str:
             parts.append(f"{words} {value:{fmt}}")
         if len(parts) == limit:
             break
+    if not parts:  # a step this table does not know: its first numbers, rounded
+        numbers = [(k, v) for k, v in metadata.items() if isinstance(v, int | float)]
+        parts = [f"{k} {v:.4g}" for k, v in numbers if not isinstance(v, bool)][:3]
     return " · ".join(parts)
 
 
