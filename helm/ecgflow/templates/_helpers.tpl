@@ -123,3 +123,18 @@ imagePullSecrets:
 {{- define "ecgflow.mlflow.url" -}}
 {{- printf "http://%s.%s.svc.%s:%d" (include "ecgflow.mlflow.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.mlflow.service.port) -}}
 {{- end -}}
+
+{{/* The Secret with MLflow's admin credentials (mlflow.auth): the given one or the generated one;
+empty when auth is off. */}}
+{{- define "ecgflow.mlflow.authSecretName" -}}
+{{- if and .Values.mlflow.enabled .Values.mlflow.auth.enabled -}}
+{{- default (printf "%s-auth" (include "ecgflow.mlflow.fullname" .)) .Values.mlflow.auth.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A hardened container's volume for /tmp and its mount (readOnlyRootFilesystem). */}}
+{{- define "ecgflow.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 1Gi
+{{- end -}}
