@@ -56,6 +56,7 @@ ENV_OVERRIDES = {
     "ECGFLOW_TRAINING_RUNTIME": ("trainjob", "runtime"),
     "ECGFLOW_S3_SECRET": ("", "s3_secret"),
     "ECGFLOW_S3_ENDPOINT_URL": ("", "s3_endpoint_url"),
+    "ECGFLOW_MLFLOW_SECRET": ("", "mlflow_secret"),
 }
 
 #: compiled pipeline parameter holding a section as JSON text → that section
@@ -117,6 +118,11 @@ class PipelineConfig(Params):
         None,
         pattern=r"^https?://",
         description="AWS_ENDPOINT_URL of every step (an in-cluster S3 such as SeaweedFS)",
+    )
+    mlflow_secret: str | None = Field(
+        None,
+        description="Secret with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD that every "
+        "step gets as env on a cluster (the chart's MLflow requires them); None: no MLflow auth",
     )
     workspace_size: str = Field(
         "50Gi",
