@@ -268,6 +268,7 @@ def _every_step(config: PipelineConfig) -> None:
     from kfp import kubernetes
 
     keys = {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    mlflow_keys = {k: k for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
     for task in dsl.pipeline_context.Pipeline.get_default_pipeline().tasks.values():
         task.set_container_image(config.image)
         if config.tracking_uri:
@@ -276,6 +277,8 @@ def _every_step(config: PipelineConfig) -> None:
             task.set_env_variable("AWS_ENDPOINT_URL", config.s3_endpoint_url)
         if config.s3_secret:
             kubernetes.use_secret_as_env(task, config.s3_secret, keys)
+        if config.mlflow_secret:  # the chart's MLflow requires a user: its Secret as env
+            kubernetes.use_secret_as_env(task, config.mlflow_secret, mlflow_keys)
 
 
 def _workspace(config: PipelineConfig) -> dsl.PipelineConfig:
