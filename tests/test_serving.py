@@ -201,7 +201,13 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
     signal_name = header.split()[0].decode() + ".dat"  # 00001_lr.dat or synth.dat
     signal = base64.b64decode(wfdb_ok["signal"])
     truncated = base64.b64encode(signal[: len(signal) // 3]).decode()
+    record_line, rest = header.split(b"\n", 1)
+    fields = record_line.split()
+    huge_header = b" ".join([*fields[:3], b"10000000", *fields[4:]]) + b"\n" + rest
+    huge = f"{int(fields[1]) * 10_000_000:,}"
     nan_body = json.dumps({"instances": [[[float("nan")] * t] * c]})  # json writes NaN
+    nan_v2 = json.dumps({"inputs": [{"name": "ecg", "shape": [1, c, t], "datatype": "FP32",
+                                     "data": [float("nan")] * (c * t)}]})  # fmt: skip
     return [
         ("no instances", v1, {"inputs": []}, 400, "instances"),
         ("empty instances", v1, {"instances": []}, 400, "non-empty"),
@@ -209,8 +215,10 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
         ("wrong shape", v1, {"instances": [np.zeros((c, t - 1)).tolist()]}, 400, f"[{c}, {t}]"),
         ("ragged", v1, {"instances": [[[0.0] * t, [0.0]]]}, 400, "ragged"),
         ("strings", v1, {"instances": [[["a"] * t] * c]}, 400, "numbers expected"),
-        ("NaN literal", v1, nan_body, 400, "Unrecognized request format"),
-        ("NaN literal, V2", v2, nan_body, 400, "malformed request"),
+        ("NaN literal", v1, nan_body, 400, "NaN at line 1, column 18 is not a finite number"),
+        ("NaN literal, V2", v2, nan_v2, 400, "NaN at line 1, column 82 is not a finite number"),
+        ("Infinity literal", v1, nan_body.replace("NaN", "-Infinity"), 400,
+         "-Infinity at line 1, column 18 is not a finite number"),
         ("missing fs", v1, {"instances": [{"signal": [[0.0] * 500], "leads": ["I"]}]}, 400,
          "instances[0].fs: missing"),
         ("zero fs", v1, {"instances": [{**_signal(5), "fs": 0}]}, 400, "fs: must be a number > 0"),
@@ -243,11 +251,30 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
          {"instances": [{"wfdb": {"header": wfdb_ok["header"],
                                   "files": {signal_name: "", "../../etc/x": ""}}}]},
          400, "not a plain file name"),
-        ("malformed JSON", v1, "{not json", 400, "Unrecognized request format"),
-        ("malformed JSON, V2", v2, "{not json", 400, "malformed request"),
+        ("malformed JSON", v1, "{not json", 400, "body: not valid JSON"),
+        ("malformed JSON, V2", v2, "{not json", 400, "body: not valid JSON"),
         ("not an object", v1, "[1, 2]", 400, "expected a JSON object with 'instances'"),
         ("infinite value", v1, {"instances": [{**_signal(5), "signal": [[1e39] * 500] * 3}]},
          400, "NaN or infinite"),
+        ("beyond any ECG", v1, {"instances": [{**_signal(5), "signal": [[1e38] * 500] * 3}]},
+         400, "instances[0].signal: 1500 value(s) beyond ±1000 mV"),
+        ("beyond any ECG, V2", v2,
+         {"inputs": [{"name": "signal", "shape": [1, 500], "datatype": "FP32",
+                      "data": [3e5] * 500, "parameters": {"fs": 100, "leads": "I"}}]},
+         400, "inputs[signal][0].signal: 500 value(s) beyond ±1000 mV"),
+        ("tensor beyond any scale", v1, {"instances": [np.full((c, t), 1e30).tolist()]}, 400,
+         f"instances[0]: {c * t} value(s) beyond ±10000"),
+        ("too many leads", v1, {"instances": [{"signal": [[0.0]], "fs": 500,
+                                               "leads": ["I"] * 100_000}]},
+         400, "instances[0].leads: 100000 leads, at most 12"),
+        ("too many values", v1, '{"instances": [[' + "0," * 2_010_000 + "0]]}", 400,
+         "body: about 2,010,000 values, at most 2,000,000 leads × samples"),
+        ("WFDB header over the samples", v1,
+         {"instances": [{"wfdb": {**wfdb_ok, "header": base64.b64encode(huge_header).decode()}}]},
+         400, f"instances[0].wfdb.header: {huge} leads × samples in this request"),
+        ("v2 too many samples", v2,
+         {"inputs": [{"name": "ecg", "shape": [300, c, t], "datatype": "FP32", "data": [0.0]}]},
+         400, "inputs[ecg].shape: 3,600,000 values, at most 2,000,000"),
         ("boolean fs", v1, {"instances": [{**_signal(5), "fs": True}]}, 400, "fs: must be"),
         ("v2 wrong datatype", v2,
          {"inputs": [{"name": "ecg", "shape": [1, c, t], "datatype": "BOOL",
@@ -273,6 +300,9 @@ def _bad_requests(served: Served) -> list[tuple[str, str, Any, int, str]]:
         ("v2 wfdb not json", v2,
          {"inputs": [{"name": "wfdb", "shape": [1], "datatype": "BYTES", "data": ["nope"]}]},
          400, "JSON object"),
+        ("v2 data missing", v2,
+         {"inputs": [{"name": "ecg", "shape": [1, c, t], "datatype": "FP32"}]}, 400,
+         "inputs[ecg].data: missing"),
         ("unknown model", "/v1/models/nope:predict", {"instances": [good]}, 404, "nope"),
     ]  # fmt: skip
 

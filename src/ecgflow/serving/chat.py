@@ -34,7 +34,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ecgflow.errors import EcgflowError
 from ecgflow.serving.gem import ECGGem, Question
-from ecgflow.serving.requests import RequestError
+from ecgflow.serving.requests import RequestError, off_loop
+from ecgflow.serving.routes import parse_json
 
 CHAT_PATH = "/openai/v1/chat/completions"
 MODELS_PATH = "/openai/v1/models"
@@ -55,8 +56,8 @@ def add_chat_routes(app: Any, model: ECGGem) -> None:
 
     async def chat(request: Request) -> Any:
         try:
-            body = await _json_body(request)
-            question, stream = parse_chat(body, model)
+            body = await _json_body(request, model)
+            question, stream = await off_loop(parse_chat, body, model)
         except ChatError as exc:
             return _error(exc)
         except EcgflowError as exc:  # the ECG, image or question of the message
@@ -162,12 +163,12 @@ def _parts(content: Any, where: str) -> list[dict[str, Any]]:
     return parts
 
 
-async def _json_body(request: Any) -> Any:
+async def _json_body(request: Any, model: ECGGem) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise ChatError("body: not valid JSON") from None
+        return await off_loop(parse_json, raw, model.limits.max_samples)
+    except RequestError as exc:
+        raise ChatError(str(exc)) from None
 
 
 def _error(exc: ChatError) -> JSONResponse:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,13 @@ from ecgflow.serving.http_app import configure_app, log_client_errors_briefly
 from ecgflow.serving.requests import (
     Decoded,
     RequestError,
+    SampleBudget,
     ServingLimits,
     decode_instances,
     join_parts,
     lead_list,
     numeric_array,
+    off_loop,
     raw_record,
     tensor_rows,
     transform,
@@ -102,7 +105,7 @@ class ECGClassifier(Model):
         self.__dict__.update(state)
         if self.ready:
             self.load()
-            configure_app(self.limits.max_body_bytes)  # a new process has a new app
+            configure_app(self)  # a new process has a new app
             log_client_errors_briefly()  # ... and fresh logging
 
     def validate(self, payload: Any) -> Any:
@@ -110,7 +113,14 @@ class ECGClassifier(Model):
         return payload
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        """Decode the request into model rows (400 with the field's name when it is bad)."""
+        """Decode the request into model rows in a worker thread (the event loop stays free).
+
+        A bad request raises :class:`InvalidInput` (400) naming the field.
+        """
+        return await off_loop(self.decode, payload)
+
+    def decode(self, payload: Any) -> tuple[Decoded, InferRequest | None]:
+        """Model rows for a V1 body or a V2 :class:`InferRequest` (blocking)."""
         bundle = self._bundle()
         try:
             if isinstance(payload, InferRequest):
@@ -120,6 +130,29 @@ class ECGClassifier(Model):
             return decode_instances(payload["instances"], bundle.preprocess, self.limits), None
         except EcgflowError as exc:
             raise InvalidInput(str(exc)) from None
+
+    def metadata(self) -> dict[str, Any]:
+        """V2 model metadata: platform, version, the ``ecg`` input and both outputs.
+
+        ``signal`` and ``wfdb`` are accepted in place of ``ecg`` (see the module docstring);
+        the metadata names only ``ecg``, the model's own input, so that a generic Open
+        Inference Protocol client sends exactly one tensor.
+        """
+        bundle = self._bundle()
+        return {
+            "name": self.name,
+            "versions": [bundle.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [
+                {"name": V2_TENSOR, "datatype": "FP32",
+                 "shape": [-1, bundle.n_channels, bundle.n_times]},
+            ],
+            "outputs": [
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(bundle.labels)],
+                 "parameters": {"labels": ",".join(bundle.labels)}},
+                {"name": "positive", "datatype": "BYTES", "shape": [-1]},
+            ],
+        }  # fmt: skip
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """Probabilities for every row, batched with concurrent requests."""
@@ -168,12 +201,13 @@ class ECGClassifier(Model):
         if tensor.name == V2_WFDB:
             if tensor.datatype != "BYTES":
                 raise RequestError(f"{where}: datatype must be BYTES, got {tensor.datatype}")
-            items = [_json_item(item, f"{where}[{i}]") for i, item in enumerate(tensor.data)]
+            items = [_json_item(item, f"{where}[{i}]") for i, item in enumerate(_items(tensor))]
             return decode_instances(
                 [{"wfdb": item} for item in items], bundle.preprocess, self.limits, where
             )
         if tensor.datatype not in ("FP32", "FP64", "FP16", "INT16", "INT32"):
             raise RequestError(f"{where}: datatype must be FP32 (or another number type)")
+        SampleBudget(self.limits.max_samples).take(math.prod(tensor.shape), f"{where}.shape")
         x = _v2_array(tensor, where)
         if x.size == 0:
             raise RequestError(f"{where}: empty tensor (shape {tensor.shape})")
@@ -184,7 +218,10 @@ class ECGClassifier(Model):
                     f"got {list(x.shape)}"
                 )
             self._check_count(len(x), where)
-            rows = [tensor_rows(row, bundle.preprocess, f"{where}[{i}]") for i, row in enumerate(x)]
+            rows = [
+                tensor_rows(row, bundle.preprocess, self.limits, f"{where}[{i}]")
+                for i, row in enumerate(x)
+            ]
             return join_parts([(row[None], {"kind": "tensor"}) for row in rows])
         if tensor.name == V2_SIGNAL:
             return self._decode_v2_signal(tensor, x, bundle, where)
@@ -208,12 +245,13 @@ class ECGClassifier(Model):
             )
         self._check_count(len(x), where)
         finite_rows(x, where)
+        budget = SampleBudget(self.limits.max_samples)
         parts = []
         for i, signal in enumerate(x):
             instance = {"signal": signal, "fs": params["fs"], "leads": leads}
             if "units" in params:
                 instance["units"] = params["units"]
-            record = raw_record(instance, f"{where}[{i}]")
+            record = raw_record(instance, f"{where}[{i}]", budget)
             parts.append(transform(record, bundle.preprocess, self.limits, f"{where}[{i}]"))
         return join_parts(parts)
 
@@ -273,6 +311,16 @@ def _v2_array(tensor: Any, where: str) -> np.ndarray:
     except Exception as exc:  # shape / data mismatch surfaces from numpy's reshape
         raise RequestError(f"{where}: data does not fit shape {tensor.shape} ({exc})") from None
     return numeric_array(x, where)
+
+
+def _items(tensor: Any) -> list[Any]:
+    """A BYTES tensor's elements, sent as JSON or in the binary extension."""
+    if tensor._raw_data is None:
+        return list(tensor.data)
+    try:
+        return list(tensor.as_numpy().ravel())
+    except Exception as exc:  # KServe's length-prefixed decoding on a malformed body
+        raise RequestError(f"inputs[{tensor.name}]: malformed BYTES data ({exc})") from None
 
 
 def _json_item(item: Any, where: str) -> Any:

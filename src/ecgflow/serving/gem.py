@@ -32,29 +32,14 @@ from typing import Any
 import torch
 from kserve import Model
 from kserve.errors import InvalidInput
-from pydantic import BaseModel, ConfigDict, Field
 
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.serving.bundle import resolve_model
-from ecgflow.serving.requests import RequestError, ServingLimits, decode_instance
+from ecgflow.serving.limits import GemLimits, ServingLimits
+from ecgflow.serving.requests import RequestError, decode_instance, off_loop
 from ecgflow.signal.transform import PreprocessParams
 
 log = logging.getLogger(__name__)
-
-
-class GemLimits(BaseModel):
-    """What one GEM request may ask for; invalid values raise EcgflowError."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_question_chars: int = Field(2000, ge=1, description="longest question")
-    max_new_tokens: int = Field(256, ge=1, description="most generated tokens per answer")
-    default_new_tokens: int = Field(96, ge=1, description="generated tokens when not asked")
-    timeout_s: float = Field(60.0, gt=0, description="longest generation per answer")
-    max_instances: int = Field(8, ge=1, description="questions per request")
-    max_candidates: int = Field(16, ge=1, description="closed-set candidates per question")
-
-    _as_ecgflow_error = raises_ecgflow_error("GEM serving limits")
 
 
 @dataclass
@@ -120,8 +105,22 @@ class ECGGem(Model):
         """Requests are checked by :meth:`preprocess`, field by field."""
         return payload
 
+    def metadata(self) -> dict[str, Any]:
+        """V2 model metadata: GEM answers V1 predict and chat, so it lists no V2 tensors."""
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else None,
+            "platform": "ecgflow_gem",
+            "inputs": [],
+            "outputs": [],
+        }
+
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        """Decode V1 instances into questions (400 naming the field when one is bad)."""
+        """Decode V1 instances into questions in a worker thread (400 naming a bad field)."""
+        return await off_loop(self.decode_request, payload)
+
+    def decode_request(self, payload: Any) -> list[Question]:
+        """The questions of a V1 body (blocking), or :class:`InvalidInput`."""
         try:
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise RequestError("body: expected a JSON object with 'instances' (V1)")
@@ -203,10 +202,36 @@ class ECGGem(Model):
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError(f"{where}: malformed base64") from None
+        self.check_image_size(raw, where)
         try:
             return load_paper_image(io.BytesIO(raw), self.gem.config.image_size)[None]
         except EcgflowError:
             raise RequestError(f"{where}: not a readable image") from None
+
+    def check_image_size(self, raw: bytes, where: str) -> None:
+        """Refuse an image whose header announces too many pixels or a strip-like shape.
+
+        Only the header is read (``PIL.Image.open`` is lazy): a 1 × 4000 px PNG of 89 bytes is
+        refused before it is decoded and resized to the model's width (~2.5 GB).
+        """
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(raw)) as image:
+                width, height = image.size
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+            raise RequestError(f"{where}: not a readable image") from None
+        limits = self.gem_limits
+        if width < 1 or height < 1 or width * height > limits.max_image_pixels:
+            raise RequestError(
+                f"{where}: {width} × {height} px, at most {limits.max_image_pixels:,} pixels "
+                f"(ecgflow serve --limit max_image_pixels=N)"
+            )
+        if max(width, height) > limits.max_image_aspect * min(width, height):
+            raise RequestError(
+                f"{where}: {width} × {height} px, sides at most {limits.max_image_aspect:g}:1 "
+                f"(a paper ECG; ecgflow serve --limit max_image_aspect=R)"
+            )
 
     def check_question(self, question: Any, where: str) -> str:
         """A non-empty question within the length limit."""

@@ -1,7 +1,9 @@
-"""Two settings on KServe's FastAPI app that keep bad requests 4xx, and quiet logs for them.
+"""ecgflow's settings on KServe's FastAPI app that keep bad requests 4xx, and quiet logs for them.
 
-* A body size limit (FastAPI's own ``max_body_size``): a larger body is answered 413 while it
-  streams in, never read whole into memory.
+* :class:`~ecgflow.serving.guard.RequestGuard` in front of the app: body size (413), body
+  timeout (408), client disconnects as one line, admission by count and bytes.
+* ecgflow's inference and metadata routes (:mod:`ecgflow.serving.routes`), ahead of KServe's.
+* A body size limit (FastAPI's own ``max_body_size``) behind the guard, for any other route.
 * Bodies FastAPI cannot parse (not JSON, or not an Open Inference Protocol request) get a 400
   that says where the problem is, without echoing the body back. FastAPI's default 422 echoes
   the input and fails with a 500 when it holds NaN.
@@ -27,13 +29,28 @@ async def _unreadable_body(_request: Any, exc: Any) -> Any:
     return JSONResponse(status_code=400, content={"error": f"malformed request: {problems}"})
 
 
-def configure_app(max_body_bytes: int) -> None:
-    """Apply both settings to ``kserve.model_server.app`` (call before the server starts)."""
+def configure_app(model: Any) -> None:
+    """Apply the settings for ``model`` (its ``limits``) to ``kserve.model_server.app``.
+
+    Call once per process, before the server starts (a ``--workers`` process imports a fresh app).
+    """
     from fastapi.exceptions import RequestValidationError
     from kserve.model_server import app
 
-    app.max_body_size = max_body_bytes
+    from ecgflow.serving.guard import RequestGuard
+    from ecgflow.serving.routes import add_inference_routes
+
+    limits = model.limits
+    app.max_body_size = limits.max_body_bytes
     app.add_exception_handler(RequestValidationError, _unreadable_body)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=limits.max_body_bytes,
+        body_timeout_s=limits.body_timeout_s,
+        max_concurrent=limits.max_concurrent,
+        max_inflight_bytes=int(limits.max_inflight_mb * (1 << 20)),
+    )
+    add_inference_routes(app, model)
 
 
 class _ClientErrorsBriefly(logging.Filter):

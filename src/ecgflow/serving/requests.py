@@ -15,23 +15,28 @@ function the preprocess stage runs, so serving sees what training saw. Every pro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
 import re
 import tempfile
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from ecgflow.errors import EcgflowError, raises_ecgflow_error
+from ecgflow.errors import EcgflowError
 from ecgflow.io.record import STANDARD_LEADS, ECGRecord, millivolt_factor, normalise_lead_name
 from ecgflow.io.wfdb_reader import parse_header, read_wfdb, referenced_files
+from ecgflow.serving.limits import ServingLimits
 from ecgflow.signal.transform import PreprocessParams, transform_record
 
+T = TypeVar("T")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -39,18 +44,38 @@ class RequestError(EcgflowError):
     """A request the server cannot use; the message names the instance and field."""
 
 
-class ServingLimits(BaseModel):
-    """What one request may carry; invalid values raise EcgflowError."""
+class SampleBudget:
+    """Counts leads × samples across the instances of one request (``max_samples``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
 
-    max_body_bytes: int = Field(64 << 20, ge=1024, description="largest request body")
-    max_instances: int = Field(256, ge=1, description="instances (records) per request")
-    min_seconds: float = Field(1.0, gt=0, description="shortest raw signal")
-    max_seconds: float = Field(600.0, gt=0, description="longest raw signal")
-    max_fs: float = Field(10_000.0, gt=0, description="highest raw sampling rate")
+    def take(self, n: int, where: str) -> None:
+        """Count ``n`` more values, or :class:`RequestError` naming ``where`` past the limit."""
+        self.used += n
+        if self.used > self.limit:
+            raise RequestError(
+                f"{where}: {self.used:,} leads × samples in this request, at most "
+                f"{self.limit:,} (ecgflow serve --limit max_samples=N)"
+            )
 
-    _as_ecgflow_error = raises_ecgflow_error("serving limits")
+
+_decoder: ThreadPoolExecutor | None = None
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in the one decoding thread, never on the event loop.
+
+    Parsing and decoding hold the GIL in long C calls (``orjson.loads``, ``np.asarray`` of a
+    nested list); one thread for all of them means the event loop waits for at most one such
+    call at a time, however many requests are being decoded (with several threads it waited
+    for several: 2.9 s instead of 0.7 s with four 2-million-sample requests on 2 cores).
+    Decoding holds the GIL anyway, so one thread costs no throughput; inference runs elsewhere.
+    """
+    global _decoder
+    if _decoder is None:
+        _decoder = ThreadPoolExecutor(1, thread_name_prefix="ecgflow-decode")
+    return await asyncio.get_running_loop().run_in_executor(_decoder, function, *args)
 
 
 @dataclass
@@ -72,29 +97,52 @@ def decode_instances(
         raise RequestError(
             f"{where}: {len(instances)} instances, at most {limits.max_instances} per request"
         )
+    budget = SampleBudget(limits.max_samples)
     parts = [
-        decode_instance(inst, params, limits, f"{where}[{i}]") for i, inst in enumerate(instances)
+        decode_instance(inst, params, limits, f"{where}[{i}]", budget)
+        for i, inst in enumerate(instances)
     ]
     return join_parts(parts)
 
 
 def decode_instance(
-    instance: Any, params: PreprocessParams, limits: ServingLimits, where: str
+    instance: Any,
+    params: PreprocessParams,
+    limits: ServingLimits,
+    where: str,
+    budget: SampleBudget | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``[K, C, T]`` rows (K windows, 1 for a fixed length) and the transform's info."""
+    budget = budget or SampleBudget(limits.max_samples)
     if isinstance(instance, dict):
         if "wfdb" in instance:
-            return transform(wfdb_record(instance["wfdb"], f"{where}.wfdb"), params, limits, where)
+            record = wfdb_record(instance["wfdb"], f"{where}.wfdb", budget)
+            return transform(record, params, limits, where, f"{where}.wfdb")
         if "signal" in instance:
-            return transform(raw_record(instance, where), params, limits, where)
+            record = raw_record(instance, where, budget)
+            return transform(record, params, limits, where, f"{where}.signal")
         raise RequestError(
             f"{where}: an object needs 'signal' (with 'fs' and 'leads') or 'wfdb'; "
             f"got keys {sorted(instance)[:8]}"
         )
-    return tensor_rows(instance, params, where)[None], {"kind": "tensor"}
+    budget.take(nested_size(instance), where)
+    return tensor_rows(instance, params, limits, where)[None], {"kind": "tensor"}
 
 
-def tensor_rows(data: Any, params: PreprocessParams, where: str) -> np.ndarray:
+def nested_size(data: Any) -> int:
+    """Values in a nested list as its first elements' lengths say (cheap, before any copy)."""
+    n = 1
+    while isinstance(data, list | tuple | np.ndarray):
+        if not len(data):
+            return 0
+        n *= len(data)
+        data = data[0]
+    return n
+
+
+def tensor_rows(
+    data: Any, params: PreprocessParams, limits: ServingLimits, where: str
+) -> np.ndarray:
     """A preprocessed ``[C, T]`` tensor as float32, or :class:`RequestError`."""
     want = (len(params.channels), params.n_times)
     x = numeric_array(data, where)
@@ -103,7 +151,7 @@ def tensor_rows(data: Any, params: PreprocessParams, where: str) -> np.ndarray:
             f"{where}: a preprocessed tensor must have shape [{want[0]}, {want[1]}] "
             f"(channels, samples at {params.fs:g} Hz); got {list(x.shape)}"
         )
-    return finite(x, where)
+    return bounded(finite(x, where), limits.max_tensor_abs, where, "", "max_tensor_abs")
 
 
 def numeric_array(data: Any, where: str) -> np.ndarray:
@@ -127,7 +175,21 @@ def finite(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def raw_record(instance: dict[str, Any], where: str) -> ECGRecord:
+def bounded(x: np.ndarray, bound: float, where: str, unit: str, option: str) -> np.ndarray:
+    """``x`` unchanged, or :class:`RequestError` when a ``|value|`` exceeds ``bound`` (NaN ok)."""
+    with np.errstate(invalid="ignore"):
+        over = np.abs(x) > bound
+    n = int(np.count_nonzero(over))
+    if n:
+        largest = float(np.nanmax(np.abs(x)))
+        raise RequestError(
+            f"{where}: {n} value(s) beyond ±{bound:g}{unit} (largest {largest:.3g}{unit}); "
+            f"check the units or the scaling (ecgflow serve --limit {option}=X)"
+        )
+    return x
+
+
+def raw_record(instance: dict[str, Any], where: str, budget: SampleBudget) -> ECGRecord:
     """An :class:`ECGRecord` from ``{signal, fs, leads[, units]}``."""
     unknown = set(instance) - {"signal", "fs", "leads", "units"}
     if unknown:
@@ -138,6 +200,7 @@ def raw_record(instance: dict[str, Any], where: str) -> ECGRecord:
     if isinstance(fs, bool) or not isinstance(fs, int | float) or not math.isfinite(fs) or fs <= 0:
         raise RequestError(f"{where}.fs: must be a number > 0 (Hz), got {fs!r}")
     leads = lead_list(instance.get("leads"), f"{where}.leads")
+    budget.take(nested_size(instance["signal"]), f"{where}.signal")
     x = numeric_array(instance["signal"], f"{where}.signal")
     if x.ndim != 2 or x.shape[0] != len(leads):
         raise RequestError(
@@ -153,25 +216,36 @@ def raw_record(instance: dict[str, Any], where: str) -> ECGRecord:
 
 
 def lead_list(value: Any, where: str) -> list[str]:
-    """Distinct standard lead names (``avr`` → ``aVR``), or :class:`RequestError`."""
+    """Distinct standard lead names (``avr`` → ``aVR``), or :class:`RequestError`.
+
+    Linear in the request: the count is checked before any name is looked at.
+    """
     if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
+        value = [part for part in value.split(",", len(STANDARD_LEADS)) if part.strip()]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise RequestError(f"{where}: a list of lead names expected, got {value!r:.80}")
+    if len(value) > len(STANDARD_LEADS):
+        raise RequestError(
+            f"{where}: {len(value)} leads, at most {len(STANDARD_LEADS)} distinct standard leads"
+        )
     names = [normalise_lead_name(v) for v in value]
     unknown = [n for n in names if n not in STANDARD_LEADS]
     if unknown:
         raise RequestError(
             f"{where}: unknown lead(s) {unknown}; known: {', '.join(STANDARD_LEADS)}"
         )
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise RequestError(f"{where}: duplicate lead(s) {duplicates}")
     return names
 
 
-def wfdb_record(payload: Any, where: str) -> ECGRecord:
-    """An :class:`ECGRecord` from base64 WFDB files (header + signal file(s))."""
+def wfdb_record(payload: Any, where: str, budget: SampleBudget) -> ECGRecord:
+    """An :class:`ECGRecord` from base64 WFDB files (header + signal file(s)).
+
+    The header's leads × samples (or, without a length, twice the files' bytes) count against
+    ``budget`` before anything is decoded; the decoded record counts its true size.
+    """
     if not isinstance(payload, dict) or "header" not in payload:
         raise RequestError(f"{where}: expected {{'header': B64, 'signal': B64}} or 'files'")
     header_text = b64(payload["header"], f"{where}.header").decode("utf-8", errors="replace")
@@ -184,6 +258,9 @@ def wfdb_record(payload: Any, where: str) -> ECGRecord:
         raise RequestError(f"{where}.header: record name {name!r} is not a plain file name")
     needed = referenced_files(header_text, name)
     contents = _signal_files(payload, needed, where)
+    declared = header.n_sig * header.sig_len if header.sig_len else None
+    estimate = declared if declared is not None else 2 * sum(map(len, contents.values()))
+    budget.take(estimate, f"{where}.header")
     with tempfile.TemporaryDirectory(prefix="ecgflow-req-") as tmp:
         folder = Path(tmp)
         (folder / f"{name}.hea").write_text(header_text, encoding="utf-8")
@@ -192,6 +269,8 @@ def wfdb_record(payload: Any, where: str) -> ECGRecord:
         try:
             record = read_wfdb(folder / f"{name}.hea", record_id=where)
             record.validate(where)
+            if record.signal.size > estimate:
+                budget.take(record.signal.size - estimate, f"{where}.signal")
         except EcgflowError as exc:
             raise RequestError(str(exc).replace(str(folder), where)) from None
         except Exception as exc:  # the decoder's own errors on a corrupt file
@@ -233,9 +312,13 @@ def b64(value: Any, where: str) -> bytes:
 
 
 def transform(
-    record: ECGRecord, params: PreprocessParams, limits: ServingLimits, where: str
+    record: ECGRecord,
+    params: PreprocessParams,
+    limits: ServingLimits,
+    where: str,
+    signal_where: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The preprocess transform on a raw record, within the limits."""
+    """The preprocess transform on a raw record (in mV), within the limits."""
     if record.fs > limits.max_fs:
         raise RequestError(f"{where}.fs: {record.fs:g} Hz is above the limit {limits.max_fs:g} Hz")
     seconds = record.duration_s
@@ -247,6 +330,10 @@ def transform(
         raise RequestError(
             f"{where}.signal: {seconds:.4g} s is too long (at most {limits.max_seconds:g} s)"
         )
+    bounded(
+        record.signal, limits.max_amplitude_mv, signal_where or f"{where}.signal", " mV",
+        "max_amplitude_mv",
+    )  # fmt: skip
     try:
         x, info = transform_record(record, params)
     except EcgflowError as exc:

@@ -3,8 +3,10 @@
 Routes are KServe's own: V1 ``/v1/models/NAME:predict``, V2 ``/v2/models/NAME/infer``,
 readiness ``/v2/health/ready`` and ``/v2/models/NAME/ready``, liveness ``/v2/health/live``,
 Prometheus ``/metrics``. Added here: the REST server binds ``host`` (KServe binds 0.0.0.0,
-right in a pod, wrong on a laptop), and the app settings of :mod:`ecgflow.serving.http_app`
-(413 over the body limit, 400 for unparseable bodies, 400/404 logged as one line).
+right in a pod, wrong on a laptop) and closes connections whose headers do not arrive within
+``limits.header_timeout_s`` (:class:`~ecgflow.serving.guard.HeaderTimeoutProtocol`), and the
+app settings of :mod:`ecgflow.serving.http_app` (body limits and timeouts, admission, ecgflow's
+inference and metadata routes, 400/404 logged as one line).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ecgflow.serving.guard import HEADER_TIMEOUT_ATTR, HeaderTimeoutProtocol
 from ecgflow.serving.http_app import configure_app, log_client_errors_briefly
 
 log = logging.getLogger(__name__)
@@ -44,10 +47,12 @@ def serve(
                 if rest is not None:
                     config = getattr(rest, "config", None) or rest._rest_server.config
                     config.host = host
+                    config.http = HeaderTimeoutProtocol
+                    setattr(config, HEADER_TIMEOUT_ATTR, model.limits.header_timeout_s)
             super().setup_event_loop()
 
     model.load()
-    configure_app(model.limits.max_body_bytes)
+    configure_app(model)
     if routes is not None:
         from kserve.model_server import app
 
