@@ -566,21 +566,33 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log a line per request")] = False,
     max_new_tokens: Annotated[int, typer.Option(help="GEM: most generated tokens")] = 256,
     timeout_s: Annotated[float, typer.Option(help="GEM: longest generation, seconds")] = 60.0,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ECGFLOW_SERVE_LIMITS",
+            help="a request limit KEY=VALUE, repeatable: max_samples, max_amplitude_mv, "
+            "max_concurrent, max_inflight_mb, header_timeout_s, body_timeout_s, "
+            "max_image_pixels, ... (docs/serving.md; an unknown key lists them all)",
+        ),
+    ] = None,
 ) -> None:
     """Serve a classifier export or a GEM model with KServe (V1/V2 REST, chat, /metrics)."""
 
     def action() -> None:
         sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported: give it nothing of ours
-        from ecgflow.serving import ECGClassifier, ServingLimits, model_kind, serve_model
+        from ecgflow.serving import ECGClassifier, limits_from_options, model_kind, serve_model
 
-        limits = ServingLimits(max_body_bytes=int(max_body_mb * (1 << 20)))
+        body = int(max_body_mb * (1 << 20))
+        limits, gem_options = limits_from_options(limit or [], max_body_bytes=body)
         served: object
         routes = None
         if model_kind(model) == "gem":
             from ecgflow.serving.chat import add_chat_routes
             from ecgflow.serving.gem import ECGGem, GemLimits
 
-            gem_limits = GemLimits(max_new_tokens=max_new_tokens, timeout_s=timeout_s)
+            gem_limits = GemLimits(
+                **{"max_new_tokens": max_new_tokens, "timeout_s": timeout_s, **gem_options}
+            )
             served = ECGGem(
                 "ecg-gem" if name == "ecg-classifier" else name, model, limits, gem_limits
             )
