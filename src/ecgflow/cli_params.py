@@ -78,10 +78,14 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
 
 def leaves(model: type[BaseModel], default: BaseModel | None = None) -> list[Leaf]:
     """Every field of ``model`` as an option, nested models flattened, defaults from ``default``."""
-    instance = model() if default is None else default
     found: list[Leaf] = []
-    for name, info in type(instance).model_fields.items():
-        value = getattr(instance, name)
+    for name, info in model.model_fields.items():
+        # the field's default without building the model's validator (defer_build: start-up)
+        value = (
+            info.get_default(call_default_factory=True)
+            if default is None
+            else getattr(default, name)
+        )
         sub = _submodel(info.annotation)
         if sub is not None and isinstance(value, BaseModel):
             found += [

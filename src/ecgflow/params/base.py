@@ -31,7 +31,9 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 class Params(BaseModel):
     """A stage's (or a sub-model's) parameters; see the module docstring."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    #: defer_build: a model's validator is built on first use, so importing every stage's model
+    #: (``ecgflow --help`` does) stays cheap
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -16,21 +16,25 @@ from ecgflow.params.base import Params
 class EncoderConfig(Params):
     """Hyperparameters of an ECG encoder (``kind`` picks the architecture)."""
 
-    kind: Literal["resnet1d", "vit1d"] = "resnet1d"
-    in_channels: int = Field(default=12, gt=0)
-    width: int = Field(default=64, gt=0)
-    """ResNet: stem/base channels. ViT: embedding dimension."""
-    depth: int = Field(default=4, gt=0)
-    """ResNet: residual stages. ViT: transformer layers."""
-    kernel_size: int = Field(default=7, gt=0)
-    """ResNet only; must be odd so convolutions keep the length."""
-    patch_size: int = Field(default=25, gt=0)
-    """ViT only: samples per patch."""
-    heads: int = Field(default=4, gt=0)
-    """ViT only: attention heads; must divide ``width``."""
-    max_patches: int = Field(default=512, gt=0)
-    """ViT only: capacity of the learned positional embedding."""
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    kind: Literal["resnet1d", "vit1d"] = Field("resnet1d", description="architecture")
+    in_channels: int = Field(default=12, gt=0, description="input leads (channels)")
+    width: int = Field(
+        default=64, gt=0, description="ResNet: stem/base channels. ViT: embedding dimension."
+    )
+    depth: int = Field(
+        default=4, gt=0, description="ResNet: residual stages. ViT: transformer layers."
+    )
+    kernel_size: int = Field(
+        default=7, gt=0, description="ResNet only; must be odd so convolutions keep the length."
+    )
+    patch_size: int = Field(default=25, gt=0, description="ViT only: samples per patch.")
+    heads: int = Field(
+        default=4, gt=0, description="ViT only: attention heads; must divide ``width``."
+    )
+    max_patches: int = Field(
+        default=512, gt=0, description="ViT only: capacity of the learned positional embedding."
+    )
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="dropout inside the encoder")
 
     @model_validator(mode="after")
     def _check_architecture(self) -> Self:
@@ -44,10 +48,16 @@ class EncoderConfig(Params):
 class TextEncoderConfig(Params):
     """Which text model to load and how much of it to freeze."""
 
-    path: str | None = None
-    """A local Hugging Face model folder; ``None`` uses the bundled all-MiniLM-L6-v2."""
-    freeze_layers: int = Field(default=4, ge=0)
-    """0 trains everything; K > 0 freezes the embeddings and the first K layers."""
+    path: str | None = Field(
+        None,
+        description="A local Hugging Face model folder; ``None`` uses the bundled "
+        "all-MiniLM-L6-v2.",
+    )
+    freeze_layers: int = Field(
+        default=4,
+        ge=0,
+        description="0 trains everything; K > 0 freezes the embeddings and the first K layers.",
+    )
     max_length: int = Field(default=128, gt=0)
 
 
@@ -70,27 +80,44 @@ class GemConfig(Params):
     """
 
     lm: str | None = None
-    encoder: EncoderConfig = EncoderConfig()
-    """The signal tower's encoder (train-clip's ECG encoder; copied from its folder)."""
+    encoder: EncoderConfig = Field(
+        EncoderConfig(),
+        description="The signal tower's encoder (train-clip's ECG encoder; copied from its "
+        "folder).",
+    )
     leads: list[str] = Field(
         default=["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"],
         min_length=1,
+        description="Channel names in input order; each lead gets its own soft token, labelled "
+        "in the prompt.",
     )
-    """Channel names in input order; each lead gets its own soft token, labelled in the prompt."""
-    ecg_tokens: int = Field(default=4, ge=1, le=64)
-    """Soft tokens from the whole-record (CLIP) signal tower."""
-    lead_width: int = Field(default=64, gt=0)
-    """Channels of the per-lead tower (one token per lead)."""
-    image: bool = False
-    """Use the image tower over rendered paper ECGs."""
-    image_size: int = Field(default=256, ge=32)
-    """Paper images are resized to this width (height keeps the aspect ratio) for the tower."""
-    image_grid: int = Field(default=4, ge=1, le=16)
-    """The image tower pools to image_grid × image_grid soft tokens."""
-    tower_width: int = Field(default=256, gt=0)
-    """Width every tower maps into before the shared mlp2x_gelu projector."""
-    train_encoder: bool = False
-    """Fine-tune the CLIP encoder (frozen by default, like GEM's towers)."""
+    ecg_tokens: int = Field(
+        default=4, ge=1, le=64, description="Soft tokens from the whole-record (CLIP) signal tower."
+    )
+    lead_width: int = Field(
+        default=64, gt=0, description="Channels of the per-lead tower (one token per lead)."
+    )
+    image: bool = Field(False, description="Use the image tower over rendered paper ECGs.")
+    image_size: int = Field(
+        default=256,
+        ge=32,
+        description="Paper images are resized to this width (height keeps the aspect ratio) "
+        "for the tower.",
+    )
+    image_grid: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="The image tower pools to image_grid × image_grid soft tokens.",
+    )
+    tower_width: int = Field(
+        default=256,
+        gt=0,
+        description="Width every tower maps into before the shared mlp2x_gelu projector.",
+    )
+    train_encoder: bool = Field(
+        False, description="Fine-tune the CLIP encoder (frozen by default, like GEM's towers)."
+    )
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
@@ -98,10 +125,22 @@ class GemConfig(Params):
         default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1,
     )
-    gradient_checkpointing: bool = False
-    """Recompute LM activations in the backward pass (for big LMs on GPUs; slower on CPU)."""
-    max_prompt_tokens: int = Field(default=160, ge=16)
-    """Question tokens kept (longer questions are refused at serving time)."""
-    max_answer_tokens: int = Field(default=48, ge=1)
-    """Answer tokens trained on (longer answers are cut: a batch is as long as its longest)."""
-    system_prompt: str = "You are an ECG assistant. Answer from the ECG shown."
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute LM activations in the backward pass (for big LMs on GPUs; "
+        "slower on CPU).",
+    )
+    max_prompt_tokens: int = Field(
+        default=160,
+        ge=16,
+        description="Question tokens kept (longer questions are refused at serving time).",
+    )
+    max_answer_tokens: int = Field(
+        default=48,
+        ge=1,
+        description="Answer tokens trained on (longer answers are cut: a batch is as long as "
+        "its longest).",
+    )
+    system_prompt: str = Field(
+        "You are an ECG assistant. Answer from the ECG shown.", description="the system prompt"
+    )
