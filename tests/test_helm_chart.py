@@ -27,7 +27,7 @@ import helm_python as helm
 import pytest
 import yaml
 from kube_objects import require_schemas, schema_errors
-from test_manifests import credential_findings, isvc_problems
+from test_manifests import credential_findings, hardening_problems, isvc_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "ecgflow"
@@ -340,6 +340,155 @@ def test_every_pod_runs_as_non_root_without_privileges(values_file: Path, ci_obj
             assert ctx.get("capabilities", {}).get("drop") == ["ALL"], where
             assert not ctx.get("privileged"), where
             assert not container.get("image", "").endswith(":latest"), where
+        # read-only root with /tmp on a volume, seccomp RuntimeDefault, no capabilities, limits
+        assert hardening_problems(_label(obj), spec) == []
+
+
+def test_the_values_schema_refuses_to_weaken_the_container_context(chart: helm.Chart) -> None:
+    for weaker in (
+        {"readOnlyRootFilesystem": False},
+        {"allowPrivilegeEscalation": True},
+        {"capabilities": {"drop": ["NET_RAW"]}},
+    ):
+        with pytest.raises(helm.HelmValuesError, match="containerSecurityContext"):
+            chart.validate_schema({"containerSecurityContext": weaker})
+
+
+# --- MLflow authentication and NetworkPolicies ---------------------------------------------------
+
+
+def test_mlflow_requires_basic_auth_with_the_admin_from_a_generated_secret(chart: helm.Chart):
+    objects = _objects(chart)
+    mlflow = _mlflow(objects)
+    args = mlflow["args"]
+    assert args[args.index("--app-name") + 1] == "basic-auth"
+    env = _env(mlflow)
+    secret = f"{RELEASE}-mlflow-auth"
+    assert _secret_ref(env["MLFLOW_AUTH_ADMIN_USERNAME"]) == (secret, "MLFLOW_TRACKING_USERNAME")
+    assert _secret_ref(env["MLFLOW_AUTH_ADMIN_PASSWORD"]) == (secret, "MLFLOW_TRACKING_PASSWORD")
+    assert _secret_ref(env["MLFLOW_FLASK_SERVER_SECRET_KEY"])[0] == secret
+    generated = _one(objects, "Secret", secret)
+    assert generated["metadata"]["annotations"]["helm.sh/hook"] == "pre-install"
+    assert generated["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert set(generated["data"]) == {
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    }
+    # the ini the auth app reads: users in the bundled PostgreSQL, no credential in it
+    config = _one(objects, "ConfigMap", f"{RELEASE}-mlflow-auth")["data"]["basic_auth.ini"]
+    mount = {m["name"]: m["mountPath"] for m in mlflow["volumeMounts"]}["auth-config"]
+    assert env["MLFLOW_AUTH_CONFIG_PATH"]["value"] == f"{mount}/basic_auth.ini"
+    assert f"database_uri = postgresql://mlflow@{RELEASE}-postgresql:5432/mlflow" in config
+    assert "default_permission = READ" in config and "password" not in config
+    # the uploaded pipeline's steps get the credentials from that Secret
+    (job,) = _one(objects, "Job")["spec"]["template"]["spec"]["containers"]
+    assert _env(job)["ECGFLOW_MLFLOW_SECRET"]["value"] == secret
+    assert "MLFLOW_TRACKING_PASSWORD" not in _env(job)  # the Job itself never calls MLflow
+
+
+def test_mlflow_auth_uses_an_existing_secret_and_can_be_turned_off(ci_objects, chart) -> None:
+    objects = ci_objects["existing-secrets-values.yaml"]
+    env = _env(_mlflow(objects))
+    assert _secret_ref(env["MLFLOW_AUTH_ADMIN_PASSWORD"])[0] == "team-mlflow-auth"
+    (job,) = _one(objects, "Job")["spec"]["template"]["spec"]["containers"]
+    assert _env(job)["ECGFLOW_MLFLOW_SECRET"]["value"] == "team-mlflow-auth"
+    config = _one(objects, "ConfigMap")["data"]["basic_auth.ini"]
+    assert "default_permission = NO_PERMISSIONS" in config
+    external = _one(ci_objects["external-db-values.yaml"], "ConfigMap")["data"]["basic_auth.ini"]
+    assert "database_uri = postgresql://mlflow_auth@db.example.internal" in external
+    off = _objects(chart, {"mlflow": {"auth": {"enabled": False}}})
+    assert "--app-name" not in _mlflow(off)["args"]
+    assert _of(off, "ConfigMap") == [] and _of(off, "Secret", f"{RELEASE}-mlflow-auth") == []
+    with pytest.raises(helm.HelmValuesError, match="databaseUri"):
+        chart.validate_schema({"mlflow": {"auth": {"databaseUri": "postgresql://u:pw@db/x"}}})
+
+
+def _admits(policy: dict[str, Any], namespace: str, labels: dict[str, str]) -> bool:
+    """Whether ``policy`` lets a pod with ``labels`` in ``namespace`` connect (NetworkPolicy
+    peer semantics: a peer without namespaceSelector means the policy's own namespace)."""
+    for rule in policy["spec"].get("ingress", []):
+        for peer in rule.get("from", []):
+            pods = peer.get("podSelector", {}).get("matchLabels", {})
+            if "namespaceSelector" in peer:
+                wanted = peer["namespaceSelector"].get("matchLabels", {})
+                ns_ok = wanted.get("kubernetes.io/metadata.name", namespace) == namespace
+            else:
+                ns_ok = namespace == policy["metadata"]["namespace"]
+            if ns_ok and all(labels.get(k) == v for k, v in pods.items()):
+                return True
+    return False
+
+
+def test_network_policies_admit_only_the_ecgflow_clients(chart: helm.Chart) -> None:
+    values = {"kfp": {"namespace": "team-ecg"}, "networkPolicy": {"s3": {"enabled": True}}}
+    objects = _objects(chart, values)
+    for policy in _of(objects, "NetworkPolicy"):
+        assert schema_errors(policy) == [], _label(policy)
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+    mlflow_policy = _one(objects, "NetworkPolicy", f"{RELEASE}-mlflow")
+    db_policy = _one(objects, "NetworkPolicy", f"{RELEASE}-postgresql")
+    s3_policy = _one(objects, "NetworkPolicy", f"{RELEASE}-s3-clients")
+    deployment = _one(objects, "Deployment", f"{RELEASE}-mlflow")
+    assert mlflow_policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    mlflow_pod = deployment["spec"]["template"]["metadata"]["labels"]
+    step = {"pipelines.kubeflow.org/v2_component": "true"}
+    runtime = _one(objects, "ClusterTrainingRuntime")
+    (job,) = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    trainer = job["template"]["spec"]["template"]["metadata"]["labels"]
+    test_pod = _one(objects, "Pod")["metadata"]["labels"]
+    isvc = _objects(
+        chart,
+        {**values, **_isvc_values(classifier={"enabled": True, "storageUri": CLASSIFIER_URI})},
+    )
+    serving = _one(isvc, "InferenceService")["spec"]["predictor"]["labels"]
+    # MLflow: pipeline steps and trainer pods in KFP's namespace, the helm test pod
+    assert _admits(mlflow_policy, "team-ecg", step)
+    assert _admits(mlflow_policy, "team-ecg", trainer)
+    assert _admits(mlflow_policy, NAMESPACE, test_pod)
+    assert not _admits(mlflow_policy, "other", step)
+    assert not _admits(mlflow_policy, NAMESPACE, {"app": "anything"})
+    assert not _admits(mlflow_policy, "team-ecg", serving)  # serving reads S3, not MLflow
+    # PostgreSQL: MLflow only
+    assert _admits(db_policy, NAMESPACE, mlflow_pod)
+    assert not _admits(db_policy, "team-ecg", step) and not _admits(db_policy, NAMESPACE, test_pod)
+    # S3 (in its own namespace): MLflow, steps, trainers, serving pods; nobody else
+    assert s3_policy["metadata"]["namespace"] == "seaweedfs"
+    for namespace, labels in [(NAMESPACE, mlflow_pod), ("team-ecg", step), ("team-ecg", trainer),
+                              (NAMESPACE, serving)]:  # fmt: skip
+        assert _admits(s3_policy, namespace, labels), labels
+    assert not _admits(s3_policy, "seaweedfs", {"app": "anything"})
+    assert not _admits(s3_policy, "other", serving)
+    assert _of(_objects(chart, {"networkPolicy": {"enabled": False}}), "NetworkPolicy") == []
+
+
+def test_pipeline_steps_get_the_mlflow_credentials_the_job_names(
+    ci_objects: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """The registration Job's env, compiled: every step reads the user from the Secret."""
+    from ecgflow.config import load_config
+    from ecgflow.pipeline_runner import compile_all
+
+    (job,) = _one(ci_objects["default-values.yaml"], "Job")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for name, entry in _env(job).items():
+        if name.startswith("ECGFLOW_"):
+            monkeypatch.setenv(name, entry["value"])
+    (path,) = compile_all(tmp_path, load_config(), names=["training"])
+    spec, platform = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == set(spec["deploymentSpec"]["executors"])
+    for settings in executors.values():
+        found = {
+            s["secretName"]: {k["envVar"] for k in s["keyToEnv"]} for s in settings["secretAsEnv"]
+        }
+        assert found[f"{RELEASE}-mlflow-auth"] == {
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+        }
 
 
 def test_default_values_render_without_any_input(chart: helm.Chart) -> None:
@@ -490,7 +639,10 @@ def test_s3_secret_from_values_carries_the_keys_and_kserve_annotations(chart: he
 
 def test_without_s3_keys_nothing_references_a_missing_secret(chart: helm.Chart) -> None:
     objects = _objects(chart, {"s3": {"endpoint": S3_ENDPOINT}})
-    assert [s["metadata"]["name"] for s in _of(objects, "Secret")] == [f"{RELEASE}-postgresql"]
+    assert sorted(s["metadata"]["name"] for s in _of(objects, "Secret")) == [
+        f"{RELEASE}-mlflow-auth",  # both generated: MLflow's admin and PostgreSQL's password
+        f"{RELEASE}-postgresql",
+    ]
     serving = _one(objects, "ServiceAccount", "ecgflow-serving")
     assert "secrets" not in serving
     assert set(serving["metadata"]["annotations"]) >= S3_ANNOTATIONS  # IAM roles read them here
@@ -590,7 +742,8 @@ def test_bundled_postgres_is_a_statefulset_with_a_pvc_behind_mlflow(ci_objects: 
 def test_external_database_renders_no_postgres(ci_objects: dict) -> None:
     objects = ci_objects["external-db-values.yaml"]
     assert not [o for o in objects if "postgresql" in o["metadata"]["name"]]
-    assert _of(objects, "StatefulSet") == [] and _of(objects, "Secret") == []
+    assert _of(objects, "StatefulSet") == []
+    assert [o["metadata"]["name"] for o in _of(objects, "Secret")] == [f"{RELEASE}-mlflow-auth"]
     env = _env(_mlflow(objects))
     assert _secret_ref(env["MLFLOW_BACKEND_STORE_URI"]) == ("mlflow-db", "uri")
     assert "PGPASSWORD" not in env

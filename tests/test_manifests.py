@@ -175,6 +175,44 @@ def isvc_problems(isvc: dict[str, Any]) -> list[str]:
     return problems
 
 
+def hardening_problems(where: str, spec: dict[str, Any]) -> list[str]:
+    """What a pod spec lacks of the hardening every ecgflow container gets ([] when nothing).
+
+    Non-root, read-only root filesystem with any written path on a volume, seccomp
+    RuntimeDefault, no privilege escalation, all capabilities dropped, CPU and memory limits.
+    The container context wins over the pod's, as in Kubernetes.
+    """
+    pod = spec.get("securityContext", {})
+    problems = []
+    volumes = {v.get("name") for v in spec.get("volumes", [])}
+    for container in spec.get("containers", []) or [spec.get("model", {})]:
+        ctx = container.get("securityContext", {})
+        at = f"{where} {container.get('name', 'model')}"
+
+        def get(key: str, ctx: dict[str, Any] = ctx) -> Any:
+            return ctx.get(key, pod.get(key))
+
+        if get("runAsNonRoot") is not True or get("runAsUser") == 0:
+            problems.append(f"{at}: not runAsNonRoot")
+        if ctx.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{at}: root filesystem not read-only")
+        if (get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append(f"{at}: seccompProfile is not RuntimeDefault")
+        if ctx.get("allowPrivilegeEscalation") is not False or ctx.get("privileged"):
+            problems.append(f"{at}: may escalate privileges")
+        if "ALL" not in ctx.get("capabilities", {}).get("drop", []) or ctx.get(
+            "capabilities", {}
+        ).get("add"):
+            problems.append(f"{at}: capabilities not all dropped")
+        limits = container.get("resources", {}).get("limits", {})
+        if not (limits.get("cpu") and limits.get("memory")):
+            problems.append(f"{at}: no CPU and memory limits")
+        mounts = {m.get("mountPath"): m.get("name") for m in container.get("volumeMounts", [])}
+        if mounts.get("/tmp") not in volumes:
+            problems.append(f"{at}: no volume at /tmp (the root filesystem is read-only)")
+    return problems
+
+
 # --- credentials ---------------------------------------------------------------------------------
 
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
@@ -389,6 +427,40 @@ def test_triton_variant_uses_the_onnx_runtime_with_the_v2_protocol() -> None:
     assert (model["modelFormat"]["name"], model["protocolVersion"]) == ("onnx", "v2")
     assert model["runtime"] == "kserve-tritonserver"
     assert model["storageUri"].startswith("s3://")
+
+
+def _pod_spec_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    if obj.get("kind") == "InferenceService":
+        return [obj["spec"]["predictor"]]
+    if obj.get("kind") == "ClusterTrainingRuntime":
+        jobs = obj["spec"]["template"]["spec"]["replicatedJobs"]
+        return [job["template"]["spec"]["template"]["spec"] for job in jobs]
+    return []
+
+
+def test_every_container_is_hardened() -> None:
+    """Non-root, read-only root with /tmp on a volume, seccomp, no capabilities, limits."""
+    specs = [(f"{path}", spec) for path, obj in _objects() for spec in _pod_spec_of(obj)]
+    assert len(specs) >= 4  # classifier, GEM, Triton, the training runtime
+    for where, spec in specs:
+        assert hardening_problems(where, spec) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["securityContext"].pop("readOnlyRootFilesystem"), "not read-only"),
+        (lambda c: c["securityContext"].pop("seccompProfile"), "seccompProfile"),
+        (lambda c: c["securityContext"]["capabilities"].update(add=["NET_RAW"]), "capabilit"),
+        (lambda c: c["resources"].pop("limits"), "limits"),
+        (lambda c: c.pop("volumeMounts"), "/tmp"),
+        (lambda c: c["securityContext"].update(runAsUser=0), "runAsNonRoot"),
+    ],
+)
+def test_hardening_check_bites(change: Any, expected: str) -> None:
+    spec = copy.deepcopy(_pred(_isvc("ecg-classifier")))
+    change(spec["containers"][0])
+    assert any(expected in p for p in hardening_problems("isvc", spec)), expected
 
 
 def test_service_account_carries_the_s3_secret_and_annotations() -> None:
