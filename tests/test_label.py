@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from pydantic import ValidationError
 
 from ecgflow.errors import EcgflowError
 from ecgflow.io.synthetic import SYNTHETIC_CLASSES
@@ -467,7 +466,7 @@ def test_label_set_argument_errors(
 def test_missing_records_and_bad_params(tmp_path: Path) -> None:
     with pytest.raises(EcgflowError, match=r"records\.parquet: not found"):
         label(LabelParams(label_set="synthetic"), tmp_path, tmp_path / "out")
-    with pytest.raises(ValidationError):
+    with pytest.raises(EcgflowError, match=r"label\.extra / --extra: Extra inputs"):
         LabelParams(label_set="synthetic", drop_empty=True, extra=1)  # type: ignore[call-arg]
 
 
