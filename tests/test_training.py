@@ -152,8 +152,9 @@ def test_resume_after_kill_is_exact(prepared: Prepared, tracking: str, tmp_path:
 
 
 def test_bad_training_inputs_are_named(prepared: Prepared, tmp_path: Path) -> None:
-    with pytest.raises(EcgflowError, match="--encoder"):
-        finetune_classifier(FinetuneParams(), None, prepared.data, prepared.labels, tmp_path)
+    with pytest.raises(EcgflowError, match=r"finetune\.pretrained / --pretrained.*--encoder"):
+        params = FinetuneParams(pretrained=True)
+        finetune_classifier(params, None, prepared.data, prepared.labels, tmp_path)
     with pytest.raises(EcgflowError, match=r"preprocess\.json"):
         train_clip(TrainClipParams(), prepared.records, prepared.records, tmp_path / "x")
     with pytest.raises(EcgflowError, match=r"train.*epochs"):
