@@ -7,8 +7,11 @@ processes `up` started, and `status` then says so.
 
 from __future__ import annotations
 
+import http.client
 import os
 import stat
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +84,55 @@ def test_gated_promotion_against_the_server_keeps_model_files_in_s3(
         for o in services._client(running).list_objects_v2(Bucket=services.BUCKET)["Contents"]
     ]
     assert any(k.endswith(f"{run.info.run_id}/artifacts/model.txt") for k in keys), keys
+
+
+def _anonymous(method: str, url: str, body: bytes | None = None) -> int | str:
+    """The HTTP status of an unauthenticated request, or why there was none."""
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, http.client.HTTPException) as exc:
+        return type(exc).__name__
+
+
+def test_only_the_s3_gateway_accepts_writes_and_only_with_keys(stack) -> None:
+    """Every port weed listens on refuses anonymous writes and deletes to the bucket: the
+    filer's HTTP API (which used to take PUT/DELETE into it without a key), the master's
+    /dir/assign and the volume server's unsigned uploads."""
+    from servers import listening_addresses
+
+    folder, running = stack
+    s3 = services._client(running)
+    s3.put_object(Bucket=services.BUCKET, Key="kept/model.txt", Body=b"weights")
+    s3_port = int(running.s3.url.rsplit(":", 1)[1])
+    ports = sorted({port for _, port in listening_addresses(running.s3.pid)} - {s3_port})
+    assert len(ports) >= 6, ports  # master, volume, filer: HTTP and gRPC
+    assert all(host == "127.0.0.1" for host, _ in listening_addresses(running.s3.pid))
+    accepted = []
+    for port in ports:
+        base = f"http://127.0.0.1:{port}"
+        attempts = [
+            ("PUT", f"{base}/buckets/{services.BUCKET}/evil.txt", b"evil"),
+            ("POST", f"{base}/buckets/{services.BUCKET}/kept/", b"evil"),
+            ("DELETE", f"{base}/buckets/{services.BUCKET}/kept/model.txt", None),
+            ("DELETE", f"{base}/buckets/{services.BUCKET}?recursive=true", None),
+            ("GET", f"{base}/dir/assign", None),
+            ("POST", f"{base}/1,01637037d6", b"evil"),  # a volume upload without a JWT
+        ]
+        for method, url, body in attempts:
+            status = _anonymous(method, url, body)
+            if isinstance(status, int) and 200 <= status < 300:
+                accepted.append(f"{method} {url} -> {status}")
+    assert accepted == []
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=services.BUCKET).get("Contents", [])]
+    assert "kept/model.txt" in keys and "evil.txt" not in keys
+    assert s3.get_object(Bucket=services.BUCKET, Key="kept/model.txt")["Body"].read() == b"weights"
+    assert stat.S_IMODE((folder / services.SECURITY).stat().st_mode) == 0o600
+    # and the gateway itself refuses a request without keys
+    assert _anonymous("PUT", f"{running.s3.url}/{services.BUCKET}/evil.txt", b"evil") == 403
 
 
 def test_down_stops_exactly_what_up_started(tmp_path: Path) -> None:

