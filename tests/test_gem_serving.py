@@ -8,6 +8,8 @@ request gets a 4xx naming its field while the server keeps serving.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,11 +39,16 @@ PREPROCESS = PreprocessParams(baseline=False, bandpass=None, normalise="scale", 
 @pytest.fixture(scope="module")
 def gem_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved GEM folder with a non-trivial adapter."""
-    folder = tmp_path_factory.mktemp("gem-serving") / "gem"
+    return _save_gem(tmp_path_factory.mktemp("gem-serving") / "gem")
+
+
+def _save_gem(folder: Path, **config_fields: Any) -> Path:
+    """A small GEM (real SmolLM2, random towers, non-zero LoRA B) saved in ``folder``."""
     lm, tokenizer, source = load_language_model(None)
     config = GemConfig(
-        encoder=EncoderConfig(width=8, depth=1), lead_width=8, tower_width=32, lora_r=4
-    )
+        encoder=EncoderConfig(width=8, depth=1), lead_width=8, tower_width=32, lora_r=4,
+        **config_fields,
+    )  # fmt: skip
     torch.manual_seed(0)
     model = GemModel(config, lm, tokenizer).eval()
     with torch.no_grad():
@@ -195,3 +202,45 @@ def test_a_model_folder_without_preprocess_json_is_refused(gem_dir, tmp_path):
             (broken / item.name).symlink_to(item)
     with pytest.raises(EcgflowError, match=r"preprocess\.json"):
         ECGGem(NAME, str(broken)).load()
+
+
+def _png(width: int, height: int) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_images_are_bounded_in_pixels_and_shape_before_decoding(tmp_path: Path) -> None:
+    folder = _save_gem(tmp_path / "gem", image=True, image_size=64)
+    url, process, log_path = start_ecgflow_serve(
+        str(folder), tmp_path, "--max-new-tokens", "4", timeout=180
+    )
+    try:
+        ecg = wfdb_instance(wfdb_header(SHARED_DATA, tmp_path))
+        ask = {"ecg": ecg, "question": QUESTION, "candidates": ["yes", "no"]}
+        v1 = f"{url}/v1/models/{NAME}:predict"
+        before = _peak_kib(process.pid)
+        strip = _png(1, 4000)  # under 200 bytes; decoded and resized to 64 px wide: 2.5 GB
+        assert len(strip) < 300
+        cases = [
+            (strip, "instances[0].image: 1 × 4000 px, sides at most 8:1"),
+            (_png(5000, 4000), "instances[0].image: 5000 × 4000 px, at most 16,000,000 pixels"),
+        ]
+        for image, message in cases:
+            response = httpx.post(v1, json={"instances": [{**ask, "image": image}]}, timeout=60)
+            assert response.status_code == 400 and message in response.text, response.text
+        paper = httpx.post(v1, json={"instances": [{**ask, "image": _png(220, 170)}]}, timeout=120)
+        assert paper.status_code == 200, log_path.read_text()[-2000:]
+        grown = _peak_kib(process.pid) - before
+        assert grown < 256 * 1024, f"peak RSS grew {grown / 1024:.0f} MiB"
+    finally:
+        stop(process)

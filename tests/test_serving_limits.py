@@ -292,6 +292,7 @@ def test_four_concurrent_maximum_size_requests_stay_under_1_5_gib(
         peak = _status_kib(started.process.pid, "VmHWM")
     finally:
         stop(started.process)
+    print(f"peak RSS {peak / 1024:.0f} MiB (idle {before / 1024:.0f}), liveness {slowest:.2f} s")
     assert statuses == [200] * 4 + [400] * 4
     assert peak < 1536 * 1024, f"peak RSS {peak / 1024:.0f} MiB (idle {before / 1024:.0f} MiB)"
     assert slowest < 5.0, f"/v2/health/live took {slowest:.1f} s ({answers} answers)"
