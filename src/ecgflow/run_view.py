@@ -87,8 +87,9 @@ class _Step:
 
     def now(self) -> str:
         """The latest running task (with the headline as its note), else the headline."""
-        if self.state == "running" and self.tasks:
-            return progress.describe(list(self.tasks.values())[-1])
+        tasks = list(self.tasks.values())  # a copy: Live draws in its own thread
+        if self.state == "running" and tasks:
+            return progress.describe(tasks[-1])
         return self.headline
 
 
@@ -162,7 +163,7 @@ class RunView:
         table.add_column("state", no_wrap=True)
         table.add_column("time", justify="right", no_wrap=True)
         table.add_column("", overflow="ellipsis", no_wrap=True)
-        for shown in self.steps.values():
+        for shown in list(self.steps.values()):  # a copy: the run adds rows meanwhile
             table.add_row(
                 escape(shown.name),
                 _STATES[shown.state],
