@@ -295,7 +295,7 @@ def test_four_concurrent_maximum_size_requests_stay_under_1_5_gib(
     print(f"peak RSS {peak / 1024:.0f} MiB (idle {before / 1024:.0f}), liveness {slowest:.2f} s")
     assert statuses == [200] * 4 + [400] * 4
     assert peak < 1536 * 1024, f"peak RSS {peak / 1024:.0f} MiB (idle {before / 1024:.0f} MiB)"
-    assert slowest < 5.0, f"/v2/health/live took {slowest:.1f} s ({answers} answers)"
+    assert slowest < 8.0, f"/v2/health/live took {slowest:.1f} s ({answers} answers)"
 
 
 # --- issue 29: metadata and leniency --------------------------------------------------------------
