@@ -427,3 +427,28 @@ def test_every_stage_checks_its_inputs_before_writing(chain: dict[str, Path], tm
     with pytest.raises(EcgflowError, match=r"lies inside the input .*labels \(paths\.instr"):
         finetune_gem(None, paths)  # type: ignore[arg-type]
     assert not (tmp_path / "clip").exists() and not (chain["labels"] / "g").exists()
+
+
+def test_a_folder_inside_a_stage_output_is_judged_by_that_output(
+    chain: dict[str, Path], tmp_path: Path
+) -> None:
+    """``export --model finetune-out/model``: the manifest sits one level up."""
+    from ecgflow.errors import EcgflowError
+    from ecgflow.manifest import write_manifest, writes_output
+
+    @writes_output("probe")
+    def probe(data_dir: Path, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True)
+        write_manifest(out_dir, stage="probe")
+
+    probe(chain["records"] / "raw", tmp_path / "ok")
+    assert (tmp_path / "ok" / MANIFEST).is_file()
+    failed = tmp_path / "failed"
+    (failed / "model").mkdir(parents=True)
+    (failed / INCOMPLETE).write_text("failed\n")
+    with pytest.raises(EcgflowError, match=rf"marked {INCOMPLETE} \(inside {failed}\)"):
+        probe(failed / "model", tmp_path / "o2")
+    (failed / INCOMPLETE).unlink()
+    with pytest.raises(EcgflowError, match=rf"model \(data_dir\) has no {MANIFEST}"):
+        probe(failed / "model", tmp_path / "o3")
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()

@@ -210,16 +210,24 @@ def _check_not_an_input(stage: str, out_dir: Path, inputs: list[tuple[str, Path]
 
 
 def _check_complete(stage: str, inputs: list[tuple[str, Path]]) -> None:
-    """Refuse an input folder left ``_INCOMPLETE`` by a failed run, or without a manifest."""
+    """Refuse an input folder left ``_INCOMPLETE`` by a failed run, or without a manifest.
+
+    A folder inside a stage's output (``finetune-out/model``) is judged by that output: the
+    nearest folder up from it that holds a manifest or the marker.
+    """
     for name, path in inputs:
         if not path.is_dir():
             continue  # a file, or missing: the stage names what it needed from it
-        if (path / INCOMPLETE).exists():
-            raise EcgflowError(
-                f"{stage}: the input folder {path} ({name}) is marked {INCOMPLETE}: the stage "
-                "that wrote it failed or is still running; re-run that stage first"
-            )
-        if not (path / MANIFEST).is_file():
+        for folder in (path, *path.absolute().parents):
+            where = "" if folder == path else f" (inside {folder})"
+            if (folder / INCOMPLETE).exists():
+                raise EcgflowError(
+                    f"{stage}: the input folder {path} ({name}) is marked {INCOMPLETE}{where}: "
+                    "the stage that wrote it failed or is still running; re-run that stage first"
+                )
+            if (folder / MANIFEST).is_file():
+                break
+        else:
             raise EcgflowError(
                 f"{stage}: the input folder {path} ({name}) has no {MANIFEST}: not the complete "
                 "output of an ecgflow stage"
