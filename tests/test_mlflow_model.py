@@ -230,3 +230,31 @@ def _post(url: str, body: dict) -> dict:
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
+
+
+def test_step_runs_nest_under_the_pipeline_run(tmp_path: Path, monkeypatch) -> None:
+    """ecgflow run's order: create the pipeline run, steps nest under it, write_and_log ends it."""
+    import mlflow
+
+    from ecgflow import tracking
+    from ecgflow.step_timing import write_and_log
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    parent = tracking.create_run("ecgflow", "pipeline")
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    step = tracking.start_run("ecgflow", "eval-test")
+    tracking.end_run()
+    (tmp_path / "run-1").mkdir()
+    write_and_log(tmp_path / "run-1", [], 1.0)
+    tracking.close_run(parent)  # a finished pipeline run stays finished
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(step).data.tags[tracking.PARENT_TAG] == parent
+    pipeline = client.get_run(parent)
+    assert pipeline.info.status == "FINISHED" and pipeline.data.tags["pipeline_run"] == "run-1"
+    assert "pipeline_seconds" in pipeline.data.metrics
+    runs = client.search_runs([pipeline.info.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["eval-test", "pipeline"]
+    failed = tracking.create_run("ecgflow", "pipeline")
+    tracking.close_run(failed)  # a pipeline that failed before write_and_log
+    assert client.get_run(failed).info.status == "FAILED"

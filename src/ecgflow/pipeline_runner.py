@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecgflow import progress
+from ecgflow import progress, tracking
 from ecgflow.config import PipelineConfig
 from ecgflow.errors import EcgflowError
 from ecgflow.step_logs import RunEvents, StepLogs
@@ -71,10 +71,13 @@ def run_local(
     # the component subprocesses keep their MLflow store (the default one) under this home,
     # and report progress as marker lines when their output is read by StepLogs
     overrides = {"ECGFLOW_HOME": str(home)} | ({progress.ENV: "pipe"} if quiet else {})
-    previous = {key: os.environ.get(key) for key in overrides}
+    previous = {key: os.environ.get(key) for key in (*overrides, tracking.PARENT_ENV)}
     os.environ.update(overrides)
     logs = StepLogs(pipeline_root, events) if quiet else None
+    parent = None
     try:
+        # the steps' MLflow runs nest under this pipeline run (write_and_log fills and ends it)
+        os.environ[tracking.PARENT_ENV] = parent = tracking.create_run("ecgflow", "pipeline")
         started = time.perf_counter()
         try:
             with logs or nullcontext(), warnings.catch_warnings():
@@ -95,6 +98,8 @@ def run_local(
         steps = collect(run_dir)
         steps_file = write_and_log(run_dir, steps, total_s)
     finally:
+        if parent:
+            tracking.close_run(parent)  # FAILED, unless write_and_log ended it
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)

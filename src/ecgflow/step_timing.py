@@ -203,7 +203,8 @@ def write_and_log(run_dir: Path, steps: list[StepTime], total_s: float) -> Path:
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a later run_local in this process
     # (another home) must not inherit this home's store
     previous = os.environ.get("MLFLOW_TRACKING_URI")
-    tracking.start_run("ecgflow", "pipeline")
+    # the run ecgflow run opened for its steps to nest under, else a new one
+    tracking.start_run("ecgflow", "pipeline", run_id=os.environ.get(tracking.PARENT_ENV))
     try:
         tracking.set_tags({"pipeline_run": run_dir.name})
         tracking.log_metrics(metrics, step=0)

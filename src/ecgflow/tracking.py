@@ -3,6 +3,10 @@
 The embedded default is a SQLite store (``<home>/mlflow.db``) with artifacts in
 ``<home>/mlartifacts``: the same registry and UI an MLflow server gives, on one machine
 (``mlflow ui --backend-store-uri sqlite:///.ecgflow/mlflow.db``).
+
+Runs nest: ``ecgflow run`` opens the pipeline's run first (:func:`create_run`) and hands its id
+to every step in ``$ECGFLOW_PARENT_RUN_ID``; :func:`start_run` tags each step's run with
+``mlflow.parentRunId``, so the UI shows the steps under their pipeline run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing leaves the 
 log = logging.getLogger(__name__)
 
 ARTIFACTS = "mlartifacts"
+PARENT_ENV = "ECGFLOW_PARENT_RUN_ID"  # the run new runs nest under (set by ecgflow run)
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def tracking_uri() -> str:
@@ -63,7 +69,10 @@ def artifact_location() -> str | None:
     """Where a new experiment keeps artifacts: beside a SQLite store, else the server decides.
 
     MLflow's own default for a SQLite store is ``./mlruns`` in whatever folder the process
-    runs in; keeping artifacts next to the database keeps a run's pieces together.
+    runs in; keeping artifacts next to the database keeps a run's pieces together. A SQLite
+    store records a local location as an absolute path (MLflow resolves a relative one against
+    the working folder), so moving the home means ``mlflow gc``/re-logging; an MLflow server
+    gives ``mlflow-artifacts:/…`` locations, relative to its own artifact store.
     """
     uri = tracking_uri()
     if not uri.startswith("sqlite:///"):
@@ -73,17 +82,77 @@ def artifact_location() -> str | None:
 
 
 def start_run(experiment: str, run_name: str, run_id: str | None = None) -> str:
-    """Start (or with ``run_id``, resume) a run in ``experiment``; returns the run id."""
+    """Start (or with ``run_id``, resume) a run in ``experiment``; returns the run id.
+
+    A new run is tagged with ``$ECGFLOW_PARENT_RUN_ID`` as its parent, when that is set.
+    """
     import mlflow
 
     mlflow.set_tracking_uri(connected_uri())
     if run_id is None:
-        existing = mlflow.get_experiment_by_name(experiment)
-        if existing is None:
-            mlflow.create_experiment(experiment, artifact_location=artifact_location())
+        _experiment_id(mlflow.MlflowClient(), experiment)
         mlflow.set_experiment(experiment)
-        return mlflow.start_run(run_name=run_name).info.run_id
+        parent = os.environ.get(PARENT_ENV)
+        tags = {PARENT_TAG: parent} if parent else None
+        return mlflow.start_run(run_name=run_name, tags=tags).info.run_id
     return mlflow.start_run(run_id=run_id).info.run_id
+
+
+def create_run(experiment: str, run_name: str) -> str:
+    """Create a run left open for others to nest under (and to resume); returns its id.
+
+    Unlike :func:`start_run` it neither makes the run active here nor sets the process's
+    tracking URI.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(connected_uri())
+    return client.create_run(_experiment_id(client, experiment), run_name=run_name).info.run_id
+
+
+def close_run(run_id: str, status: str = "FAILED") -> None:
+    """Mark ``run_id`` ended with ``status`` if it is still running (a pipeline that failed)."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(connected_uri())
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status)
+    except Exception as exc:  # never hide the error that ended the pipeline
+        log.warning("MLflow run %s not closed: %s", run_id, exc)
+
+
+def log_dataset(folder: Path, context: str, source: str | None = None) -> None:
+    """Record the artifact folder ``folder`` as the active run's input (``mlflow.log_input``).
+
+    Its digest is the SHA-256 of the folder's ``manifest.json`` (every file's hash, the
+    params and inputs that made it); ``source`` (e.g. the ingest source URI) defaults to the
+    folder. Nothing is logged for a folder without a manifest.
+    """
+    import hashlib
+
+    import mlflow
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        return
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    # a source mlflow stores as given: s3://, synthetic:// and local paths alike
+    dataset = MetaDataset(
+        HTTPDatasetSource(source or Path(folder).resolve().as_uri()),
+        name=Path(folder).name,
+        digest=digest[:32],
+    )
+    mlflow.log_input(dataset, context=context, tags={"manifest_sha256": digest})
+
+
+def _experiment_id(client: Any, experiment: str) -> str:
+    existing = client.get_experiment_by_name(experiment)
+    if existing is not None:
+        return existing.experiment_id
+    return client.create_experiment(experiment, artifact_location=artifact_location())
 
 
 def log_params(params: dict[str, Any]) -> None:
