@@ -214,3 +214,16 @@ def test_cli_compiles_one_pipeline_or_refuses_an_unknown_one(tmp_path: Path) -> 
     result = runner.invoke(app, ["compile", "--out-dir", str(tmp_path), "--pipeline", "nope"])
     assert result.exit_code == 2
     assert "unknown pipeline 'nope'; known: training, training-gem" in result.output
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+def test_eval_gives_the_kfp_ui_a_roc_a_confusion_matrix_and_a_summary(
+    compiled: Path, pipeline: str
+) -> None:
+    """eval's outputs the KFP UI renders: ClassificationMetrics (ROC, confusion) and Markdown."""
+    spec = _documents(compiled / f"{pipeline}.yaml")[0]
+    outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
+    kinds = {name: o["artifactType"]["schemaTitle"] for name, o in outputs.items()}
+    assert kinds["classification"] == "system.ClassificationMetrics"
+    assert kinds["summary"] == "system.Markdown"
+    assert kinds["metrics"] == "system.Metrics"

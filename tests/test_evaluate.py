@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from conftest import SHARED_DATA
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ecgflow.errors import EcgflowError
+from ecgflow.evaluation.classification import bootstrap_ci
 from ecgflow.models import load_model
 from ecgflow.params import EvalParams, FinetuneParams, TrainClipParams
 from ecgflow.stages.evaluate import evaluate
@@ -74,7 +76,9 @@ def trained(tracking: str, tmp_path_factory: pytest.TempPathFactory) -> Trained:
 def test_metrics(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eval-test")
     params = EvalParams(split="test", bootstrap=50)
-    return out, evaluate(params, trained.classifier, trained.data, trained.labels, out)
+    return out, evaluate(
+        params, trained.classifier, trained.data, trained.labels, out, records_dir=trained.records
+    )
 
 
 def _scores(trained: Trained, split_name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -108,6 +112,11 @@ def test_classifier_metrics_match_sklearn(trained: Trained, test_metrics: tuple)
     assert low <= metrics["macro_auroc"] <= high
     for plot in ("roc", "pr", "confusion", "calibration", "training"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000, plot
+    page = (out / "report.html").read_text()
+    assert all(name in page for name in names) and page.count("data:image/png;base64,") == 5
+    # intervals over patients (index.parquet's patient_id), not records
+    assert metrics["ci_unit"] == "patient"
+    assert 0 < metrics["n_patients"] <= metrics["n_records"]
     assert json.loads((out / "metrics.json").read_text())["macro_auroc"] == metrics["macro_auroc"]
 
 
@@ -141,7 +150,7 @@ def test_eval_is_seeded_and_hashes_the_data(
     assert everything["n_records"] > first["n_records"] + val["n_records"]
 
 
-def test_eval_run_is_in_mlflow(test_metrics: tuple, tracking: str) -> None:
+def test_eval_run_is_in_mlflow(test_metrics: tuple, tracking: str, trained: Trained) -> None:
     import mlflow
 
     _, metrics = test_metrics
@@ -154,6 +163,51 @@ def test_eval_run_is_in_mlflow(test_metrics: tuple, tracking: str) -> None:
     assert run.info.artifact_uri.startswith((database.parent / "mlartifacts").as_uri())
     plots = mlflow.MlflowClient(tracking).list_artifacts(run.info.run_id, "plots")
     assert {Path(a.path).name for a in plots} >= {"roc.png", "pr.png"}
+    files = {a.path for a in mlflow.MlflowClient(tracking).list_artifacts(run.info.run_id)}
+    assert {"report.html", "summary.md"} <= files
+    # the evaluated data as the run's input: the preprocess manifest's hash, the ingest source
+    (entry,) = run.inputs.dataset_inputs
+    manifest = hashlib.sha256((trained.data / "manifest.json").read_bytes()).hexdigest()
+    assert {t.key: t.value for t in entry.tags}["manifest_sha256"] == manifest
+    assert entry.dataset.digest == manifest[:32]
+    source = json.loads((trained.records / "manifest.json").read_text())["source"]
+    assert json.loads(entry.dataset.source)["url"] == source
+
+
+def test_pooled_curves_are_what_kfp_classification_metrics_takes(
+    test_metrics: tuple, tmp_path: Path
+) -> None:
+    from kfp.dsl import ClassificationMetrics
+
+    _, metrics = test_metrics
+    ui = ClassificationMetrics(name="classification", uri=str(tmp_path / "c"))
+    roc = metrics["micro_roc"]
+    ui.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    ui.log_confusion_matrix(["negative", "positive"], metrics["pooled_confusion"])
+    assert 2 <= len(ui.metadata["confidenceMetrics"]) <= 201
+    assert roc["fpr"][0] == 0.0 and roc["tpr"][-1] == 1.0
+    pooled = np.array(metrics["pooled_confusion"])
+    assert pooled.sum() == metrics["n_records"] * len(metrics["per_label"])
+    positives = sum(row["support"] for row in metrics["per_label"].values())
+    assert pooled[1].sum() == positives
+
+
+def test_patient_bootstrap_keeps_a_patients_records_together() -> None:
+    """Records copied 3 times per patient: resampling patients equals resampling the originals."""
+    rng = np.random.default_rng(0)
+    targets = (rng.random((60, 2)) < 0.4).astype(float)
+    scores = np.clip(targets * 0.3 + rng.random((60, 2)) * 0.7, 0, 1)
+    thresholds, names = {"a": 0.5, "b": 0.5}, ["a", "b"]
+    copies = np.repeat(np.arange(60), 3)
+    patients = [f"p{i:03d}" for i in copies]
+    grouped = bootstrap_ci(targets[copies], scores[copies], thresholds, names, 200, 1, patients)
+    plain = bootstrap_ci(targets, scores, thresholds, names, 200, 1)
+    for key in plain:
+        assert grouped[key] == pytest.approx(plain[key])
+    # resampling the copies as if independent gives narrower, overconfident intervals
+    naive = bootstrap_ci(targets[copies], scores[copies], thresholds, names, 200, 1)
+    width = {k: v[1] - v[0] for k, v in naive.items()}
+    assert width["macro_auroc"] < (plain["macro_auroc"][1] - plain["macro_auroc"][0])
 
 
 def test_clip_eval_reports_retrieval_and_zero_shot(trained: Trained, tmp_path: Path) -> None:
@@ -200,11 +254,13 @@ def test_cinc_eval_reports_the_challenge_metric(
 def test_bad_eval_inputs(trained: Trained, tmp_path: Path) -> None:
     with pytest.raises(EcgflowError, match="split"):
         EvalParams(split="train")
-    with pytest.raises(EcgflowError, match=r"config\.json|not found"):
-        evaluate(EvalParams(), tmp_path, trained.data, trained.labels, tmp_path / "o")
+    empty = tmp_path / "empty"  # outputs never inside an input: a sibling folder
+    empty.mkdir()
+    with pytest.raises(EcgflowError, match=r"config\.json|not found|no manifest\.json"):
+        evaluate(EvalParams(), empty, trained.data, trained.labels, tmp_path / "o")
     proc = subprocess.run(
         [sys.executable, "-m", "ecgflow.cli", "eval", "--model", str(trained.classifier),
-         "--data", str(trained.data), "--labels", str(tmp_path), "--out", str(tmp_path / "p")],
+         "--data", str(trained.data), "--labels", str(empty), "--out", str(tmp_path / "p")],
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
-    assert proc.returncode == 2 and "label_def.json: not found" in proc.stderr
+    assert proc.returncode == 2 and "(labels_dir) has no manifest.json" in proc.stderr

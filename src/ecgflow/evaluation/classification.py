@@ -103,14 +103,27 @@ def bootstrap_ci(
     names: list[str],
     n: int,
     seed: int,
+    groups: np.ndarray | list | None = None,
 ) -> dict[str, list[float]]:
-    """Seeded percentile-bootstrap 95 % intervals of macro AUROC, AUPRC and F1 over records."""
-    if n <= 0 or len(targets) < 2:
+    """Seeded percentile-bootstrap 95 % intervals of macro AUROC, AUPRC and F1.
+
+    ``groups`` (one id per record, e.g. the patient): each draw resamples whole groups with
+    replacement and takes all their records, so records of one patient, which are not
+    independent, stay together (a cluster bootstrap). Without it, records are resampled.
+    """
+    if groups is None:
+        members = [np.array([i]) for i in range(len(targets))]
+    else:
+        codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
+        order = np.argsort(codes, kind="stable")
+        members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    if n <= 0 or len(members) < 2:
         return {}
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {"macro_auroc": [], "macro_auprc": [], "macro_f1": []}
     for _ in range(n):
-        pick = rng.integers(0, len(targets), len(targets))
+        chosen = rng.integers(0, len(members), len(members))
+        pick = np.concatenate([members[g] for g in chosen])
         report = label_report(targets[pick], scores[pick], thresholds, names)
         for key in draws:
             value = macro(report, key.removeprefix("macro_"))

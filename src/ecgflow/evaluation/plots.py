@@ -13,8 +13,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import precision_recall_curve, roc_curve
+from matplotlib.colors import LinearSegmentedColormap
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 DPI = 100
 
@@ -41,66 +46,137 @@ def _usable(targets: np.ndarray, j: int) -> bool:
     return 0 < targets[:, j].sum() < len(targets)
 
 
-def roc_curves(targets: np.ndarray, scores: np.ndarray, names: list[str], path: Path) -> Path:
-    """ROC curve per label (labels without both classes say so)."""
+def _at_threshold(column: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Sensitivity, false-positive rate and precision when ``scores >= threshold``."""
+    t, p = column.astype(bool), scores >= threshold
+    tp, fp = float((t & p).sum()), float((~t & p).sum())
+    return {
+        "tpr": tp / max(t.sum(), 1),
+        "fpr": fp / max((~t).sum(), 1),
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+    }
+
+
+def roc_curves(
+    targets: np.ndarray,
+    scores: np.ndarray,
+    names: list[str],
+    path: Path,
+    thresholds: dict[str, float] | None = None,
+) -> Path:
+    """ROC curve per label: AUC and n in the legend, the chosen threshold marked."""
     fig, axes = _grid(len(names), "ROC")
     for j, (ax, name) in enumerate(zip(axes, names, strict=True)):
         ax.set_title(name, fontsize=9)
+        positives = int(targets[:, j].sum())
         if _usable(targets, j):
             fpr, tpr, _ = roc_curve(targets[:, j], scores[:, j])
-            ax.plot(fpr, tpr)
+            auc = roc_auc_score(targets[:, j], scores[:, j])
+            ax.plot(fpr, tpr, label=f"AUC {auc:.3f}\nn={len(targets)} ({positives} pos)")
+            if thresholds and name in thresholds:
+                at = _at_threshold(targets[:, j], scores[:, j], thresholds[name])
+                ax.plot(at["fpr"], at["tpr"], "o", color="C3", markersize=6,
+                        label=f"threshold {thresholds[name]:.2f}")  # fmt: skip
+            ax.legend(loc="lower right", fontsize=7)
         else:
-            ax.text(0.5, 0.5, "one class only", ha="center")
+            ax.text(0.5, 0.5, f"one class only\nn={len(targets)}", ha="center")
         ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
         ax.set_xlabel("1 - specificity", fontsize=8)
         ax.set_ylabel("sensitivity", fontsize=8)
     return _save(fig, path)
 
 
-def pr_curves(targets: np.ndarray, scores: np.ndarray, names: list[str], path: Path) -> Path:
-    """Precision-recall curve per label, with the prevalence as the chance line."""
+def pr_curves(
+    targets: np.ndarray,
+    scores: np.ndarray,
+    names: list[str],
+    path: Path,
+    thresholds: dict[str, float] | None = None,
+) -> Path:
+    """Precision-recall per label: AP and n in the legend, prevalence line, threshold marked."""
     fig, axes = _grid(len(names), "Precision-recall")
     for j, (ax, name) in enumerate(zip(axes, names, strict=True)):
         ax.set_title(name, fontsize=9)
-        if targets[:, j].sum() > 0:
+        positives = int(targets[:, j].sum())
+        if positives > 0:
             precision, recall, _ = precision_recall_curve(targets[:, j], scores[:, j])
-            ax.plot(recall, precision)
-            ax.axhline(targets[:, j].mean(), linestyle=":", color="grey")
+            ap = average_precision_score(targets[:, j], scores[:, j])
+            ax.plot(recall, precision, label=f"AP {ap:.3f}\nn={len(targets)} ({positives} pos)")
+            ax.axhline(targets[:, j].mean(), linestyle=":", color="grey", label="prevalence")
+            if thresholds and name in thresholds:
+                at = _at_threshold(targets[:, j], scores[:, j], thresholds[name])
+                ax.plot(at["tpr"], at["precision"], "o", color="C3", markersize=6,
+                        label=f"threshold {thresholds[name]:.2f}")  # fmt: skip
+            ax.legend(loc="lower left", fontsize=7)
         else:
-            ax.text(0.5, 0.5, "no positives", ha="center")
+            ax.text(0.5, 0.5, f"no positives\nn={len(targets)}", ha="center")
         ax.set_xlabel("recall", fontsize=8)
         ax.set_ylabel("precision", fontsize=8)
     return _save(fig, path)
 
 
+#: light blues only, so black numbers stay readable on every cell
+LIGHT_BLUES = LinearSegmentedColormap.from_list("light_blues", ["#f7fbff", "#9ecae1"])
+
+
 def confusion_matrices(
     targets: np.ndarray, predicted: np.ndarray, names: list[str], path: Path
 ) -> Path:
-    """2×2 confusion matrix per label at the chosen thresholds."""
-    fig, axes = _grid(len(names), "Confusion matrices (rows: true, columns: predicted)")
+    """2×2 confusion matrix per label at the chosen thresholds: counts and row shares."""
+    fig, axes = _grid(len(names), "Confusion matrices at the chosen thresholds")
     for j, (ax, name) in enumerate(zip(axes, names, strict=True)):
         t, p = targets[:, j].astype(bool), predicted[:, j].astype(bool)
         matrix = np.array([[(~t & ~p).sum(), (~t & p).sum()], [(t & ~p).sum(), (t & p).sum()]])
-        ax.imshow(matrix, cmap="Blues")
+        share = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+        ax.imshow(share, cmap=LIGHT_BLUES, vmin=0.0, vmax=1.0)
         for (r, c), value in np.ndenumerate(matrix):
-            ax.text(c, r, str(value), ha="center", va="center")
+            ax.text(c, r, f"{value}\n{share[r, c]:.0%}", ha="center", va="center",
+                    color="black", fontsize=9)  # fmt: skip
         ax.set_xticks([0, 1], ["neg", "pos"])
         ax.set_yticks([0, 1], ["neg", "pos"])
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
         ax.set_title(name, fontsize=9)
     return _save(fig, path)
 
 
+def calibration_bins(column: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> list[dict]:
+    """Quantile bins of ``scores``: mean predicted, observed rate and count in each."""
+    edges = np.unique(np.quantile(scores, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, max(len(edges) - 2, 0))
+    out = []
+    for b in range(max(len(edges) - 1, 1)):
+        inside = which == b
+        if inside.any():
+            out.append(
+                {
+                    "predicted": float(scores[inside].mean()),
+                    "observed": float(column[inside].mean()),
+                    "count": int(inside.sum()),
+                }
+            )
+    return out
+
+
 def calibration(targets: np.ndarray, scores: np.ndarray, names: list[str], path: Path) -> Path:
-    """Reliability diagram per label (10 quantile bins)."""
-    fig, axes = _grid(len(names), "Calibration")
+    """Reliability diagram per label (10 quantile bins), each point labelled with its count."""
+    fig, axes = _grid(len(names), "Calibration (points: quantile bins, with record counts)")
     for j, (ax, name) in enumerate(zip(axes, names, strict=True)):
         ax.set_title(name, fontsize=9)
         if _usable(targets, j):
-            observed, predicted = calibration_curve(
-                targets[:, j], scores[:, j], n_bins=10, strategy="quantile"
-            )
-            ax.plot(predicted, observed, marker="o", markersize=3)
+            bins = calibration_bins(targets[:, j], scores[:, j])
+            x = [b["predicted"] for b in bins]
+            y = [b["observed"] for b in bins]
+            brier = float(np.mean((scores[:, j] - targets[:, j]) ** 2))
+            ax.plot(x, y, marker="o", markersize=3, label=f"Brier {brier:.3f}, n={len(targets)}")
+            for b in bins:
+                where = (b["predicted"], b["observed"])
+                ax.annotate(str(b["count"]), where, fontsize=6, color="dimgrey",
+                            textcoords="offset points", xytext=(3, -8))  # fmt: skip
+            ax.legend(loc="upper left", fontsize=7)
         ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("observed", fontsize=8)
     return _save(fig, path)

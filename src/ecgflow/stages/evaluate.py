@@ -31,10 +31,11 @@ import pandas as pd
 import torch
 
 from ecgflow import progress, tracking
-from ecgflow.artifacts import LABEL_DEF, LABELS, METRICS, PLOTS, THRESHOLDS
+from ecgflow.artifacts import INDEX, LABEL_DEF, LABELS, METRICS, PLOTS, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.classification import bootstrap_ci, fmax, label_report, macro
+from ecgflow.evaluation.report import REPORT, SUMMARY, write_report
 from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models import load_model
@@ -85,7 +86,9 @@ def evaluate(
         scores = _classifier_scores(model, rows, windows, params.batch_size)
         thresholds = _read_json(folder / THRESHOLDS)["thresholds"]
         metrics = {"kind": "classifier", **common}
-        metrics |= _classifier_metrics(params, targets, scores, thresholds, names)
+        patients = _patients(data_dir, splits, records)
+        metrics |= _classifier_metrics(params, targets, scores, thresholds, names, patients)
+        metrics |= _kfp_curves(targets, scores, thresholds, names)
         weights = _challenge_weights(params, records_dir)
         metrics["challenge_score"] = _challenge(label_def, targets, scores, thresholds, weights)
         if metrics["challenge_score"] is not None and weights is not None:
@@ -93,8 +96,8 @@ def evaluate(
             inputs["challenge_weights"] = sha256_file(weights)
         if params.plots:
             predicted = np.stack([scores[:, j] >= thresholds[n] for j, n in enumerate(names)], 1)
-            plots.roc_curves(targets, scores, names, out_dir / PLOTS / "roc.png")
-            plots.pr_curves(targets, scores, names, out_dir / PLOTS / "pr.png")
+            plots.roc_curves(targets, scores, names, out_dir / PLOTS / "roc.png", thresholds)
+            plots.pr_curves(targets, scores, names, out_dir / PLOTS / "pr.png", thresholds)
             plots.confusion_matrices(targets, predicted, names, out_dir / PLOTS / "confusion.png")
             plots.calibration(targets, scores, names, out_dir / PLOTS / "calibration.png")
     else:
@@ -105,7 +108,9 @@ def evaluate(
     history = _training_history(training_run)
     if params.plots and history:
         plots.training_curves(history, out_dir / PLOTS / "training.png")
-    metrics["mlflow_run_id"] = _log_to_mlflow(params, metrics, out_dir)
+    order = ("roc", "pr", "confusion", "calibration", "training")
+    write_report(out_dir, metrics, [out_dir / PLOTS / f"{name}.png" for name in order])
+    metrics["mlflow_run_id"] = _log_to_mlflow(params, metrics, out_dir, data_dir, records_dir)
     (out_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     write_manifest(
         out_dir,
@@ -168,6 +173,25 @@ def _targets(
     return records, targets, [windows[r] for r in records]
 
 
+def _patients(data_dir: Path, splits: list[str], records: list[str]) -> list[str] | None:
+    """Each record's patient (index.parquet's patient_id; the record itself where unknown).
+
+    None when no record has a patient id: the bootstrap then resamples records.
+    """
+    found: dict[str, str] = {}
+    for split in splits:
+        index = pd.read_parquet(data_dir / split / INDEX)
+        if "patient_id" not in index.columns:
+            continue
+        ids = zip(index["record_id"].astype(str), index["patient_id"], strict=True)
+        for record_id, patient in ids:
+            if patient is not None and not pd.isna(patient) and str(patient):
+                found.setdefault(record_id, f"patient:{patient}")
+    if not found:
+        return None
+    return [found.get(r, f"record:{r}") for r in records]
+
+
 def _data_hash(data_dir: Path, splits: list[str], labels_dir: Path) -> str:
     """SHA-256 over the evaluated splits' index and shards and the labels: what was scored."""
     digest = hashlib.sha256()
@@ -222,20 +246,52 @@ def _classifier_metrics(
     scores: np.ndarray,
     thresholds: dict[str, float],
     names: list[str],
+    patients: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Per-label and macro metrics; 95 % intervals by a bootstrap over patients (if known)."""
     missing = [n for n in names if n not in thresholds]
     if missing:
         raise EcgflowError(f"thresholds.json lacks the labels {missing}")
     report = label_report(targets, scores, thresholds, names)
+    ci = bootstrap_ci(
+        targets, scores, thresholds, names, params.bootstrap, params.seed, groups=patients
+    )
     return {
         "macro_auroc": macro(report, "auroc"),
         "macro_auprc": macro(report, "auprc"),
         "macro_f1": macro(report, "f1"),
         "fmax": fmax(targets, scores),
-        "ci95": bootstrap_ci(targets, scores, thresholds, names, params.bootstrap, params.seed),
+        "ci95": ci,
+        "ci_unit": "record" if patients is None else "patient",
+        "n_patients": len(set(patients)) if patients is not None else None,
+        "bootstrap": params.bootstrap,
         "thresholds_from": "the validation split, at training (thresholds.json)",
         "per_label": report,
     }
+
+
+def _kfp_curves(
+    targets: np.ndarray, scores: np.ndarray, thresholds: dict[str, float], names: list[str]
+) -> dict[str, Any]:
+    """Pooled over labels, for KFP's ClassificationMetrics.
+
+    Micro-average ROC points (at most ~200) and the 2×2 confusion matrix of every label's
+    decision at its threshold.
+    """
+    from sklearn.metrics import roc_curve
+
+    t = targets.ravel() > 0
+    if 0 < t.sum() < len(t):
+        fpr, tpr, cut = roc_curve(t, scores.ravel())
+        keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).round().astype(int))
+        cut = np.minimum(cut[keep], 1.0)  # sklearn's first threshold is inf
+        roc = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": cut.tolist()}
+    else:
+        roc = None
+    decided = np.stack([scores[:, j] >= thresholds[n] for j, n in enumerate(names)], 1).ravel()
+    matrix = [[int((~t & ~decided).sum()), int((~t & decided).sum())],
+              [int((t & ~decided).sum()), int((t & decided).sum())]]  # fmt: skip
+    return {"micro_roc": roc, "pooled_confusion": matrix}
 
 
 def _challenge(
@@ -327,10 +383,18 @@ def _training_history(run_id: str | None) -> dict[str, list[tuple[int, float]]]:
         return {}
 
 
-def _log_to_mlflow(params: EvalParams, metrics: dict[str, Any], out_dir: Path) -> str:
+def _log_to_mlflow(
+    params: EvalParams,
+    metrics: dict[str, Any],
+    out_dir: Path,
+    data_dir: Path,
+    records_dir: Path | None,
+) -> str:
     run_id = tracking.start_run(params.experiment, f"eval-{params.split}")
     try:
         import mlflow
+
+        tracking.log_dataset(data_dir, "eval", source=_source(records_dir))
 
         flat = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         for name, row in (metrics.get("per_label") or {}).items():
@@ -345,6 +409,20 @@ def _log_to_mlflow(params: EvalParams, metrics: dict[str, Any], out_dir: Path) -
             }
         )
         tracking.log_artifacts(out_dir / PLOTS, "plots")
+        for name in (REPORT, SUMMARY):
+            tracking.log_file(out_dir / name)
     finally:
         tracking.end_run()
     return run_id
+
+
+def _source(records_dir: Path | None) -> str | None:
+    """The ingest source the data came from (its manifest's ``source``), if known."""
+    path = None if records_dir is None else Path(records_dir) / "manifest.json"
+    if path is None or not path.is_file():
+        return None
+    try:
+        source = json.loads(path.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError):
+        return None
+    return str(source) if source else None
