@@ -187,6 +187,7 @@ def test_concurrent_promotes_against_an_authenticating_server(tmp_path: Path, mo
     without them the server refuses and promote says which variables to set."""
     pytest.importorskip("flask_wtf", reason="mlflow's basic-auth app needs Flask-WTF")
     from ecgflow import registry
+    from ecgflow.deploy import resolve_target
     from ecgflow.errors import EcgflowError
 
     password = "race-test-password-1"
@@ -199,6 +200,12 @@ def test_concurrent_promotes_against_an_authenticating_server(tmp_path: Path, mo
         for key, value in creds.items():
             monkeypatch.setenv(key, value)
         assert _race(tmp_path, url, creds, rounds=4) == ["3"] * 4
+        # deploy resolves the champion through the same credentials
+        target = resolve_target(f"models:/{NAME}@{CHAMPION}", artifacts_destination="s3://b")
+        assert target.version == "3" and target.storage_uri.startswith("s3://b/")
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+        with pytest.raises(EcgflowError, match="MLFLOW_TRACKING_PASSWORD"):
+            resolve_target(f"models:/{NAME}@{CHAMPION}")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -338,9 +338,11 @@ def deploy(
         api_client, namespace, name, stored.get("metadata", {}).get("generation"), timeout_s, poll_s
     )
     if rollback:
-        from ecgflow.registry import CHAMPION, _client
+        from ecgflow.registry import CHAMPION, _client, promotion_lock
 
-        _client().set_registered_model_alias(target.name, CHAMPION, target.version)
+        client = _client()
+        with promotion_lock(client, target.name):  # not while a promote decides
+            client.set_registered_model_alias(target.name, CHAMPION, target.version)
         log.info("%s@%s is version %s again", target.name, CHAMPION, target.version)
     return Deployment(target, ready, (ready.get("status") or {}).get("url"), applied=True)
 

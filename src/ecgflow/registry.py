@@ -94,7 +94,7 @@ def model_version(uri: str) -> Any:
         name, number = ref.split("/", 1)
         return client.get_model_version(name, number)
     except MlflowException as exc:
-        raise EcgflowError(f"--model {uri}: {exc.message}") from None
+        raise EcgflowError(f"--model {uri}: {_message(exc)}") from None
 
 
 def _read_metrics(eval_dir: Path) -> dict[str, Any]:
