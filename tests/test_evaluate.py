@@ -171,7 +171,13 @@ def test_eval_run_is_in_mlflow(test_metrics: tuple, tracking: str, trained: Trai
     assert {t.key: t.value for t in entry.tags}["manifest_sha256"] == manifest
     assert entry.dataset.digest == manifest[:32]
     source = json.loads((trained.records / "manifest.json").read_text())["source"]
-    assert json.loads(entry.dataset.source)["url"] == source
+    assert {t.key: t.value for t in entry.tags}["origin"] == source
+    assert json.loads(entry.dataset.source)["url"] == trained.data.resolve().as_uri()
+    # and the training run recorded the same data as its input
+    training = mlflow.MlflowClient(tracking).get_run(metrics["training_run_id"])
+    (used,) = training.inputs.dataset_inputs
+    assert used.dataset.digest == manifest[:32]
+    assert {t.key: t.value for t in used.tags}["mlflow.data.context"] == "training"
 
 
 def test_pooled_curves_are_what_kfp_classification_metrics_takes(

@@ -122,12 +122,13 @@ def close_run(run_id: str, status: str = "FAILED") -> None:
         log.warning("MLflow run %s not closed: %s", run_id, exc)
 
 
-def log_dataset(folder: Path, context: str, source: str | None = None) -> None:
+def log_dataset(folder: Path, context: str, origin: str | None = None) -> None:
     """Record the artifact folder ``folder`` as the active run's input (``mlflow.log_input``).
 
-    Its digest is the SHA-256 of the folder's ``manifest.json`` (every file's hash, the
-    params and inputs that made it); ``source`` (e.g. the ingest source URI) defaults to the
-    folder. Nothing is logged for a folder without a manifest.
+    The dataset is the folder (its location as source); its digest the SHA-256 of its
+    ``manifest.json`` (every file's hash, the params and inputs that made it), so MLflow sees
+    one dataset wherever the same data is used. The run's input tags carry the full hash and
+    ``origin`` (e.g. the ingest source URI). Nothing is logged for a folder without a manifest.
     """
     import hashlib
 
@@ -139,13 +140,11 @@ def log_dataset(folder: Path, context: str, source: str | None = None) -> None:
     if not manifest.is_file():
         return
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    # a source mlflow stores as given: s3://, synthetic:// and local paths alike
-    dataset = MetaDataset(
-        HTTPDatasetSource(source or Path(folder).resolve().as_uri()),
-        name=Path(folder).name,
-        digest=digest[:32],
-    )
-    mlflow.log_input(dataset, context=context, tags={"manifest_sha256": digest})
+    # a source MLflow stores as given (a file:// or s3:// location alike)
+    source = HTTPDatasetSource(Path(folder).resolve().as_uri())
+    tags = {"manifest_sha256": digest} | ({"origin": origin} if origin else {})
+    dataset = MetaDataset(source, name=Path(folder).name, digest=digest[:32])
+    mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def _experiment_id(client: Any, experiment: str) -> str:

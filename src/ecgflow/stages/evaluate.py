@@ -394,7 +394,7 @@ def _log_to_mlflow(
     try:
         import mlflow
 
-        tracking.log_dataset(data_dir, "eval", source=_source(records_dir))
+        tracking.log_dataset(data_dir, "eval", origin=_source(records_dir))
 
         flat = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         for name, row in (metrics.get("per_label") or {}).items():

@@ -109,7 +109,7 @@ class ClipTask:
 
     def __init__(self, params: TrainClipParams, data_dir: Path, records_dir: Path) -> None:
         info = preprocess_info(data_dir)
-        self.settings = params
+        self.settings, self.data_dir = params, data_dir
         config = params.model.model_copy(deep=True)
         config.encoder.in_channels = int(info["n_channels"])
         self.config = config

@@ -150,6 +150,8 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
     if env.is_main:
         state.run_id = tracking.start_run(config.experiment, task.name, state.run_id)
         if not resume or state.epoch < 0:
+            if getattr(task, "data_dir", None) is not None:  # the preprocess output trained on
+                tracking.log_dataset(task.data_dir, "training")
             tracking.log_params({"task": task.name, "train": config.model_dump(), **task.params()})
             tracking.log_params({"world_size": env.world_size, "steps_per_epoch": steps})
     try:
