@@ -102,4 +102,4 @@ def test_cli_and_bad_inputs(tmp_path):
     result = CliRunner().invoke(app, [*args, "--noise-questions", "-1"])
     assert result.exit_code == 2 and "noise_questions_per_record" in result.output
     with pytest.raises(EcgflowError, match=r"split\.parquet: not found"):
-        build_instructions(BuildInstructionsParams(), records, labels, tmp_path, out)
+        build_instructions(BuildInstructionsParams(), records, labels, tmp_path / "none", out)

@@ -162,6 +162,7 @@ def test_ptbxl_set_needs_the_statement_table(ptbxl: Path, tmp_path: Path) -> Non
     copy = tmp_path / "ingest"
     copy.mkdir()
     shutil.copy(ptbxl / "records.parquet", copy)
+    shutil.copy(ptbxl / "manifest.json", copy)
     with pytest.raises(EcgflowError, match=r"scp_statements\.csv: not found"):
         run(copy, tmp_path / "out", "ptbxl-superdiagnostic")
 
@@ -465,7 +466,7 @@ def test_label_set_argument_errors(
 
 def test_missing_records_and_bad_params(tmp_path: Path) -> None:
     with pytest.raises(EcgflowError, match=r"records\.parquet: not found"):
-        label(LabelParams(label_set="synthetic"), tmp_path, tmp_path / "out")
+        label(LabelParams(label_set="synthetic"), tmp_path / "none", tmp_path / "out")
     with pytest.raises(EcgflowError, match=r"label\.extra / --extra: Extra inputs"):
         LabelParams(label_set="synthetic", drop_empty=True, extra=1)  # type: ignore[call-arg]
 

@@ -243,7 +243,9 @@ def test_like_reproduces_parameters(synthetic: Inputs, tmp_path: Path) -> None:
     assert ext.shape == (1, 12, 400)
     np.testing.assert_array_equal(ext, orig)
     with pytest.raises(EcgflowError, match=r"preprocess\.json"):
-        preprocess(PreprocessParams(), synthetic.records, None, tmp_path / "x", like=tmp_path)
+        preprocess(
+            PreprocessParams(), synthetic.records, None, tmp_path / "x", like=synthetic.records
+        )
 
 
 @pytest.mark.parametrize(
