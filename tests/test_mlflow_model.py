@@ -258,3 +258,32 @@ def test_step_runs_nest_under_the_pipeline_run(tmp_path: Path, monkeypatch) -> N
     failed = tracking.create_run("ecgflow", "pipeline")
     tracking.close_run(failed)  # a pipeline that failed before write_and_log
     assert client.get_run(failed).info.status == "FAILED"
+
+
+def test_promotion_can_require_the_lower_bound_to_beat_the_champion(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ecgflow.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    export = store[1]
+
+    def candidate(auroc: float, low: float) -> str:
+        folder = tmp_path / f"eval-{auroc}-{low}"
+        folder.mkdir()
+        metrics = {"kind": "classifier", "split": "test", "data_hash": "d" * 64,
+                   "macro_auroc": auroc, "ci95": {"macro_auroc": [low, 0.99]}}  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        return register(export, folder).version
+
+    assert promote(version=candidate(0.80, 0.70), lower_bound=True).promoted  # no champion yet
+    wide = candidate(0.85, 0.78)  # better point estimate, but its interval reaches below 0.80
+    result = CliRunner().invoke(app, ["promote", "--version", wide, "--lower-bound"])
+    assert result.exit_code == 0, result.output
+    assert "refused" in result.output and "lower 95 % bound 0.7800 does not beat" in result.output
+    assert promote(version=wide).promoted  # the plain gate would have taken it
+    sure = candidate(0.90, 0.86)
+    decision = promote(version=sure, lower_bound=True)
+    assert decision.promoted and "lower 95 % bound 0.8600 beats champion" in decision.reason

@@ -512,6 +512,10 @@ def promote(
         bool | None,
         typer.Option(help="a tie promotes too ('not worse'; default for GEM models)"),
     ] = None,
+    lower_bound: Annotated[
+        bool,
+        typer.Option(help="its lower 95 % bound (eval's bootstrap) must beat the champion too"),
+    ] = False,
 ) -> None:
     """Alias the candidate 'challenger'; move 'champion' only if it passes the gate."""
     from ecgflow import registry
@@ -524,6 +528,7 @@ def promote(
             min_delta=min_delta,
             version=version,
             allow_equal=gem if allow_equal is None else allow_equal,
+            lower_bound=lower_bound,
         )
         typer.echo(registry.describe(decision))
 

@@ -19,6 +19,7 @@ stood unchanged for ``stale_s`` seconds of the waiter's own clock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -221,6 +222,7 @@ def promote(
     allow_equal: bool = False,
     lock_timeout_s: float = 120.0,
     stale_s: float = 60.0,
+    lower_bound: bool = False,
 ) -> PromotionDecision:
     """Alias ``version`` (default: newest) challenger; make it champion if it wins the gate.
 
@@ -228,6 +230,9 @@ def promote(
     otherwise the challenger must beat the champion by more than ``min_delta``. The whole
     read-decide-write runs under :func:`promotion_lock`, so concurrent calls act one after
     the other and the better model ends as champion whatever the order.
+
+    ``lower_bound``: the challenger's lower 95 % bound (``metric.<metric>_ci_low``, eval's
+    bootstrap over patients) must itself beat the champion's value by more than ``min_delta``.
     """
     from mlflow.exceptions import MlflowException
 
@@ -256,6 +261,8 @@ def promote(
             decision = _decide(
                 name, version, candidate.tags, champion, metric, value, min_delta, allow_equal
             )
+            if lower_bound and decision.promoted and decision.champion_value is not None:
+                decision = _bound_gate(decision, candidate.tags, min_delta)
             if decision.promoted:
                 client.set_registered_model_alias(name, CHAMPION, version)
             record = {
@@ -349,6 +356,22 @@ def _message(exc: Any) -> str:
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
         )
     return text
+
+
+def _bound_gate(
+    decision: PromotionDecision, tags: dict[str, str], min_delta: float
+) -> PromotionDecision:
+    """``decision`` kept only if the challenger's lower 95 % bound also beats the champion."""
+    low = _metric(tags, f"{decision.metric}_ci_low")
+    champion = f"champion {decision.champion_version}'s {decision.champion_value:.4f}"
+    if math.isnan(low):
+        reason = f"version {decision.version} has no metric.{decision.metric}_ci_low tag"
+    elif low <= decision.champion_value + min_delta:
+        reason = f"{decision.metric} lower 95 % bound {low:.4f} does not beat {champion}"
+    else:
+        reason = f"{decision.metric} lower 95 % bound {low:.4f} beats {champion}"
+        return dataclasses.replace(decision, reason=reason)
+    return dataclasses.replace(decision, promoted=False, reason=f"{reason} (+{min_delta:g})")
 
 
 def _decide(
