@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -437,3 +438,22 @@ def test_gem_images_are_bounded_before_decoding(tmp_path: Path) -> None:
     gem.check_image_size(paper.getvalue(), "x")
     with pytest.raises(RequestError, match="not a readable image"):
         gem.check_image_size(base64.b64decode("aGVsbG8="), "x")
+
+
+def test_limit_options_name_every_key_and_refuse_bad_values(tmp_path: Path) -> None:
+    import sys
+
+    def serve(*limits: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "ecgflow.cli", "serve", "--model", str(tmp_path),
+                   "--port", "1", *limits]  # fmt: skip
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+        )
+
+    unknown = serve("--limit", "max_sample=5")
+    assert unknown.returncode == 2
+    assert "unknown key 'max_sample'" in unknown.stderr
+    assert "max_samples (2,000,000)" in unknown.stderr and "header_timeout_s (10)" in unknown.stderr
+    bad = serve(env={"ECGFLOW_SERVE_LIMITS": "max_concurrent=4 body_timeout_s=-1"})
+    assert bad.returncode == 2
+    assert "--limit: " in bad.stderr and "body_timeout_s" in bad.stderr

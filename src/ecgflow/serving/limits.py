@@ -8,6 +8,7 @@ This module imports only pydantic, so the CLI reads it without loading a server.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,11 +85,17 @@ def limits_from_options(pairs: list[str], **fixed: Any) -> tuple[ServingLimits, 
             serving[key] = value.strip()
         if key in GemLimits.model_fields:
             gem[key] = value.strip()
-    limits = ServingLimits.model_validate(serving)
-    GemLimits.model_validate(gem)
+    try:
+        limits = ServingLimits.model_validate(serving)
+        GemLimits.model_validate(gem)
+    except EcgflowError as exc:  # name the option these come from, not a flag of their own
+        raise EcgflowError("--limit: " + re.sub(r" / --[a-z0-9-]+", "", str(exc))) from None
     return limits, gem
 
 
 def _known() -> str:
-    fields = {**ServingLimits.model_fields, **GemLimits.model_fields}
-    return "keys (default): " + ", ".join(f"{k} ({f.default:g})" for k, f in fields.items())
+    fields = {**GemLimits.model_fields, **ServingLimits.model_fields}  # serving's max_instances
+    return "keys (default): " + ", ".join(
+        f"{key} ({field.default:,})" if isinstance(field.default, int) else
+        f"{key} ({field.default:g})" for key, field in fields.items()
+    )  # fmt: skip
