@@ -36,7 +36,7 @@ from kserve.errors import InvalidInput
 from ecgflow.errors import EcgflowError
 from ecgflow.serving.bundle import resolve_model
 from ecgflow.serving.limits import GemLimits, ServingLimits
-from ecgflow.serving.requests import RequestError, decode_instance, off_loop
+from ecgflow.serving.requests import RequestError, SampleBudget, decode_instance, off_loop
 from ecgflow.signal.transform import PreprocessParams
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,10 @@ class ECGGem(Model):
                     f"instances: {len(instances)} questions, at most "
                     f"{self.gem_limits.max_instances} per request"
                 )
-            return [self.decode(inst, f"instances[{i}]") for i, inst in enumerate(instances)]
+            budget = SampleBudget(self.limits.max_samples)  # all questions' ECGs together
+            return [
+                self.decode(inst, f"instances[{i}]", budget) for i, inst in enumerate(instances)
+            ]
         except EcgflowError as exc:
             raise InvalidInput(str(exc)) from None
 
@@ -158,7 +161,7 @@ class ECGGem(Model):
 
     # --- decoding ------------------------------------------------------------------------------
 
-    def decode(self, instance: Any, where: str) -> Question:
+    def decode(self, instance: Any, where: str, budget: SampleBudget | None = None) -> Question:
         """One V1 instance → :class:`Question`, or :class:`RequestError` naming the field."""
         if not isinstance(instance, dict):
             raise RequestError(f"{where}: expected an object with 'ecg' and 'question'")
@@ -170,7 +173,7 @@ class ECGGem(Model):
         if "ecg" not in instance:
             raise RequestError(f"{where}.ecg: missing (a raw signal, WFDB record or tensor)")
         return Question(
-            signal=self.decode_ecg(instance["ecg"], f"{where}.ecg"),
+            signal=self.decode_ecg(instance["ecg"], f"{where}.ecg", budget),
             image=self.decode_image(instance.get("image"), f"{where}.image"),
             text=self.check_question(instance.get("question"), f"{where}.question"),
             max_new_tokens=self.check_new_tokens(
@@ -179,10 +182,10 @@ class ECGGem(Model):
             candidates=self._candidates(instance.get("candidates"), f"{where}.candidates"),
         )
 
-    def decode_ecg(self, ecg: Any, where: str) -> torch.Tensor:
+    def decode_ecg(self, ecg: Any, where: str, budget: SampleBudget | None = None) -> torch.Tensor:
         """The model's ``[1, C, T]`` input for an ECG in any instance form."""
         assert self.preprocess_params is not None
-        rows, _ = decode_instance(ecg, self.preprocess_params, self.limits, where)
+        rows, _ = decode_instance(ecg, self.preprocess_params, self.limits, where, budget)
         return torch.from_numpy(rows[:1].copy())  # a windowed record: its first window
 
     def decode_image(self, image: Any, where: str) -> torch.Tensor | None:

@@ -11,6 +11,10 @@ An instance is one of:
 Raw signals and WFDB records go through :func:`ecgflow.signal.transform.transform_record`, the
 function the preprocess stage runs, so serving sees what training saw. Every problem raises
 :class:`RequestError` naming the instance and field (the server answers 400 with it).
+
+Work is bounded by :class:`~ecgflow.serving.limits.ServingLimits`: a request's leads × samples
+(:class:`SampleBudget`, counted before each instance is copied or decoded), the amplitude in mV,
+lead lists checked in linear time; :func:`off_loop` runs decoding in one thread, off the loop.
 """
 
 from __future__ import annotations
