@@ -765,6 +765,9 @@ def run(
                 typer.echo(f"{name}: {result.outputs[name]}\n    {meta}")
             out.print(step_table(result.steps, result.total_s))
         else:
+            import mlflow  # noqa: F401  (it sets its loggers to INFO on import: quiet them after)
+
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
             live = out.is_terminal and progress.bars_wanted(sys.stdout)
             title = f"{cfg.name} · home {home}"
             with RunView(out, live=live, title=escape(title)) as view:
