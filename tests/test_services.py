@@ -7,6 +7,7 @@ processes `up` started, and `status` then says so.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import stat
@@ -135,6 +136,31 @@ def test_only_the_s3_gateway_accepts_writes_and_only_with_keys(stack) -> None:
     assert _anonymous("PUT", f"{running.s3.url}/{services.BUCKET}/evil.txt", b"evil") == 403
 
 
+def test_mlflow_needs_the_generated_user(stack) -> None:
+    """With mlflow[auth] installed the stack's MLflow refuses anonymous API calls."""
+    if not services.mlflow_auth_available():
+        pytest.skip("Flask-WTF (mlflow[auth]) missing: the stack's MLflow runs without auth")
+    folder, running = stack
+    env = running.env()
+    assert env["MLFLOW_TRACKING_USERNAME"] == services.MLFLOW_USER
+    assert env["MLFLOW_TRACKING_PASSWORD"] == running.mlflow_password
+    credentials = (folder / services.CREDENTIALS).read_text(encoding="utf-8")
+    assert f"MLFLOW_TRACKING_PASSWORD={running.mlflow_password}" in credentials
+    for name in (services.MLFLOW_ADMIN, "mlflow-auth.ini"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    api = f"{running.mlflow.url}/api/2.0/mlflow/registered-models/create"
+    assert _anonymous("POST", api, b'{"name": "anonymous"}') == 401
+    assert _anonymous("GET", f"{running.mlflow.url}/health") == 200  # status and probes
+    request = urllib.request.Request(
+        f"{running.mlflow.url}/api/2.0/mlflow/registered-models/search",
+        headers={"Authorization": "Basic " + base64.b64encode(
+            f"{env['MLFLOW_TRACKING_USERNAME']}:{env['MLFLOW_TRACKING_PASSWORD']}".encode()
+        ).decode()},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
 def test_down_stops_exactly_what_up_started(tmp_path: Path) -> None:
     folder = tmp_path / "own"
     running = services.up(folder)
@@ -223,9 +249,12 @@ def test_the_pipeline_runs_on_the_stack_and_registers_there(stack, tmp_path: Pat
         env=env,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    client = mlflow.MlflowClient(running.mlflow.url)
-    version = client.get_model_version_by_alias("ecg-classifier", "champion")
-    location = client.get_model_version_download_uri("ecg-classifier", version.version)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in running.env().items():  # the stack's MLflow user
+            mp.setenv(key, value)
+        client = mlflow.MlflowClient(running.mlflow.url)
+        version = client.get_model_version_by_alias("ecg-classifier", "champion")
+        location = client.get_model_version_download_uri("ecg-classifier", version.version)
     assert location.startswith("mlflow-artifacts:/")  # proxied by the server ...
     prefix = location.removeprefix("mlflow-artifacts:/")
     listed = services._client(running).list_objects_v2(Bucket=services.BUCKET, Prefix=prefix)

@@ -6,7 +6,10 @@
   ``-disableHttp``) and the volume server takes reads and writes only with a JWT signed by keys
   generated at each start (``security.toml`` in the services folder).
 * **MLflow**: ``mlflow server`` with a SQLite backend and artifacts proxied to
-  ``s3://mlflow`` on that SeaweedFS (``--serve-artifacts``), so clients need no S3 keys.
+  ``s3://mlflow`` on that SeaweedFS (``--serve-artifacts``), so clients need no S3 keys. With
+  Flask-WTF installed (``mlflow[auth]``) it runs MLflow's basic-auth app with a generated admin
+  (kept in the services folder across restarts): clients need ``MLFLOW_TRACKING_USERNAME`` /
+  ``MLFLOW_TRACKING_PASSWORD``, which ``env()`` and ``credentials.env`` carry.
 
 Both run detached in their own sessions and outlive the command that started them. Their
 state (pids, ports) and the generated credentials live in the services folder
@@ -42,6 +45,8 @@ STATE = "state.json"
 CREDENTIALS = "credentials.env"
 BUCKET = "mlflow"
 SECURITY = "security.toml"
+MLFLOW_ADMIN = "mlflow-admin.json"  # the basic-auth admin: kept by `down`, like the auth DB
+MLFLOW_USER = "ecgflow"
 _WEED_SERVICES = ("master", "volume", "filer", "s3")
 
 
@@ -64,16 +69,22 @@ class Stack:
     mlflow: Service
     access_key: str
     secret_key: str
+    mlflow_user: str = ""  # empty: MLflow runs without authentication
+    mlflow_password: str = ""
 
     def env(self) -> dict[str, str]:
         """What points a client (``ecgflow run``, boto3, MLflow) at this stack."""
-        return {
+        env = {
             "MLFLOW_TRACKING_URI": self.mlflow.url,
             "AWS_ENDPOINT_URL": self.s3.url,
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
+        if self.mlflow_user:
+            env["MLFLOW_TRACKING_USERNAME"] = self.mlflow_user
+            env["MLFLOW_TRACKING_PASSWORD"] = self.mlflow_password
+        return env
 
 
 def services_dir() -> Path:
@@ -170,6 +181,42 @@ def write_security(path: Path) -> None:
     _private_write(path, text + "[access]\nui = false\n")
 
 
+def mlflow_auth_available() -> bool:
+    """Whether MLflow's basic-auth app can start here (it needs Flask-WTF: ``mlflow[auth]``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("flask_wtf") is not None
+
+
+def _mlflow_auth(folder: Path) -> tuple[list[str], dict[str, str], str, str]:
+    """Arguments, environment, user and password of a basic-auth MLflow in ``folder``.
+
+    The admin is created at the server's first start from ``MLFLOW_AUTH_ADMIN_PASSWORD`` and
+    kept in ``mlflow-auth.db``; its password is saved beside it (0600) for later starts.
+    """
+    saved = folder / MLFLOW_ADMIN
+    if saved.is_file() and (folder / "mlflow-auth.db").is_file():
+        admin = json.loads(saved.read_text(encoding="utf-8"))
+    else:
+        admin = {"password": secrets.token_urlsafe(24), "flask_key": secrets.token_hex(32)}
+        _private_write(saved, json.dumps(admin))
+    ini = folder / "mlflow-auth.ini"
+    _private_write(
+        ini,
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{folder / 'mlflow-auth.db'}\n"
+        f"admin_username = {MLFLOW_USER}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 600\n",  # PBKDF2 per call costs ~0.5 s of CPU otherwise
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin["password"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": admin["flask_key"],
+    }
+    return ["--app-name", "basic-auth"], env, MLFLOW_USER, admin["password"]
+
+
 def load_stack(folder: Path | None = None) -> Stack | None:
     """The stack ``up`` recorded in ``folder``, or None."""
     path = (folder or services_dir()) / STATE
@@ -224,9 +271,20 @@ def up(folder: Path | None = None, timeout_s: float = 90.0) -> Stack:
             "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": secret_key,
             "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # job workers busy both cores
         }
+        user = password = ""
+        if mlflow_auth_available():
+            auth_args, auth_env, user, password = _mlflow_auth(folder)
+            command += auth_args
+            env |= auth_env
+        else:
+            log.warning(
+                "MLflow runs WITHOUT authentication (install mlflow[auth] for its basic-auth "
+                "app): anyone on this machine can change the registry"
+            )
         mlflow = _spawn("mlflow", command, folder, f"http://127.0.0.1:{port}", "mlflow", env)
-        stack = Stack(s3, mlflow, access_key, secret_key)
+        stack = Stack(s3, mlflow, access_key, secret_key, user, password)
         _wait(lambda: health(mlflow, stack), mlflow, timeout_s)
     except BaseException:
         _stop(s3)
@@ -236,7 +294,12 @@ def up(folder: Path | None = None, timeout_s: float = 90.0) -> Stack:
     state = {
         "s3": asdict(s3),
         "mlflow": asdict(stack.mlflow),
-        "credentials": {"access_key": access_key, "secret_key": secret_key},
+        "credentials": {
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "mlflow_user": user,
+            "mlflow_password": password,
+        },
     }
     _private_write(folder / STATE, json.dumps(state, indent=2))
     _private_write(folder / CREDENTIALS, "".join(f"{k}={v}\n" for k, v in stack.env().items()))
