@@ -1,14 +1,26 @@
 """Model quality on PTB-XL superdiagnostic: ecgflow's default recipe vs a plain supervised ResNet.
 
-Patient-disjoint cross-validation over PTB-XL's ten strat folds (which the split stage checks to
-be patient-disjoint): split k tests on ``--test-folds`` consecutive folds, selects (early
-stopping, best epoch, F1 thresholds) on the next ``--select-folds`` and trains on the rest.
-Every recipe sees the same splits, the same preprocessed arrays and the same seed, one after
+Two figures per recipe, both patient-disjoint (the split stage checks PTB-XL's strat folds are):
+
+  CV          cross-validation over strat folds 1–8 only (``--cv-folds 8``), the figure recipes
+              are chosen by: split k tests on ``--test-folds`` consecutive folds, selects (early
+              stopping, best epoch, F1 thresholds) on the next ``--select-folds`` and trains on
+              the rest. Folds 9–10 are not even preprocessed in these splits.
+  untouched   the chosen recipe, reported once on strat folds 9–10, which no choice ever used:
+              trained on folds 1–8 except the select fold (``--untouched-select 8``), which picks
+              its epoch and thresholds. ``--seeds`` seeds per recipe; with ``baseline`` and
+              ``default`` both present, the paired difference default − baseline of the macro
+              AUROC (mean over seeds) with a 95 % percentile-bootstrap interval over patients
+              (each draw resamples whole patients of the untouched folds and recomputes both
+              models' macro AUROC on the same draw; seed spread is reported beside it, not in
+              the interval). ``--untouched-only`` runs this part alone (cheap).
+
+Every recipe sees the same splits, the same preprocessed arrays and the same seeds, one after
 the other in this process:
 
-  default     what ``ecgflow run`` (and ``ecgflow <stage>`` with no options) trains: train-clip
-              and finetune-classifier with their params models' defaults (the stages
-              themselves; from the CLIP encoder only where FinetuneParams says ``pretrained``)
+  default     what ``ecgflow run`` trains as its classifier: finetune-classifier with its params
+              model's defaults (the stage itself), after train-clip only when those defaults say
+              ``pretrained`` (its CLIP figures then come along)
   supervised  the default finetune-classifier recipe from a random init (``pretrained=False``)
   clip-init   the same from the default recipe's CLIP encoder (``pretrained=True``): with
               ``supervised``, the ablation supervised only vs CLIP-initialised
@@ -19,14 +31,14 @@ the other in this process:
 
 Reported on the test folds only: macro AUROC, macro AUPRC, macro F1 at per-label thresholds
 tuned on the select folds; for CLIP also ECG↔text retrieval recall@1/5/10 against chance and
-zero-shot macro AUROC from the label prompts. Mean ± sd over splits, wall time per recipe.
+zero-shot macro AUROC from the label prompts. Mean ± sd over splits × seeds, wall time per recipe.
 
 Data: ingest → label (ptbxl-superdiagnostic, drop_empty) → split (folds=9: strat folds 1–9,
-test = 10) → preprocess (the pipeline's defaults) per CV split, all in-process.
-Writes benchmarks/results/quality.json and quality.png.
+test = 10) → preprocess (the pipeline's defaults) per split, all in-process.
+Writes benchmarks/results/<name>.json (and <name>.png).
 
-Usage: python benchmarks/quality.py [--data ../shared/data/ptbxl] [--splits 5]
-           [--recipes default,clip-init,baseline] [--threads 1]
+Usage: python benchmarks/quality.py [--data ../shared/data/ptbxl] [--recipes default,baseline]
+           [--seeds 3] [--untouched-only | --cv-only] [--splits 4] [--threads 1]
            [--clip '{"train": {"epochs": 20}}'] [--finetune '{"train": {"epochs": 30}}']
 """
 
@@ -55,6 +67,7 @@ from torch import nn
 from ecgflow.config import PipelineConfig
 from ecgflow.evaluation.classification import f1_thresholds, label_report, macro, macro_auroc
 from ecgflow.evaluation.retrieval import retrieval_metrics
+from ecgflow.manifest import write_manifest
 from ecgflow.models.io import load_model
 from ecgflow.stages.finetune_classifier import FinetuneParams, finetune_classifier
 from ecgflow.stages.ingest import IngestParams, ingest
@@ -75,8 +88,8 @@ log = logging.getLogger("quality")
 # --- data --------------------------------------------------------------------------------------
 
 
-def prepare(data: Path, work: Path) -> tuple[Path, Path, pd.Series]:
-    """Ingest, label and split once; returns records dir, labels dir, strat fold per record."""
+def prepare(data: Path, work: Path) -> tuple[Path, Path, pd.Series, dict[str, str]]:
+    """Ingest, label and split once: records dir, labels dir, strat fold and patient per record."""
     records, labels, split_dir = work / "records", work / "labels", work / "split"
     ingest(IngestParams(source=f"ptbxl:{data}", workers=1), records)
     label(LabelParams(label_set="ptbxl-superdiagnostic", drop_empty=True), records, labels)
@@ -84,15 +97,29 @@ def prepare(data: Path, work: Path) -> tuple[Path, Path, pd.Series]:
     table = pd.read_parquet(split_dir / SPLIT)
     # folds=9 on PTB-XL keeps strat folds 1–9 as the CV folds; the test split is strat fold 10
     fold = table["fold"].where(table["split"] != "test", N_FOLDS).astype(int)
-    return records, labels, pd.Series(fold.to_numpy(), index=table["record_id"].astype(str))
+    meta = pd.read_parquet(records / "records.parquet", columns=["record_id", "patient_id"])
+    # a record without a patient id is its own patient
+    patients = {
+        str(r): str(p) if p is not None and p == p else f"record:{r}"
+        for r, p in zip(meta["record_id"], meta["patient_id"], strict=True)
+    }
+    return (
+        records,
+        labels,
+        pd.Series(fold.to_numpy(), index=table["record_id"].astype(str)),
+        patients,
+    )
 
 
-def cv_splits(n_splits: int, test_folds: int, select_folds: int) -> list[dict[str, list[int]]]:
-    """Split k: test on folds k*t+1…, select on the next ``select_folds``, train on the rest."""
-    out = []
+def cv_splits(
+    folds: list[int], n_splits: int, test_folds: int, select_folds: int
+) -> list[dict[str, list[int]]]:
+    """Split k over ``folds``: test on folds k*t…, select on the next ``select_folds``, train on
+    the rest."""
+    out, n = [], len(folds)
     for k in range(n_splits):
-        start = (k * test_folds) % N_FOLDS
-        order = [(start + i) % N_FOLDS + 1 for i in range(N_FOLDS)]
+        start = (k * test_folds) % n
+        order = [folds[(start + i) % n] for i in range(n)]
         test = order[:test_folds]
         select = order[test_folds : test_folds + select_folds]
         train = sorted(order[test_folds + select_folds :])
@@ -100,10 +127,21 @@ def cv_splits(n_splits: int, test_folds: int, select_folds: int) -> list[dict[st
     return out
 
 
+def untouched_split(cv_folds: list[int], select: list[int]) -> dict[str, list[int]]:
+    """Train on the CV folds but ``select``, select on ``select``, test on every other fold."""
+    test = [f for f in range(1, N_FOLDS + 1) if f not in cv_folds]
+    return {"train": [f for f in cv_folds if f not in select], "select": select, "test": test}
+
+
 def materialise(folds: pd.Series, assignment: dict[str, list[int]], records: Path, out: Path):
-    """Write the CV split as a split stage output and preprocess it (val = the select folds)."""
+    """Write a split as a split stage output and preprocess it (val = the select folds).
+
+    Records of folds outside ``assignment`` are left out of the split, so preprocess never
+    reads them (CV on folds 1–8 does not touch 9–10, not even for normalisation statistics).
+    """
     name = {f: s for s, fs in (("train", assignment["train"]), ("val", assignment["select"]),
                                ("test", assignment["test"])) for f in fs}  # fmt: skip
+    folds = folds[folds.isin(list(name))]
     split_dir = out / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_arrays(
@@ -115,6 +153,8 @@ def materialise(folds: pd.Series, assignment: dict[str, list[int]], records: Pat
         schema=SPLIT_SCHEMA,
     )
     pq.write_table(table, split_dir / SPLIT)
+    # a complete split output, so preprocess accepts it as its input
+    write_manifest(split_dir, stage="split", method="benchmarks/quality.py", folds=assignment)
     preprocess(PreprocessParams(workers=1), records, split_dir, out / "data")
     return out / "data"
 
@@ -153,7 +193,7 @@ def score_classifier(model_dir: Path, test: SignalLabelDataset, names: list[str]
     model, _ = load_model(model_dir)
     thresholds = json.loads((model_dir / "thresholds.json").read_text())["thresholds"]
     scores = predict(model, _signals(test.rows, test.keep))
-    return classification(test.targets, scores, thresholds, names)
+    return classification(test.targets, scores, thresholds, names) | {"_scores": scores}
 
 
 @torch.no_grad()
@@ -209,14 +249,17 @@ def recipe_params(args: argparse.Namespace, seed: int) -> tuple[TrainClipParams,
 
 
 def run_default(ctx: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The default classifier; train-clip first only when the default finetune needs it."""
     clip_params, finetune_params = recipe_params(ctx["args"], ctx["seed"])
-    clip = train_clip(clip_params, ctx["data"], ctx["records"], out / "clip")
-    ctx["clip_dir"] = out / "clip"
-    tuned = finetune_classifier(
-        finetune_params, out / "clip", ctx["data"], ctx["labels"], out / "ft"
-    )
+    clip, encoder = None, None
+    if finetune_params.pretrained:
+        encoder = out / "clip"
+        clip = train_clip(clip_params, ctx["data"], ctx["records"], encoder)
+        ctx["clip_dir"] = encoder
+    tuned = finetune_classifier(finetune_params, encoder, ctx["data"], ctx["labels"], out / "ft")
     result = score_classifier(out / "ft" / "model", ctx["test"], ctx["names"])
-    result |= _clip_summary(clip, out / "clip", ctx)
+    if clip is not None:
+        result |= _clip_summary(clip, out / "clip", ctx)
     result |= {"val_macro_auroc": tuned["best"]["macro_auroc"], "best_epoch": tuned["best_epoch"]}
     return result
 
@@ -349,8 +392,10 @@ def run_baseline(ctx: dict[str, Any], out: Path) -> dict[str, Any]:
     assert best_state is not None
     model.load_state_dict(best_state)
     thresholds = f1_thresholds(val.targets, predict(model, x_val), names)
-    result = classification(test.targets, predict(model, x_test), thresholds, names)
-    return result | {"val_macro_auroc": best, "best_epoch": best_epoch, "val_curve": curve}
+    scores = predict(model, x_test)
+    result = classification(test.targets, scores, thresholds, names)
+    return result | {"val_macro_auroc": best, "best_epoch": best_epoch, "val_curve": curve,
+                     "_scores": scores}  # fmt: skip
 
 
 RUNNERS = {
@@ -392,54 +437,172 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def print_table(summary: dict[str, Any], walls: dict[str, float]) -> None:
-    """The headline table, one row per recipe."""
-    print(f"\n{'recipe':<12}" + "".join(f"{k:>20}" for k in HEADLINE) + f"{'wall s':>10}")
-    for recipe, stats in summary.items():
-        cells = "".join(
-            f"{stats[k]['mean']:>12.3f} ± {stats[k]['sd']:.3f}" if k in stats else f"{'—':>20}"
-            for k in HEADLINE
-        )
-        print(f"{recipe:<12}{cells}{walls[recipe]:>10.0f}")
-    for recipe, stats in summary.items():
-        if "clip_mean_recall" in stats:
-            print(f"\nCLIP ({recipe}), test folds:")
-            for key in CLIP_KEYS:
-                if key in stats:
-                    print(f"  {key:<34}{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}")
+# --- paired bootstrap over patients ------------------------------------------------------------
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    """Macro AUROC per recipe (mean ± sd, splits as dots) and CLIP's validation curve."""
+def _label_aurocs(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUROC per label column by ranks (ties averaged); NaN where a column lacks a class."""
+    from scipy.stats import rankdata
+
+    pos = targets.sum(axis=0)
+    neg = len(targets) - pos
+    ranks = rankdata(scores, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((ranks * targets).sum(axis=0) - pos * (pos + 1) / 2) / (pos * neg)
+    return np.where((pos > 0) & (neg > 0), auc, np.nan)
+
+
+def _macro(targets: np.ndarray, runs: list[np.ndarray]) -> float:
+    """Macro AUROC averaged over the seeds' score matrices ``runs`` (same labels for each)."""
+    return float(np.mean([np.nanmean(_label_aurocs(targets, s)) for s in runs]))
+
+
+def paired_bootstrap(
+    targets: np.ndarray,
+    a: list[np.ndarray],
+    b: list[np.ndarray],
+    patients: list[str],
+    n: int = 2000,
+    seed: int = 0,
+    margin: float = 0.02,
+) -> dict[str, Any]:
+    """Macro AUROC of ``a`` − ``b`` (each the mean over its seeds) with 95 % intervals.
+
+    Each draw resamples whole patients with replacement and recomputes both on the same draw;
+    a draw where a label has one class only leaves that label out for both.
+    """
+    codes = np.unique(np.asarray(patients, dtype=str), return_inverse=True)[1]
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    rng = np.random.default_rng(seed)
+    draws_a, draws_b = [], []
+    for _ in range(n):
+        pick = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        y = targets[pick]
+        draws_a.append(_macro(y, [s[pick] for s in a]))
+        draws_b.append(_macro(y, [s[pick] for s in b]))
+    da, db = np.array(draws_a), np.array(draws_b)
+    diff = da - db
+
+    def ci(v: np.ndarray) -> list[float]:
+        return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+
+    point = _macro(targets, a) - _macro(targets, b)
+    return {
+        "a_macro_auroc": _macro(targets, a),
+        "b_macro_auroc": _macro(targets, b),
+        "diff": point,
+        "diff_ci95": ci(diff),
+        "a_ci95": ci(da),
+        "b_ci95": ci(db),
+        "per_seed_diff": [
+            float(np.nanmean(_label_aurocs(targets, x)) - np.nanmean(_label_aurocs(targets, z)))
+            for x, z in zip(a, b, strict=False)
+        ],
+        "share_of_draws_diff_le_0": float(np.mean(diff <= 0)),
+        "margin": margin,
+        "clears_margin": bool(point >= margin and ci(diff)[0] > 0),
+        "n_bootstrap": n,
+        "unit": "patient",
+        "n_patients": len(members),
+        "n_records": len(targets),
+        "_draws": diff,
+    }
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """The headline tables: CV and untouched, one row per recipe; the paired difference."""
+    for part in ("cv", "untouched"):
+        if part not in results:
+            continue
+        res = results[part]
+        where = f"folds {res['test_folds']}" if part == "untouched" else f"CV on {res['folds']}"
+        print(f"\n{part} ({where}), mean ± sd over {res['n_runs_per_recipe']} runs")
+        print(f"{'recipe':<12}" + "".join(f"{k:>20}" for k in HEADLINE) + f"{'wall s':>10}")
+        for recipe, stats in res["summary"].items():
+            cells = "".join(
+                f"{stats[k]['mean']:>12.3f} ± {stats[k]['sd']:.3f}" if k in stats else f"{'—':>20}"
+                for k in HEADLINE
+            )
+            print(f"{recipe:<12}{cells}{res['wall_s'][recipe]:>10.0f}")
+        for recipe, stats in res["summary"].items():
+            if "clip_mean_recall" in stats:
+                print(f"\nCLIP ({recipe}), test folds:")
+                for key in CLIP_KEYS:
+                    if key in stats:
+                        print(f"  {key:<34}{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}")
+        paired = res.get("paired")
+        if paired:
+            lo, hi = paired["diff_ci95"]
+            print(
+                f"\n{paired['a']} − {paired['b']}: {paired['diff']:+.3f} macro AUROC "
+                f"(95 % CI {lo:+.3f} … {hi:+.3f}, {paired['n_bootstrap']} draws over "
+                f"{paired['n_patients']} patients / {paired['n_records']} records); per seed "
+                + ", ".join(f"{d:+.3f}" for d in paired["per_seed_diff"])
+                + f"; clears +{paired['margin']} with CI > 0: {paired['clears_margin']}"
+            )
+
+
+def plot(results: dict[str, Any], draws: np.ndarray | None, path: Path) -> None:
+    """Macro AUROC per recipe (CV: bars ± sd with runs as dots; untouched: diamonds), the
+    bootstrap distribution of the paired difference, and CLIP's validation curves if any."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    per = results["per_split"]
-    classifiers = [r for r in per if "macro_auroc" in per[r][0]]
-    clips = [r for r in per if "clip_val_curve" in per[r][0]]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    ax = axes[0]
-    for i, recipe in enumerate(classifiers):
-        values = [row["macro_auroc"] for row in per[recipe]]
-        ax.bar(i, np.mean(values), yerr=np.std(values, ddof=1) if len(values) > 1 else 0,
-               color=f"C{i}", alpha=0.6, capsize=4)  # fmt: skip
-        ax.scatter([i] * len(values), values, color="k", s=10, zorder=3)
-    ax.set_xticks(range(len(classifiers)), classifiers)
+    per = {part: results[part]["per_run"] for part in ("cv", "untouched") if part in results}
+    recipes = [r for r in results["recipes"] if any("macro_auroc" in (p[r] or [{}])[0]
+               for p in per.values())]  # fmt: skip
+    clips = [
+        (part, r) for part, p in per.items() for r in p if p[r] and "clip_val_curve" in p[r][0]
+    ]
+    panels = 1 + (draws is not None) + bool(clips)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    axes = list(axes[0])
+    ax = axes.pop(0)
+    for i, recipe in enumerate(recipes):
+        cv = [row["macro_auroc"] for row in per.get("cv", {}).get(recipe, [])]
+        if cv:
+            sd = np.std(cv, ddof=1) if len(cv) > 1 else 0
+            label = "CV" if i == 0 else None
+            ax.bar(i, np.mean(cv), yerr=sd, color=f"C{i}", alpha=0.5, capsize=4, label=label)
+            ax.scatter([i - 0.1] * len(cv), cv, color="k", s=10, zorder=3)
+        held = [row["macro_auroc"] for row in per.get("untouched", {}).get(recipe, [])]
+        if held:
+            ax.scatter([i + 0.1] * len(held), held, color="C3", marker="D", s=25, zorder=4,
+                       label="untouched (9–10)" if i == 0 else None)  # fmt: skip
+    ax.set_xticks(range(len(recipes)), recipes)
     ax.set_ylim(0.5, 1.0)
-    ax.set_ylabel("test macro AUROC (mean ± sd over splits)")
-    ax.set_title("PTB-XL superdiagnostic, patient-disjoint CV")
-    ax = axes[1]
-    for j, recipe in enumerate(clips):
-        for k, row in enumerate(per[recipe]):
-            ax.plot(row["clip_val_curve"], color=f"C{j}", alpha=0.7,
-                    label=recipe if k == 0 else None)  # fmt: skip
-            ax.axhline(row["clip_val_chance"], color=f"C{j}", ls=":", lw=0.8)
-    ax.set_xlabel("train-clip epoch")
-    ax.set_ylabel("val mean recall (dotted: chance)")
-    ax.set_title("CLIP retrieval on the select folds")
+    ax.set_ylabel("test macro AUROC")
+    ax.set_title("PTB-XL superdiagnostic, patient-disjoint")
+    ax.legend(loc="lower right")
+    if draws is not None:
+        ax = axes.pop(0)
+        paired = results["untouched"]["paired"]
+        ax.hist(draws, bins=50, color="C0", alpha=0.7)
+        for x, style in (
+            (0, "-"),
+            (paired["margin"], "--"),
+            *((v, ":") for v in paired["diff_ci95"]),
+        ):
+            ax.axvline(x, color="k", ls=style, lw=1)
+        ax.set_xlabel(f"{paired['a']} − {paired['b']} macro AUROC (patient bootstrap)")
+        ax.set_title(f"untouched folds: {paired['diff']:+.3f} "
+                     f"[{paired['diff_ci95'][0]:+.3f}, {paired['diff_ci95'][1]:+.3f}]")  # fmt: skip
     if clips:
+        ax = axes.pop(0)
+        for j, (part, recipe) in enumerate(clips):
+            for k, row in enumerate(per[part][recipe]):
+                ax.plot(row["clip_val_curve"], color=f"C{j}", alpha=0.7,
+                        label=f"{recipe} ({part})" if k == 0 else None)  # fmt: skip
+                ax.axhline(row["clip_val_chance"], color=f"C{j}", ls=":", lw=0.8)
+        ax.set_xlabel("train-clip epoch")
+        ax.set_ylabel("val mean recall (dotted: chance)")
+        ax.set_title("CLIP retrieval on the select folds")
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -452,12 +615,24 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ptbxl")
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--only-splits", default=None, help="comma-separated split indices")
+    parser.add_argument("--cv-folds", type=int, default=8, help="CV over strat folds 1…N")
+    parser.add_argument("--splits", type=int, default=4, help="CV splits")
+    parser.add_argument("--only-splits", default=None, help="comma-separated CV split indices")
     parser.add_argument("--test-folds", type=int, default=2)
     parser.add_argument("--select-folds", type=int, default=1)
-    parser.add_argument("--recipes", default="default,clip-init,baseline")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--untouched-select", default="8", help="select fold(s) of the untouched run"
+    )
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--untouched-only", action="store_true", help="skip the CV")
+    part.add_argument("--cv-only", action="store_true", help="skip the untouched folds")
+    parser.add_argument("--recipes", default="default,baseline")
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds per recipe on the untouched folds"
+    )
+    parser.add_argument("--cv-seeds", type=int, default=1, help="seeds per recipe and CV split")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap draws")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--baseline-epochs", type=int, default=30)
     parser.add_argument("--clip", type=json.loads, default={}, help="JSON merged into train-clip")
@@ -469,74 +644,171 @@ def main() -> None:
     unknown = sorted(set(recipes) - set(RECIPES))
     if unknown:
         parser.error(f"unknown recipes {unknown}; choose from {RECIPES}")
+    select = [int(f) for f in args.untouched_select.split(",")]
+    if not 1 <= args.cv_folds < N_FOLDS or not set(select) <= set(range(1, args.cv_folds + 1)):
+        parser.error("--cv-folds must leave folds untouched and hold --untouched-select")
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{args.name}.json"
+
+    def save(results: dict[str, Any]) -> None:
+        """Written after every trained model, so an interrupted run keeps what it finished."""
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="ecgflow-quality-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
-        results = run(args, recipes, work)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, RESULTS / f"{args.name}.png")
-    print_table(results["summary"], results["wall_s"])
-    print(f"\nwrote {RESULTS / (args.name + '.json')} and .png")
+        results, draws = run(args, recipes, select, work, save)
+    save(results)
+    plot(results, draws, RESULTS / f"{args.name}.png")
+    print_table(results)
+    print(f"\nwrote {path} and .png")
 
 
-def run(args: argparse.Namespace, recipes: list[str], work: Path) -> dict[str, Any]:
-    started = time.perf_counter()
-    records, labels, folds = prepare(args.data, work / "prepared")
-    label_def = load_label_def(labels)
-    names = [entry["name"] for entry in label_def["labels"]]
-    table = pd.read_parquet(labels / "labels.parquet")
-    texts = record_texts(records)
-    splits = cv_splits(args.splits, args.test_folds, args.select_folds)
-    chosen = (
-        [int(s) for s in args.only_splits.split(",")] if args.only_splits else range(len(splits))
-    )
-    per_split: dict[str, list[dict[str, Any]]] = {r: [] for r in recipes}
+def run_split(
+    args: argparse.Namespace,
+    shared: dict[str, Any],
+    assignment: dict[str, list[int]],
+    work: Path,
+    seeds: list[int],
+    recipes: list[str],
+    done: Any,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], list[np.ndarray]]:
+    """Train and test every recipe with every seed on one split; per-run rows and test scores."""
+    data = materialise(shared["folds"], assignment, shared["records"], work)
+    table, names = shared["table"], shared["names"]
+    ctx = {
+        "args": args, "data": data, "records": shared["records"], "labels": shared["labels"],
+        "names": names, "label_def": shared["label_def"], "texts": shared["texts"],
+        **{s: SignalLabelDataset(ShardRows(data, s), table, names)
+           for s in ("train", "val", "test")},
+    }  # fmt: skip
+    rows: dict[str, list[dict[str, Any]]] = {r: [] for r in recipes}
     walls = dict.fromkeys(recipes, 0.0)
-    log.info("prepared %d labelled records in %.0f s", len(folds), time.perf_counter() - started)
-    for k in chosen:
-        assignment = splits[k]
-        data = materialise(folds, assignment, records, work / f"split{k}")
-        ctx = {
-            "args": args, "seed": args.seed + k, "data": data, "records": records,
-            "labels": labels, "names": names, "label_def": label_def, "texts": texts,
-            **{s: SignalLabelDataset(ShardRows(data, s), table, names)
-               for s in ("train", "val", "test")},
-        }  # fmt: skip
+    for seed in seeds:
+        ctx["seed"] = seed
+        ctx.pop("clip_dir", None)
         for recipe in recipes:
             t0 = time.perf_counter()
-            row = RUNNERS[recipe](ctx, work / f"split{k}" / recipe)
+            row = RUNNERS[recipe](ctx, work / f"seed{seed}" / recipe)
             seconds = time.perf_counter() - t0
             walls[recipe] += seconds
-            row |= {"split": k, "wall_s": seconds, **{f"n_{s}": len(ctx[s]) for s in
-                    ("train", "val", "test")}}  # fmt: skip
-            per_split[recipe].append(row)
+            scores = row.pop("_scores", None)
+            row |= {"seed": seed, "wall_s": seconds,
+                    **{f"n_{s}": len(ctx[s]) for s in ("train", "val", "test")}}  # fmt: skip
+            if scores is not None:
+                row["test_scores"] = np.round(scores, 6).tolist()
+            rows[recipe].append(row)
             brief = {key: round(v, 3) for key, v in row.items() if key in
                      ("macro_auroc", "val_macro_auroc", "clip_mean_recall",
                       "clip_chance_mean_recall", "clip_zero_shot_macro_auroc")}  # fmt: skip
-            log.info("split %d %s: %s (%.0f s)", k, recipe, brief, seconds)
+            log.info("%s seed %d %s: %s (%.0f s)", work.name, seed, recipe, brief, seconds)
             sys.stdout.flush()
-    return {
+            done(rows, walls)
+    test = ctx["test"]
+    ids = [test.rows.record_ids[i] for i in test.keep]
+    return rows, walls, [ids, test.targets]
+
+
+def run(
+    args: argparse.Namespace, recipes: list[str], select: list[int], work: Path, save: Any
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    started = time.perf_counter()
+    records, labels, folds, patients = prepare(args.data, work / "prepared")
+    label_def = load_label_def(labels)
+    names = [entry["name"] for entry in label_def["labels"]]
+    shared = {
+        "records": records, "labels": labels, "folds": folds, "names": names,
+        "label_def": label_def, "table": pd.read_parquet(labels / "labels.parquet"),
+        "texts": record_texts(records),
+    }  # fmt: skip
+    log.info("prepared %d labelled records in %.0f s", len(folds), time.perf_counter() - started)
+    cv_folds = list(range(1, args.cv_folds + 1))
+    results: dict[str, Any] = {
         "data": str(args.data),
-        "splits": [splits[k] for k in chosen],
+        "labels": names,
+        "recipes": recipes,
         "seed": args.seed,
         "threads": args.threads,
         "overrides": {"clip": args.clip, "finetune": args.finetune},
-        "recipes": recipes,
         "default_params": {
             "train_clip": recipe_params(args, args.seed)[0].model_dump(mode="json"),
             "finetune": recipe_params(args, args.seed)[1].model_dump(mode="json"),
         },
-        "wall_s": walls,
-        "summary": {r: summarise(per_split[r]) for r in recipes},
-        "per_split": per_split,
-        "total_s": time.perf_counter() - started,
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "partial": True,
     }
+
+    def finish(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        return {r: summarise(v) for r, v in rows.items() if v}
+
+    draws = None
+    if not args.untouched_only:
+        splits = cv_splits(cv_folds, args.splits, args.test_folds, args.select_folds)
+        chosen = (
+            [int(s) for s in args.only_splits.split(",")]
+            if args.only_splits
+            else range(len(splits))
+        )
+        cv: dict[str, Any] = {
+            "folds": cv_folds, "splits": [splits[k] for k in chosen],
+            "seeds_per_split": args.cv_seeds,
+            "per_run": {r: [] for r in recipes}, "wall_s": dict.fromkeys(recipes, 0.0),
+        }  # fmt: skip
+        results["cv"] = cv
+        for k in chosen:
+            seeds = [args.seed + k + 100 * j for j in range(args.cv_seeds)]
+            before = {r: list(v) for r, v in cv["per_run"].items()}
+            walls0 = dict(cv["wall_s"])
+
+            def done(rows, walls, k=k, before=before, walls0=walls0):
+                for r in recipes:
+                    cv["per_run"][r] = before[r] + [x | {"split": k} for x in rows[r]]
+                    cv["wall_s"][r] = walls0[r] + walls[r]
+                cv["summary"] = finish(cv["per_run"])
+                cv["n_runs_per_recipe"] = max(len(v) for v in cv["per_run"].values())
+                save(results)
+
+            run_split(args, shared, splits[k], work / f"cv{k}", seeds, recipes, done)
+    if not args.cv_only:
+        assignment = untouched_split(cv_folds, select)
+        seeds = [args.seed + 100 * j for j in range(args.seeds)]
+        held: dict[str, Any] = {
+            "test_folds": assignment["test"], "train_folds": assignment["train"],
+            "select_folds": assignment["select"], "seeds": seeds,
+        }  # fmt: skip
+        results["untouched"] = held
+
+        def done_held(rows, walls):
+            held.update({"per_run": rows, "wall_s": walls, "summary": finish(rows),
+                         "n_runs_per_recipe": max(len(v) for v in rows.values())})  # fmt: skip
+            save(results)
+
+        rows, _, (ids, targets) = run_split(
+            args, shared, assignment, work / "untouched", seeds, recipes, done_held
+        )
+        held["record_ids"] = ids
+        held["targets"] = targets.astype(int).tolist()
+        held["n_test_records"] = len(ids)
+        held["n_test_patients"] = len({patients[r] for r in ids})
+        if "default" in recipes and "baseline" in recipes:
+            paired = paired_bootstrap(
+                targets,
+                [np.asarray(r["test_scores"]) for r in rows["default"]],
+                [np.asarray(r["test_scores"]) for r in rows["baseline"]],
+                [patients[r] for r in ids],
+                n=args.bootstrap,
+                seed=args.seed,
+            )
+            draws = paired.pop("_draws")
+            held["paired"] = {"a": "default", "b": "baseline", **paired}
+    results["partial"] = False
+    results["total_s"] = time.perf_counter() - started
+    return results, draws
 
 
 if __name__ == "__main__":

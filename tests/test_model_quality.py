@@ -1,12 +1,19 @@
-"""Sliding-window classifiers, random-crop fine-tuning parameters, EMA of the weights."""
+"""Sliding-window classifiers, random-crop fine-tuning parameters, EMA of the weights; the
+quality benchmark's untouched folds and its paired patient bootstrap."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from ecgflow.evaluation.classification import macro_auroc
 from ecgflow.models import Classifier, ClassifierConfig
 from ecgflow.models.configs import EncoderConfig
 from ecgflow.params import FinetuneParams, TrainConfig
@@ -125,3 +132,61 @@ def test_fit_with_ema_selects_the_average_and_resumes_exactly(tmp_path, monkeypa
     again = fit(resumed, TrainConfig(**train), tmp_path / "b", env, resume=True)
     assert [row["score"] for row in again.history] == [row["score"] for row in result.history]
     torch.testing.assert_close(resumed.saved["weight"], straight.saved["weight"])
+
+
+# --- benchmarks/quality.py: untouched folds, paired bootstrap over patients --------------------
+
+
+def _quality():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+    spec = importlib.util.spec_from_file_location("quality_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_choices_never_see_the_untouched_folds() -> None:
+    quality = _quality()
+    cv_folds = list(range(1, 9))
+    splits = quality.cv_splits(cv_folds, 4, 2, 1)
+    assert sorted(f for s in splits for f in s["test"]) == cv_folds  # each CV fold tested once
+    for s in splits:
+        assert sorted(s["train"] + s["select"] + s["test"]) == cv_folds
+    held = quality.untouched_split(cv_folds, [8])
+    assert held == {"train": [1, 2, 3, 4, 5, 6, 7], "select": [8], "test": [9, 10]}
+
+
+def _scores(rng: np.random.Generator, targets: np.ndarray, signal: float) -> np.ndarray:
+    return np.round(signal * targets + rng.normal(size=targets.shape), 1)  # rounding: ties
+
+
+def test_paired_bootstrap_matches_macro_auroc_and_keeps_patients_together() -> None:
+    quality = _quality()
+    rng = np.random.default_rng(0)
+    targets = (rng.random((60, 3)) < 0.3).astype(np.float32)
+    targets[:2] = [[1, 1, 1], [0, 0, 0]]  # every label has both classes
+    good = [_scores(rng, targets, 2.0) for _ in range(3)]
+    weak = [_scores(rng, targets, 0.3) for _ in range(3)]
+    names = ["a", "b", "c"]
+    patients = [f"p{i}" for i in range(60)]
+    out = quality.paired_bootstrap(targets, good, weak, patients, n=300, seed=1)
+    expected = np.mean([macro_auroc(targets, s, names) for s in good]) - np.mean(
+        [macro_auroc(targets, s, names) for s in weak]
+    )
+    assert out["diff"] == pytest.approx(expected)  # rank AUROC with ties = sklearn's
+    assert out["diff_ci95"][0] > 0.02 and out["clears_margin"]
+    same = quality.paired_bootstrap(targets, good, good, patients, n=50, seed=1)
+    assert same["diff_ci95"] == [0.0, 0.0] and not same["clears_margin"]
+
+    # each patient's record four times: drawing whole patients gives the intervals of the
+    # de-duplicated records; treating the copies as patients would make them narrower
+    copies = np.repeat(np.arange(60), 4)
+    args = (targets[copies], [s[copies] for s in good], [s[copies] for s in weak])
+    grouped = quality.paired_bootstrap(*args, [patients[i] for i in copies], n=300, seed=1)
+    assert grouped["diff_ci95"] == pytest.approx(out["diff_ci95"])
+    assert grouped["n_patients"] == 60 and grouped["n_records"] == 240
+    loose = quality.paired_bootstrap(*args, [str(i) for i in range(240)], n=300, seed=1)
+    width = np.diff(out["diff_ci95"])[0]
+    assert np.diff(loose["diff_ci95"])[0] < 0.8 * width
