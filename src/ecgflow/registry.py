@@ -1,8 +1,9 @@
 """The MLflow model registry: register exported models, promote them by alias behind a gate.
 
-``register`` logs an export folder (ONNX with a signature and a batch-1 input example, plus the
-PyTorch weights and the preprocessing files) in an MLflow run and registers it as a new version,
-tagged with the evaluation's metrics, its data hash and the pipeline run.
+``register`` logs an export folder in an MLflow run (the ONNX network with its side files as a
+model that also takes raw ECG, see :mod:`ecgflow.mlflow_model`, plus the PyTorch weights) and
+registers it as a new version, tagged with the evaluation's metrics and their bootstrap
+intervals, its data hash and the pipeline run.
 
 ``promote`` gives the version the alias ``challenger`` and moves ``champion`` to it only if it
 beats the current champion on the same evaluation data by more than ``min_delta`` (or there is
