@@ -344,6 +344,6 @@ def test_bad_params(kwargs: dict, field: str) -> None:
 
 def test_missing_inputs(tmp_path: Path, synthetic: Inputs) -> None:
     with pytest.raises(EcgflowError, match=r"records\.parquet"):
-        preprocess(PreprocessParams(), tmp_path, None, tmp_path / "out")
+        preprocess(PreprocessParams(), tmp_path / "none", None, tmp_path / "out")
     with pytest.raises(EcgflowError, match=r"split\.parquet"):
-        preprocess(PreprocessParams(), synthetic.records, tmp_path, tmp_path / "out")
+        preprocess(PreprocessParams(), synthetic.records, tmp_path / "none", tmp_path / "out")
