@@ -28,6 +28,7 @@ from torch.nn import functional
 
 from ecgflow.models.configs import GemConfig
 from ecgflow.models.encoders import build_encoder
+from ecgflow.models.gem_calibration import Calibration, decide
 
 ECG_TOKEN = "<ecg>"
 IMAGE_TOKEN = "<image>"
@@ -167,6 +168,8 @@ class GemModel(nn.Module):
         )
         self.lm = get_peft_model(lm, lora)
         self.eos_id = int(tokenizer.eos_token_id)
+        #: closed-set offsets (:mod:`ecgflow.models.gem_calibration`); load_gem sets it
+        self.calibration: Calibration | None = None
         self.pad_id = int(tokenizer.pad_token_id)
         self._lead_labels = [self._ids(f" {lead}:") for lead in config.leads]
 
@@ -313,14 +316,14 @@ class GemModel(nn.Module):
         return -mean.mean()
 
     @torch.no_grad()
-    def choose(
+    def candidate_scores(
         self,
         signals: torch.Tensor,
         questions: list[str],
         candidates: list[list[str]],
         images: torch.Tensor | None = None,
-    ) -> list[str]:
-        """Per question, the candidate answer with the highest summed log-probability."""
+    ) -> list[list[float]]:
+        """Per question, each candidate answer's summed log-probability (raw, uncalibrated)."""
         flat_q, flat_a, rows = [], [], []
         for i, (question, options) in enumerate(zip(questions, candidates, strict=True)):
             for option in options:
@@ -328,11 +331,41 @@ class GemModel(nn.Module):
                 flat_a.append(option)
                 rows.append(i)
         sums, _ = self.answer_logprobs(signals, flat_q, flat_a, images, rows)
-        chosen, k = [], 0
+        values = sums.tolist()
+        out, k = [], 0
         for options in candidates:
-            scores = sums[k : k + len(options)]
-            chosen.append(options[int(scores.argmax())])
+            out.append(values[k : k + len(options)])
             k += len(options)
+        return out
+
+    def offsets(self, question: str, group: tuple[str, str, str] | None = None) -> dict:
+        """The calibration's option offsets for a question (its group, else its text)."""
+        if self.calibration is None:
+            return {}
+        if group is not None:
+            return self.calibration.offsets_for(group)
+        return self.calibration.offsets_for_question(question)
+
+    @torch.no_grad()
+    def choose(
+        self,
+        signals: torch.Tensor,
+        questions: list[str],
+        candidates: list[list[str]],
+        images: torch.Tensor | None = None,
+        groups: list[tuple[str, str, str]] | None = None,
+    ) -> list[str]:
+        """Per question, the candidate with the highest calibrated score.
+
+        The score is the summed log-probability plus the offset of the model's calibration
+        (``calibration.json``; none: the raw argmax) for the question's group — given in
+        ``groups`` (eval), else found from the question's text (serving).
+        """
+        scores = self.candidate_scores(signals, questions, candidates, images)
+        chosen = []
+        for i, (question, options) in enumerate(zip(questions, candidates, strict=True)):
+            offsets = self.offsets(question, None if groups is None else groups[i])
+            chosen.append(decide(options, scores[i], offsets)[0])
         return chosen
 
     @torch.no_grad()

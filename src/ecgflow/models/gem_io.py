@@ -8,6 +8,8 @@ Layout::
     adapter/               the LoRA adapter in peft's own layout (adapter_config.json,
                            adapter_model.safetensors): loadable by ``PeftModel`` too
     tokenizer/             the base LM's tokenizer (saves converting it from GGUF again)
+    calibration.json       optional: closed-set offsets (ecgflow.models.gem_calibration),
+                           fitted by finetune-gem on validation questions; load_gem applies it
 
 The base LM's weights are not copied: ``config.lm`` names them (``None``: the bundled
 SmolLM2-135M-Instruct), and they must exist where the model is loaded.
@@ -27,6 +29,7 @@ from safetensors import SafetensorError
 import ecgflow
 from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.models.configs import GemConfig
+from ecgflow.models.gem_calibration import load_calibration
 
 GEM_JSON = "gem.json"
 TOWERS = "towers.safetensors"
@@ -109,6 +112,7 @@ def load_gem(folder: Path, device: str | torch.device = "cpu", lm: Any = None) -
     unexpected = list(getattr(result, "unexpected_keys", []) or [])
     if unexpected:
         raise EcgflowError(f"{folder / ADAPTER}: unexpected adapter tensors {unexpected[:3]}")
+    model.calibration = load_calibration(folder)
     return model.to(device).eval()
 
 

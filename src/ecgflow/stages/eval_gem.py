@@ -7,20 +7,32 @@ others are listed in ``skipped.json``), question files — ECG-QA's JSON (``ques
 ``test.json`` (its noise, label, feature and ECG-QA questions) — optionally render-images output
 (when the model reads images) and a label output.
 
+Questions are de-duplicated by (record, question text): build-instructions' ``test.json`` holds
+the test split's ECG-QA questions, which the ECG-QA file holds too; each is scored once (the
+later copies are listed in ``skipped.json``).
+
 Scoring: closed-set questions (ECG-QA's *verify* type: yes / no / not sure) are answered by the
-candidate with the highest summed log-probability; the others by greedy generation. Answers
-match by exact equality after normalisation (:func:`ecgflow.evaluation.qa.normalise_answer`).
-The model sees only the signal (and image) and the question text — never metadata. Beside it
-the **label-prior baseline** answers every question with the majority answer of its
-(template, attribute) among the model's training questions (``answer_prior.json``).
+candidate with the highest summed log-probability plus the model's calibration offset for the
+question's (source, template, attribute) (``calibration.json``; the raw argmax is reported too,
+as ``uncalibrated``); the others by greedy generation. Answers match by exact equality after
+normalisation (:func:`ecgflow.evaluation.qa.normalise_answer`). The model sees only the signal
+(and image) and the question text — never metadata. ECG-QA and generated questions are reported
+separately (``by_source``: accuracy, balanced accuracy over the true answers, AUROC of p(yes), n;
+per template and per family); "not sure" is never a true answer, so choosing it is just wrong.
+Beside GEM: the **label prior** (the majority answer of the question's (source, template,
+attribute) among the training questions, ``answer_prior.json``) and the **evidence-only
+baseline** (``evidence_baseline.json``: a logistic regression per family on per-lead signal
+statistics and the measured rhythm, no LM; :mod:`ecgflow.models.gem_baseline`; it answers the
+open heart-rate question with the measured rate).
 
 With ``labels_dir``: every label of the label set is asked as a yes/no question per evaluated
 record, and (``interpret``) a generated interpretation is mapped back to labels by their names
 and descriptions; both are scored by macro F1.
 
 Output (``out_dir``): ``metrics.json``, ``predictions.json`` (one row per question: id,
-record, template, truth, model and prior answers), ``skipped.json``, ``plots/``,
-``manifest.json``; the numbers and plots also go to an MLflow run.
+record, source, template, truth, model (calibrated and raw), prior and evidence answers,
+p(yes)), ``skipped.json``, ``plots/``, ``manifest.json``; the numbers and plots also go to
+an MLflow run.
 """
 
 from __future__ import annotations
@@ -28,8 +40,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +56,19 @@ from ecgflow import tracking
 from ecgflow.artifacts import LABELS, METRICS, PLOTS, PREDICTIONS, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
-from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics
+from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics, qa_report
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
+from ecgflow.models.gem_baseline import EVIDENCE_BASELINE, load_evidence_baseline
+from ecgflow.models.gem_calibration import decide, question_group, yes_probability
 from ecgflow.models.gem_io import load_gem
 from ecgflow.params import EvalGemParams
 from ecgflow.stages.finetune_gem import (
     ANSWER_PRIOR,
+    EvidenceCache,
     GemDataset,
-    answer_closed_set,
     gem_batches,
     prior_key,
+    score_closed_set,
 )
 from ecgflow.text import load_label_def
 from ecgflow.text.instructions import ecgqa_instruction, label_instructions, read_ecgqa
@@ -62,8 +79,10 @@ log = logging.getLogger(__name__)
 
 SCORING = (
     "closed-set questions: the candidate answer with the highest summed log-probability "
-    "(answer tokens and end of turn); open questions: greedy generation; exact match after "
-    "normalisation (lower case, no surrounding punctuation, list items sorted)"
+    "(answer tokens and end of turn) plus the calibration offset of its (source, template, "
+    "attribute); open questions: greedy generation; exact match after normalisation (lower "
+    "case, no surrounding punctuation, list items sorted); questions de-duplicated by (record, "
+    "question); balanced accuracy over the true answers"
 )
 DESCRIBE = "Describe the findings of this ECG."
 #: Kinds asked from an instructions file (free-text reports cannot be scored by exact match).
@@ -113,13 +132,25 @@ def eval_gem(
             f"(split {params.split})"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    predicted = _answer(model, examples, signals, images, params)
+    answers = _answer(model, examples, signals, images, params)
+    predicted = answers.decided
     truth = [e.answer for e in examples]
-    templates = [e.template_id for e in examples]
+    groups = [question_group(e.kind, e.template_id, e.attribute) for e in examples]
+    templates = [prior_key(e) for e in examples]  # "ecgqa:26", never pooled with "generated:26"
     baseline = [prior.predict(prior_key(e), e.attribute) for e in examples]
     metrics: dict[str, Any] = qa_metrics(truth, predicted, templates)
+    metrics["calibrated"] = model.calibration is not None
+    metrics["by_source"] = qa_report(truth, predicted, groups, answers.p_yes)["by_source"]
+    metrics["uncalibrated"] = qa_report(truth, answers.raw, groups, answers.p_yes_raw)
     metrics["label_prior"] = qa_metrics(truth, baseline, templates)
-    attributes = [f"{e.kind}: {e.attribute}" for e in examples]
+    metrics["label_prior"]["by_source"] = qa_report(truth, baseline, groups)["by_source"]
+    evidence = _evidence_answers(model_dir, model, examples, groups, signals, info)
+    if evidence is None:
+        metrics["evidence_baseline"] = {"missing": f"{model_dir / EVIDENCE_BASELINE} not found"}
+    else:
+        metrics["evidence_baseline"] = qa_report(truth, evidence[0], groups, evidence[1])
+        metrics["evidence_baseline"]["uses"] = EVIDENCE_USES
+    attributes = [f"{g[0]}: {g[1]}: {g[2]}" for g in groups]
     metrics["qa_accuracy_by_attribute"] = qa_metrics(truth, predicted, attributes)[
         "qa_accuracy_by_template"
     ]
@@ -133,6 +164,7 @@ def eval_gem(
         sorted(Counter(split_of[e.record_id] for e in examples).items())
     )
     metrics["n_skipped"] = len(skipped)
+    metrics["n_duplicates"] = sum(1 for s in skipped if s.get("duplicate_of"))
     if labels_dir is not None:
         records = sorted({e.record_id for e in examples}, key=_numeric_first)
         metrics["labels"] = _label_scores(model, records, signals, images, labels_dir, params)
@@ -140,14 +172,18 @@ def eval_gem(
         {
             "id": e.id,
             "record_id": e.record_id,
+            "source": groups[i][0],
             "template_id": e.template_id,
             "attribute": e.attribute,
             "question": e.question,
             "truth": normalise_answer(e.answer),
-            "model": normalise_answer(p),
-            "prior": b,
+            "model": normalise_answer(predicted[i]),
+            "model_uncalibrated": normalise_answer(answers.raw[i]),
+            "p_yes": _finite(answers.p_yes[i]),
+            "prior": baseline[i],
+            "evidence": None if evidence is None else normalise_answer(evidence[0][i]),
         }
-        for e, p, b in zip(examples, predicted, baseline, strict=True)
+        for i, e in enumerate(examples)
     ]
     _write_json(out_dir / PREDICTIONS, rows)
     _write_json(out_dir / SKIPPED, skipped)
@@ -206,13 +242,17 @@ def _read_prior(model_dir: Path) -> AnswerPrior:
 def _questions(
     qa_files: list[Path], signals: RecordSignals, images: ImageLookup | None
 ) -> tuple[list[GemExample], list[dict[str, str]]]:
-    """Questions of every file; those whose record has no signal (or image) are skipped.
+    """Questions of every file, each (record, question) once; the others are skipped.
+
+    Skipped: a question whose record has no signal (or image), and a question already asked
+    about the same record (the first copy is kept).
 
     A file is either ECG-QA's JSON or an instructions file of build-instructions (its
     ``test.json``: every kind but the free-text reports).
     """
     examples: list[GemExample] = []
     skipped: list[dict[str, str]] = []
+    seen: dict[tuple[str, str], str] = {}
     for path in qa_files:
         if _is_instructions(Path(path)):
             found, bad = read_instructions(Path(path), EVALUATED_KINDS)
@@ -226,9 +266,20 @@ def _questions(
             elif images is not None and not images.has(example.record_id):
                 reason = f"{path}: no image for record {example.record_id}"
                 skipped.append({"id": example.id, "reason": reason})
+            elif _asked(example) in seen:
+                first = seen[_asked(example)]
+                reason = f"{path}: the same question about record {example.record_id} as {first}"
+                skipped.append({"id": example.id, "reason": reason, "duplicate_of": first})
             else:
+                seen[_asked(example)] = example.id
                 examples.append(example)
     return examples, skipped
+
+
+def _asked(example: GemExample) -> tuple[str, str]:
+    """What makes two questions the same: the record and the question text (normalised)."""
+    text = example.question.replace("<ecg>", " ").replace("<image>", " ")
+    return example.record_id, " ".join(text.lower().split())
 
 
 def _is_instructions(path: Path) -> bool:
@@ -262,26 +313,87 @@ def _ecgqa_example(entry: dict[str, Any], position: int) -> GemExample:
     )
 
 
+@dataclass
+class Answers:
+    """GEM's answers in the examples' order: decided (calibrated) and raw, with p(yes)."""
+
+    decided: list[str]
+    raw: list[str]
+    p_yes: list[float]
+    p_yes_raw: list[float]
+
+
 def _answer(
     model: Any,
     examples: list[GemExample],
     signals: RecordSignals,
     images: ImageLookup | None,
     params: EvalGemParams,
-) -> list[str]:
-    """Closed-set answers by likelihood, open ones by generation; in the examples' order."""
-    answers: dict[int, str] = {}
+) -> Answers:
+    """Closed-set answers by calibrated likelihood, open ones by generation."""
+    n = len(examples)
+    out = Answers([""] * n, [""] * n, [math.nan] * n, [math.nan] * n)
     closed = [i for i, e in enumerate(examples) if e.candidates]
     open_ = [i for i, e in enumerate(examples) if not e.candidates]
     with torch.no_grad():
         if closed:
             dataset = GemDataset([examples[i] for i in closed], signals, images)
-            chosen = answer_closed_set(model, dataset, torch.device("cpu"), params.batch_size)
-            answers.update(zip(closed, chosen, strict=True))
+            scored = score_closed_set(model, dataset, torch.device("cpu"), params.batch_size)
+            for i, scores in zip(closed, scored, strict=True):
+                e = examples[i]
+                options = list(e.candidates or ())
+                group = question_group(e.kind, e.template_id, e.attribute)
+                offsets = model.offsets(e.question, group)
+                out.decided[i], p = decide(options, scores, offsets)
+                out.raw[i], p_raw = decide(options, scores)
+                out.p_yes[i] = yes_probability(options, p)
+                out.p_yes_raw[i] = yes_probability(options, p_raw)
         if open_:
             generated = _generate(model, [examples[i] for i in open_], signals, images, params)
-            answers.update(zip(open_, generated, strict=True))
-    return [answers[i] for i in range(len(examples))]
+            for i, text in zip(open_, generated, strict=True):
+                out.decided[i] = out.raw[i] = text
+    return out
+
+
+#: What the evidence-only baseline reads (metrics.json says it beside its scores).
+EVIDENCE_USES = (
+    "per lead: log std, log first-difference std, log range of the 0.2 s moving average, "
+    "high-frequency power share (ecgflow.signal.quality.noise_ratio), first-difference "
+    "zero-crossing rate; per record: heart rate, RR CV, QRS axis (ecgflow.signal.rhythm); a "
+    "logistic regression per (source, template, attribute) fitted on the training questions"
+)
+
+
+def _evidence_answers(
+    model_dir: Path,
+    model: Any,
+    examples: list[GemExample],
+    groups: list[tuple[str, str, str]],
+    signals: RecordSignals,
+    info: dict[str, Any],
+) -> tuple[list[str], list[float]] | None:
+    """The evidence-only baseline's answers and p(yes), or None when the model has none."""
+    baseline = load_evidence_baseline(model_dir)
+    if baseline is None:
+        return None
+    cache = EvidenceCache(signals, float(info["fs"]), list(model.config.leads))
+    answers, p_yes = [], []
+    for e, group in zip(examples, groups, strict=True):
+        features = cache.features(e)
+        if e.candidates:
+            answer, p = baseline.predict(group, features, list(e.candidates))
+        elif e.kind == "feature" and e.attribute == "heart rate":
+            rate = cache.evidence(e.record_id).heart_rate_bpm
+            answer, p = (f"{round(rate)} bpm" if math.isfinite(rate) else ""), math.nan
+        else:
+            answer, p = "", math.nan
+        answers.append(answer)
+        p_yes.append(p)
+    return answers, p_yes
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def _generate(
@@ -327,10 +439,11 @@ def _label_scores(
                     question=item["conversations"][0]["value"],
                     answer="",
                     kind="label",
+                    attribute=item["meta"]["attribute"],
                     candidates=tuple(item["meta"]["candidates"]),
                 )
             )
-    chosen = _answer(model, questions, signals, images, params)
+    chosen = _answer(model, questions, signals, images, params).decided
     asked = np.array([a == "yes" for a in chosen], dtype=int).reshape(len(records), len(names))
     result: dict[str, Any] = {
         "n_records": len(records),
@@ -364,7 +477,7 @@ def _mentions(text: str, label_def: dict[str, Any]) -> list[bool]:
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, float]:
-    """The numbers of ``metrics.json`` that MLflow and KFP show: model, prior, label F1s."""
+    """The numbers of ``metrics.json`` that MLflow and KFP show: model, baselines, per source."""
     prior = metrics["label_prior"]
     flat = {
         "qa_accuracy": metrics["qa_accuracy"],
@@ -373,6 +486,17 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
         "prior_qa_balanced_accuracy": prior["qa_balanced_accuracy"],
         "n_questions": metrics["n_questions"],
     }
+    reports = {
+        "": metrics.get("by_source") or {},
+        "prior_": prior.get("by_source") or {},
+        "uncalibrated_": (metrics.get("uncalibrated") or {}).get("by_source") or {},
+        "evidence_": (metrics.get("evidence_baseline") or {}).get("by_source") or {},
+    }
+    for prefix, by_source in reports.items():
+        for source, entry in by_source.items():
+            for key in ("accuracy", "balanced_accuracy", "auroc"):
+                if entry.get(key) is not None:
+                    flat[f"{prefix}{source}_qa_{key}"] = entry[key]
     labels = metrics.get("labels") or {}
     flat |= {k: labels[k] for k in ("question_macro_f1", "interpretation_macro_f1") if k in labels}
     return flat

@@ -8,12 +8,18 @@ output (paper images, for the image tower). Training: LoRA on the LM plus the to
 projector, the answer tokens' NLL; rows are drawn by weight so that within each (kind,
 template, attribute) every answer is drawn equally often. Selection and early stopping: the
 val closed-set questions' QA (balanced) accuracy, answers chosen by candidate likelihood.
+With the best model the stage also fits, on those same val questions' candidate scores, the
+closed-set calibration (per (source, template, attribute) option offsets,
+:mod:`ecgflow.models.gem_calibration`), and at the end, on the training questions, the
+evidence-only baseline (:mod:`ecgflow.models.gem_baseline`) that eval-gem reports beside GEM.
 
 Output (``out_dir``)::
 
     model/                        the best GEM folder (see ecgflow.models.gem_io), plus
                                   preprocess.json (serving prepares input the same way) and
-                                  answer_prior.json (the label-prior baseline's counts)
+                                  answer_prior.json (the label-prior baseline's counts),
+                                  calibration.json (closed-set offsets, applied by load_gem)
+                                  and evidence_baseline.json (the no-LM baseline)
     checkpoints/, metrics.json    as train-clip
     skipped.json                  instructions left out, with the reason
     manifest.json                 inputs, params, counts, sha256 of every file
@@ -41,6 +47,13 @@ from ecgflow.artifacts import MODEL, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
+from ecgflow.models.gem_calibration import (
+    ECGQA,
+    FitItem,
+    decide,
+    fit_calibration,
+    question_group,
+)
 from ecgflow.models.gem_io import save_gem
 from ecgflow.models.io import load_ecg_encoder_state
 from ecgflow.params import FinetuneGemParams
@@ -128,6 +141,8 @@ def _train(params: FinetuneGemParams, paths: GemPaths, resume: bool) -> dict[str
         summary = result.to_json(task.selection_metric, env.world_size)
         if env.is_main:
             _write_json(paths.out_dir / SKIPPED, task.skipped)
+            if (paths.out_dir / MODEL / "gem.json").is_file():
+                task.save_evidence_baseline(paths.out_dir / MODEL)
             inputs = {
                 "encoder": sha256_file(paths.encoder_dir / CLIP_MODEL / "model.safetensors"),
                 "preprocess.json": sha256_file(paths.data_dir / "preprocess.json"),
@@ -220,6 +235,8 @@ class GemTask:
             )
         self.sample_weights = answer_balancing_weights(train) if params.balance_answers else None
         self.prior = answer_prior(train)
+        self.fs = float(info["fs"])
+        self._val_scores: list[list[float]] = []
         lm, tokenizer, self.lm_source = load_language_model(self.config.lm)
         self.model = GemModel(self.config, lm, tokenizer)
         self.model.signal_tower.encoder.load_state_dict(state)
@@ -259,9 +276,16 @@ class GemTask:
         )
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        """QA (balanced) accuracy of the val closed-set questions, and the prior's."""
-        predicted = answer_closed_set(model, self.val, device, self.settings.eval_batch_size)
+        """QA (balanced) accuracy of the val closed-set questions (raw argmax), and the prior's.
+
+        The candidates' scores are kept: :meth:`save_best` fits the calibration on them.
+        """
         examples = self.val.examples
+        self._val_scores = score_closed_set(model, self.val, device, self.settings.eval_batch_size)
+        predicted = [
+            decide(list(e.candidates or ()), s)[0]
+            for e, s in zip(examples, self._val_scores, strict=True)
+        ]
         truth = [e.answer for e in examples]
         templates = [e.template_id for e in examples]
         metrics = qa_metrics(truth, predicted, templates)
@@ -275,11 +299,45 @@ class GemTask:
         }
 
     def save_best(self, model: nn.Module, folder: Path) -> None:
-        """GEM folder, preprocess.json and the answer prior → ``folder/model``."""
+        """GEM folder, preprocess.json, the answer prior and the calibration → ``folder/model``."""
         target = folder / MODEL
         save_gem(target, model, self.lm_source.name)
         shutil.copyfile(self.paths.data_dir / "preprocess.json", target / "preprocess.json")
         _write_json(target / ANSWER_PRIOR, self.prior.to_json())
+        self.fit_calibration().save(target)
+
+    def fit_calibration(self) -> Any:
+        """The calibration fitted on the val questions' scores of the last :meth:`evaluate`."""
+        items = [
+            FitItem(
+                group=question_group(e.kind, e.template_id, e.attribute),
+                options=tuple(e.candidates or ()),
+                scores=tuple(s),
+                truth=e.answer,
+                question=e.question,
+            )
+            for e, s in zip(self.val.examples, self._val_scores, strict=True)
+        ]
+        texts = [
+            (e.question, question_group(e.kind, e.template_id, e.attribute))
+            for e in self.train_dataset.examples
+            if e.candidates
+        ]
+        calibration = fit_calibration(items, questions=texts)
+        log.info("finetune-gem: calibration fitted on %d val questions", len(items))
+        return calibration
+
+    def save_evidence_baseline(self, target: Path) -> None:
+        """Fit the evidence-only baseline on the closed-set training questions → ``target``."""
+        from ecgflow.models.gem_baseline import fit_evidence_baseline
+
+        examples = [e for e in self.train_dataset.examples if e.candidates]
+        if not examples:
+            return
+        evidence = EvidenceCache(self.train_dataset.signals, self.fs, self.config.leads)
+        features = np.stack([evidence.features(e) for e in examples])
+        groups = [question_group(e.kind, e.template_id, e.attribute) for e in examples]
+        fit_evidence_baseline(groups, features, [e.answer for e in examples]).save(target)
 
     def params(self) -> dict[str, Any]:
         """What MLflow records."""
@@ -309,23 +367,48 @@ def gem_batches(
             bar.update(done=stop)
 
 
-def answer_closed_set(
+def score_closed_set(
     model: nn.Module, dataset: GemDataset, device: torch.device, batch_size: int
-) -> list[str]:
-    """The chosen candidate for every example of ``dataset`` (all must have candidates)."""
-    chosen: list[str] = []
+) -> list[list[float]]:
+    """Raw candidate scores for every example of ``dataset`` (all must have candidates)."""
+    out: list[list[float]] = []
     for examples, batch in gem_batches(dataset, batch_size, device):
-        chosen += model.choose(
+        out += model.candidate_scores(
             batch["signals"],
             batch["questions"],
             [list(e.candidates or ()) for e in examples],
             batch["images"],
         )
-    return chosen
+    return out
+
+
+class EvidenceCache:
+    """The evidence baseline's features per question, each record's evidence computed once."""
+
+    def __init__(self, signals: RecordSignals, fs: float, leads: list[str]) -> None:
+        self.signals, self.fs, self.leads = signals, fs, leads
+        self._records: dict[str, Any] = {}
+
+    def evidence(self, record_id: str) -> Any:
+        """The record's :class:`~ecgflow.models.gem_baseline.Evidence` (computed once)."""
+        from ecgflow.models.gem_baseline import record_evidence
+
+        evidence = self._records.get(record_id)
+        if evidence is None:
+            x = self.signals.get(record_id).numpy()
+            evidence = record_evidence(x, self.fs, self.leads)
+            self._records[record_id] = evidence
+        return evidence
+
+    def features(self, example: GemExample) -> np.ndarray:
+        """:func:`ecgflow.models.gem_baseline.question_features` of ``example``."""
+        from ecgflow.models.gem_baseline import question_features
+
+        return question_features(self.evidence(example.record_id), example.question, self.leads)
 
 
 def answer_prior(examples: list[GemExample]) -> AnswerPrior:
-    """The label-prior baseline fitted on training questions, keyed by (template, attribute).
+    """The label-prior baseline fitted on training questions: (source, template, attribute).
 
     Questions without a template (labels, measured features) are keyed by their kind, so each
     attribute ("heart axis", "tachycardia", …) gets its own majority answer.
@@ -334,8 +417,13 @@ def answer_prior(examples: list[GemExample]) -> AnswerPrior:
 
 
 def prior_key(example: GemExample) -> Any:
-    """The prior's template key: the ECG-QA template id, else the question's kind."""
-    return example.kind if example.template_id is None else example.template_id
+    """The prior's template key: the template id (else the kind), ``"ecgqa:"``-prefixed for ECG-QA.
+
+    ECG-QA's and the generated questions keep separate priors even where template ids coincide.
+    """
+    source, _, _ = question_group(example.kind, example.template_id, example.attribute)
+    template = example.kind if example.template_id is None else example.template_id
+    return f"{source}:{template}" if source == ECGQA else template
 
 
 def answer_balancing_weights(examples: list[GemExample]) -> np.ndarray:
