@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 from fake_kube import FakeKube, condition, fake_kube
 from kube_objects import require_schemas, schema_errors
 from typer.testing import CliRunner
@@ -251,3 +253,177 @@ def test_cli_dry_run_prints_yaml_without_mlflow_or_a_cluster(tmp_path: Path) -> 
               "--dry-run", "--canary", "100"],
     )  # fmt: skip
     assert bad.exit_code == 2 and "between 1 and 99" in bad.output
+
+
+# --- --upload: a version of the embedded store (SQLite + local files) copied to a real S3 ------
+
+
+@pytest.fixture(scope="module")
+def local_version(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """An embedded store (as ``ecgflow run`` makes) with one registered classifier version.
+
+    Returns (tracking URI, the version's local folder).
+    """
+    import json
+
+    import mlflow
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ecgflow.registry import promote, register
+
+    root = tmp_path_factory.mktemp("embedded")
+    export = root / "export"
+    (export / "pytorch").mkdir(parents=True)
+    weights = numpy_helper.from_array(
+        np.random.default_rng(0).normal(0, 0.01, (12 * 100, 3)).astype(np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["ecg"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+         helper.make_node("Sigmoid", ["logits"], ["probabilities"])],
+        "tiny",
+        [helper.make_tensor_value_info("ecg", TensorProto.FLOAT, ["batch", 12, 100])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3])],
+        [weights],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+              str(export / "model.onnx"))  # fmt: skip
+    for name, content in {
+        "preprocess.json": {"params": {"fs": 100.0, "length_s": 1.0}},
+        "thresholds.json": {"labels": list("abc"), "thresholds": dict.fromkeys("abc", 0.5)},
+        "label_def.json": {"labels": [{"name": n} for n in "abc"]},
+        "parity.json": {"passed": True},
+    }.items():
+        (export / name).write_text(json.dumps(content))
+    (export / "pytorch" / "config.json").write_text("{}")
+    (root / "eval").mkdir()
+    metrics = {"kind": "classifier", "split": "test", "data_hash": "a" * 64, "macro_auroc": 0.8}
+    (root / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        register(export, root / "eval")
+        assert promote().promoted  # champion, as ecgflow run leaves it
+        location = mlflow.MlflowClient(uri).get_model_version_download_uri("ecg-classifier", "1")
+    folder = Path(location.removeprefix("file://"))
+    assert (folder / "model.onnx").is_file() and (folder / "extra_files").is_dir()
+    return uri, folder
+
+
+@pytest.fixture
+def s3_env(s3_server: Any, local_version: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The embedded store as MLflow's, the real SeaweedFS's credentials as the AWS_* ones."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", local_version[0])
+    mlflow.set_tracking_uri(local_version[0])
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ECGFLOW_S3_RETRY_S", "0")
+    client = s3_server.client()
+    if "models" not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket="models")
+    return client
+
+
+def _stored_objects(client: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+    return {
+        item["Key"][len(prefix) + 1 :]: client.get_object(Bucket=bucket, Key=item["Key"])[
+            "Body"
+        ].read()
+        for item in listing
+    }
+
+
+def _local_files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_without_upload_a_local_version_names_upload_and_the_services_stack(
+    local_version: tuple[str, Path], kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", local_version[0])
+    with pytest.raises(EcgflowError) as caught:
+        _deploy(kube, "models:/ecg-classifier/1")
+    message = str(caught.value)
+    assert "cannot download" in message and "--upload s3://BUCKET/PREFIX" in message
+    assert "ecgflow services up" in message and "ecgflow run --stack services" in message
+    assert kube.requests("update", ISVCS) == []
+
+
+def test_upload_copies_the_version_and_deploys_from_s3(
+    s3_env: Any, local_version: tuple[str, Path], kserve: FakeKube
+) -> None:
+    done = _deploy(kserve, "models:/ecg-classifier/1", upload="s3://models/team/ecg/")
+    prefix = "team/ecg/ecg-classifier/1"
+    assert done.target.storage_uri == f"s3://models/{prefix}"
+    assert _storage(kserve.get(ISVCS, NS, "ecg-classifier")) == f"s3://models/{prefix}"
+    local = _local_files(local_version[1])
+    assert {"model.onnx", "MLmodel", "extra_files/thresholds.json"} <= set(local)
+    assert _stored_objects(s3_env, "models", prefix) == local
+    assert {u.rel for u in done.uploaded} == set(local)
+    assert all(u.size == len(local[u.rel]) for u in done.uploaded)
+
+
+def test_upload_with_dry_run_uploads_and_prints_the_service(
+    s3_env: Any, local_version: tuple[str, Path], tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["deploy", "--model", "models:/ecg-classifier@champion", "--namespace", NS,
+              "--upload", "s3://models/dry", "--dry-run"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    isvc = yaml.safe_load(result.stdout)
+    assert _storage(isvc) == "s3://models/dry/ecg-classifier/1"
+    assert _stored_objects(s3_env, "models", "dry/ecg-classifier/1") == _local_files(
+        local_version[1]
+    )
+    assert "uploaded" in result.stderr and "s3://models/dry/ecg-classifier/1" in result.stderr
+
+
+def test_an_object_that_differs_after_upload_is_caught(
+    s3_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecgflow.deploy import upload_folder
+
+    (tmp_path / "model.onnx").write_bytes(b"onnx bytes")
+    put = s3_env.put_object
+
+    class Tampering:  # the store keeps other bytes than were sent (sent without ours)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3_env, name)
+
+        def put_object(self, **kwargs: Any) -> Any:
+            kwargs.pop("ChecksumSHA256")  # same size, other bytes, their own SHA-256 kept
+            kwargs.update(Body=b"ONNX BYTES", ContentLength=10, ChecksumAlgorithm="SHA256")
+            return put(**kwargs)
+
+    import ecgflow.io.storage.s3 as s3
+
+    real = s3.S3Storage.__init__
+
+    def init(self: Any, uri: str, **kwargs: Any) -> None:
+        real(self, uri, **kwargs)
+        self.client = Tampering()
+
+    monkeypatch.setattr(s3.S3Storage, "__init__", init)
+    with pytest.raises(EcgflowError, match=r"does not match .*model.onnx after the upload"):
+        upload_folder(tmp_path, "s3://models/tampered")
+
+
+@pytest.mark.parametrize("uri", ["models/x", "gs://models/x", "s3:///x", "s3://", "file:///tmp"])
+def test_upload_refuses_what_is_not_an_s3_bucket(
+    uri: str, local_version: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", local_version[0])
+    result = CliRunner().invoke(
+        app, ["deploy", "--model", "models:/ecg-classifier/1", "--upload", uri, "--dry-run",
+              "--namespace", NS],
+    )  # fmt: skip
+    assert result.exit_code == 2 and f"--upload {uri}: expected s3://BUCKET/PREFIX" in result.output
+    with pytest.raises(EcgflowError, match="not with --rollback"):
+        deploy(None, NS, rollback=True, upload="s3://models/x", dry_run=True)

@@ -647,6 +647,13 @@ def deploy(
             help="the version's files (s3://…) when known: with models:/NAME/N, no MLflow"
         ),
     ] = None,
+    upload: Annotated[
+        str | None,
+        typer.Option(
+            help="copy a local version's files to s3://BUCKET/PREFIX/NAME/VERSION (AWS_* "
+            "credentials) and deploy from there; with --dry-run too"
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for Ready")] = 600.0,
     dry_run: Annotated[bool, typer.Option(help="print the InferenceService YAML only")] = False,
 ) -> None:
@@ -661,8 +668,15 @@ def deploy(
         done = run_deploy(
             model, namespace or current_namespace(), chart_values, canary=canary,
             rollback=rollback, dry_run=dry_run, artifacts_destination=artifacts_destination,
-            storage=storage_uri, chart=chart, timeout_s=timeout,
+            storage=storage_uri, chart=chart, upload=upload, timeout_s=timeout,
         )  # fmt: skip
+        if done.uploaded:
+            size = sum(u.size for u in done.uploaded)
+            typer.echo(
+                f"uploaded {len(done.uploaded)} files ({size} bytes) to "
+                f"{done.target.storage_uri}, each checked",
+                err=True,
+            )
         if dry_run:
             typer.echo(yaml.safe_dump(done.inference_service, sort_keys=False), nl=False)
             return

@@ -16,17 +16,26 @@
 A canary (``--canary PCT``) follows the chart: in Knative mode the new model takes PCT % of
 the traffic through ``canaryTrafficPercent``; in Standard mode ``spec.canary`` serves the
 new model beside the current one.
+
+A version whose files are on this machine (the embedded store ``ecgflow run`` makes: SQLite and
+local folders) is out of KServe's reach: ``--upload s3://BUCKET/PREFIX`` copies its folder to
+``s3://BUCKET/PREFIX/NAME/VERSION/`` with the configured S3 credentials (the ``AWS_*``
+environment, as for datasets), checks every object, and deploys from there.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import yaml
 
@@ -45,6 +54,15 @@ PREVIOUS_STORAGE = "ecgflow.io/previous-storage-uri"
 #: storage URI schemes KServe's storage initializer downloads
 KSERVE_SCHEMES = ("s3://", "gs://", "https://", "http://", "pvc://", "hf://", "oci://")
 STANDARD_MODES = ("Standard", "RawDeployment")
+#: the largest file ``--upload`` sends in one PUT (S3's limit for a single request)
+MAX_PUT_BYTES = 5 * 1024**3
+#: where a user whose files are local is pointed
+UPLOAD_HINT = (
+    "pass --upload s3://BUCKET/PREFIX to copy them to S3 with the configured credentials "
+    "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) and deploy from there, or "
+    "register models on the services stack, whose MLflow keeps them in S3 "
+    "('ecgflow services up', then 'ecgflow run --stack services')"
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +104,7 @@ def storage_uri(location: str, artifacts_destination: str | None = None) -> str:
         return location
     raise EcgflowError(
         f"the model's files are at {location}, which KServe's storage initializer cannot "
-        "download: register models on an MLflow server with an S3 artifact store "
-        f"(schemes KServe reads: {', '.join(KSERVE_SCHEMES)})"
+        f"download (it reads {', '.join(KSERVE_SCHEMES)}): {UPLOAD_HINT}"
     )
 
 
@@ -123,6 +140,125 @@ def resolve_target(
     return DeployTarget(
         version.name, str(version.version), kind, storage_uri(location, artifacts_destination)
     )
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """One file ``--upload`` copied, as S3 reported it back."""
+
+    rel: str
+    size: int
+    sha256: str  # base64, as S3's ChecksumSHA256
+
+
+def upload_destination(upload: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of an ``--upload s3://BUCKET[/PREFIX]`` URI."""
+    parts = urlsplit(upload)
+    if parts.scheme.lower() != "s3" or not parts.netloc or "@" in parts.netloc:
+        raise EcgflowError(
+            f"--upload {upload}: expected s3://BUCKET/PREFIX (credentials come from the "
+            "AWS_* environment, not the URI)"
+        )
+    if parts.query or parts.fragment:
+        raise EcgflowError(f"--upload {upload}: expected s3://BUCKET/PREFIX, without ? or #")
+    return parts.netloc, parts.path.strip("/")
+
+
+def local_folder(location: str) -> Path | None:
+    """The folder a ``file://`` or plain-path artifact location names (None if remote)."""
+    parts = urlsplit(location)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return Path(url2pathname(parts.path))
+    if parts.scheme == "" and location.startswith("/"):
+        return Path(location)
+    return None
+
+
+def upload_version(model: str, upload: str) -> tuple[DeployTarget, list[Uploaded]]:
+    """Copy the local files of version ``model`` below ``upload``; the target serving them.
+
+    The files go to ``s3://BUCKET/PREFIX/NAME/VERSION/`` (a later version does not overwrite
+    the one a rollback returns to); each is sent with its SHA-256, which S3 checks on receipt,
+    and read back (size, and the SHA-256 where the store keeps it) before the deploy goes on.
+    """
+    from ecgflow.registry import KIND_TAG, _client, model_version
+
+    bucket, prefix = upload_destination(upload)
+    version = model_version(model)
+    location = _client().get_model_version_download_uri(version.name, version.version)
+    folder = local_folder(location)
+    if folder is None:
+        raise EcgflowError(
+            f"--upload {upload}: version {version.version} of {version.name} is not on this "
+            f"machine (its files are at {location}): deploy it without --upload"
+        )
+    if not folder.is_dir():
+        raise EcgflowError(
+            f"--upload {upload}: the files of {version.name} version {version.version} are "
+            f"missing ({folder} is not a folder)"
+        )
+    key = "/".join(p for p in (prefix, version.name, str(version.version)) if p)
+    uri = f"s3://{bucket}/{key}"
+    uploaded = upload_folder(folder, uri)
+    kind = (version.tags or {}).get(KIND_TAG) or _kind_of(version.name)
+    return DeployTarget(version.name, str(version.version), kind, uri), uploaded
+
+
+def upload_folder(folder: Path, uri: str) -> list[Uploaded]:
+    """Put every file below ``folder`` under ``uri`` (s3://…) and verify each object."""
+    from ecgflow.io.storage.s3 import S3Storage
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if not files:
+        raise EcgflowError(f"--upload: the model version's folder {folder} holds no files")
+    storage = S3Storage(uri)
+    try:
+        done = [_put(storage, path, path.relative_to(folder).as_posix()) for path in files]
+    finally:
+        storage.close()
+    log.info("uploaded %d files (%d bytes) to %s", len(done), sum(u.size for u in done), uri)
+    return done
+
+
+def _put(storage: Any, path: Path, rel: str) -> Uploaded:
+    """Send one file with its SHA-256 and check what S3 stored (see :func:`upload_version`)."""
+    size, sha256 = _digest(path)
+    if size > MAX_PUT_BYTES:
+        raise EcgflowError(f"--upload: {path} is {size} bytes, over S3's single-PUT limit")
+    where, key = storage.describe(rel), storage._key(rel)
+
+    def put() -> None:
+        with path.open("rb") as body:
+            storage.client.put_object(
+                Bucket=storage.bucket, Key=key, Body=body, ContentLength=size,
+                ChecksumSHA256=sha256,
+            )  # fmt: skip
+
+    def head() -> dict[str, Any]:
+        return storage.client.head_object(Bucket=storage.bucket, Key=key, ChecksumMode="ENABLED")
+
+    try:
+        storage._retrying(where, put)
+        stored = storage._retrying(where, head)
+    except EcgflowError as exc:
+        raise EcgflowError(f"--upload: cannot copy {path} to {where}: {exc}") from None
+    got_size, got_sha = stored.get("ContentLength"), stored.get("ChecksumSHA256")
+    if got_size != size or (got_sha is not None and got_sha != sha256):
+        raise EcgflowError(
+            f"--upload: {where} does not match {path} after the upload "
+            f"(size {got_size} vs {size}, SHA-256 {got_sha} vs {sha256})"
+        )
+    return Uploaded(rel, size, sha256)
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    """(size, base64 SHA-256) of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, base64.b64encode(digest.digest()).decode("ascii")
 
 
 def render_inference_service(
@@ -287,6 +423,7 @@ class Deployment:
     inference_service: dict[str, Any]
     url: str | None
     applied: bool
+    uploaded: tuple[Uploaded, ...] = ()
 
 
 def deploy(
@@ -300,6 +437,7 @@ def deploy(
     artifacts_destination: str | None = None,
     storage: str | None = None,
     chart: Path | None = None,
+    upload: str | None = None,
     api_client: Any = None,
     timeout_s: float = 600.0,
     poll_s: float = 5.0,
@@ -309,8 +447,16 @@ def deploy(
     ``dry_run`` renders the object without touching MLflow's aliases or the cluster when it
     can (a rollback or a Standard-mode canary must read the live object first). A rollback
     also moves the registry's ``champion`` alias back to the version it serves again.
+    ``upload`` (``s3://BUCKET/PREFIX``) copies a local version's files there first, dry run
+    or not (see :func:`upload_version`).
     """
     from ecgflow.k8s.client import kube_api_client
+
+    if upload is not None:
+        upload_destination(upload)  # a bad URI is refused before anything else happens
+        if rollback or storage:
+            which = "--rollback" if rollback else "--storage-uri"
+            raise EcgflowError(f"--upload copies a registered version's files: not with {which}")
 
     needs_cluster = rollback or (
         canary is not None
@@ -318,6 +464,7 @@ def deploy(
     )
     if api_client is None and (needs_cluster or not dry_run):
         api_client = kube_api_client()
+    uploaded: list[Uploaded] = []
     if rollback:
         name = name or _service_name(values, _kind_of(model))
         current = read_inference_service(api_client, namespace, name)
@@ -325,13 +472,16 @@ def deploy(
     else:
         if model is None:
             raise EcgflowError("--model is required (models:/NAME@ALIAS), unless --rollback")
-        destination = artifacts_destination or chart_artifacts_destination(values, chart)
-        target = resolve_target(model, destination, storage)
+        if upload is not None:
+            target, uploaded = upload_version(model, upload)
+        else:
+            destination = artifacts_destination or chart_artifacts_destination(values, chart)
+            target = resolve_target(model, destination, storage)
         name = _service_name(values, target.kind)
         current = read_inference_service(api_client, namespace, name) if api_client else None
     isvc = render_inference_service(target, values, namespace, canary, current, chart)
     if dry_run:
-        return Deployment(target, isvc, None, applied=False)
+        return Deployment(target, isvc, None, applied=False, uploaded=tuple(uploaded))
     stored = apply_inference_service(api_client, isvc)
     log.info("applied InferenceService %s/%s → %s", namespace, name, target.model_uri)
     ready = wait_ready(
@@ -344,7 +494,8 @@ def deploy(
         with promotion_lock(client, target.name):  # not while a promote decides
             client.set_registered_model_alias(target.name, CHAMPION, target.version)
         log.info("%s@%s is version %s again", target.name, CHAMPION, target.version)
-    return Deployment(target, ready, (ready.get("status") or {}).get("url"), applied=True)
+    url = (ready.get("status") or {}).get("url")
+    return Deployment(target, ready, url, applied=True, uploaded=tuple(uploaded))
 
 
 def _kind_of(model: str | None) -> str:
