@@ -11,6 +11,7 @@ import torch
 from ecgflow.errors import EcgflowError
 from ecgflow.models.configs import EncoderConfig, GemConfig
 from ecgflow.models.gem import GemModel
+from ecgflow.models.gem_calibration import Calibration, question_skeleton
 from ecgflow.models.gem_io import load_gem, read_gem_config, save_gem
 from ecgflow.models.language_model import load_language_model, resolve_lm
 
@@ -132,3 +133,28 @@ def test_bad_model_folders_and_lm_paths_are_named(tmp_path):
     with pytest.raises(EcgflowError, match=r"config\.json"):
         resolve_lm(str(tmp_path))
     assert resolve_lm(None).gguf_file is not None and Path(resolve_lm(None).folder).is_dir()
+
+
+def test_choose_applies_the_saved_calibration_of_the_question_group(base_lm, tmp_path):
+    model = _model(base_lm).eval()
+    x = _signals(2)
+    questions = [QUESTION, "<ecg>\nDoes lead aVL show any static noise on this ECG?"]
+    scores = model.candidate_scores(x, questions, [["yes", "no"]] * 2)
+    raw = model.choose(x, questions, [["yes", "no"]] * 2)
+    assert raw == [["yes", "no"][int(s[1] > s[0])] for s in scores]
+    # an offset against each raw answer flips it, found from the group or the question's text
+    flipped = ["no" if a == "yes" else "yes" for a in raw]
+    key = "generated|26|static noise"
+    big = 1e3
+    save_gem(tmp_path / "gem", model, "bundled")
+    Calibration(
+        offsets={key: {"yes": -big, "no": 0.0}},
+        questions={question_skeleton(QUESTION): key},
+    ).save(tmp_path / "gem")
+    again = load_gem(tmp_path / "gem", lm=copy.deepcopy(base_lm[0]))
+    assert again.calibration is not None
+    assert again.choose(x, questions, [["yes", "no"]] * 2) == ["no", "no"]  # by text
+    groups = [("generated", "26", "static noise"), ("ecgqa", "26", "static noise")]
+    assert again.choose(x, questions, [["yes", "no"]] * 2, groups=groups)[1] == raw[1]
+    again.calibration = Calibration(offsets={key: {"yes": big * (1 if raw[0] == "no" else -1)}})
+    assert again.choose(x, questions[:1], [["yes", "no"]], groups=groups[:1]) == flipped[:1]
