@@ -12,7 +12,6 @@ from ecgflow.models.gem_baseline import (
     fit_evidence_baseline,
     load_evidence_baseline,
     question_features,
-    record_evidence,
 )
 from ecgflow.models.gem_calibration import (
     Calibration,
@@ -23,6 +22,7 @@ from ecgflow.models.gem_calibration import (
     question_group,
     question_skeleton,
 )
+from ecgflow.stages.finetune_gem import record_evidence
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 NOISE = ("generated", "26", "static noise")

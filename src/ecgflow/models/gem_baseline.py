@@ -1,6 +1,7 @@
 """The evidence-only baseline beside GEM: a logistic regression per question family, no LM.
 
-Evidence per record (:func:`record_evidence`), from the same preprocessed signal GEM reads:
+Evidence per record (``ecgflow.stages.finetune_gem.record_evidence``, which measures it with
+``ecgflow.signal``), from the same preprocessed signal GEM reads:
 
 - per lead: log standard deviation, log standard deviation of the first difference (fast
   noise), log range of the 0.2 s moving average (baseline drift), ECG-flow's high-frequency
@@ -50,40 +51,6 @@ class Evidence:
     def heart_rate_bpm(self) -> float:
         """The measured heart rate (NaN when no beats were found)."""
         return math.nan if self.rhythm[4] else float(self.rhythm[0]) * 100.0
-
-
-def record_evidence(x: np.ndarray, fs: float, leads: Sequence[str]) -> Evidence:
-    """The evidence of one ``[C, T]`` record (see the module docstring)."""
-    from ecgflow.signal.quality import noise_ratio
-    from ecgflow.signal.rhythm import measure_rhythm
-
-    x = np.nan_to_num(np.asarray(x, dtype=np.float64))
-    diff = np.diff(x, axis=-1)
-    width = max(int(0.2 * fs), 1)
-    kernel = np.ones(width) / width
-    slow = np.stack([np.convolve(row, kernel, mode="valid") for row in x])
-    crossings = (np.diff(np.signbit(diff), axis=-1) != 0).mean(axis=-1)
-    stats = np.stack(
-        [
-            np.log(x.std(axis=-1) + 1e-3),
-            np.log(diff.std(axis=-1) + 1e-3),
-            np.log(slow.max(axis=-1) - slow.min(axis=-1) + 1e-3),
-            np.nan_to_num(noise_ratio(x, fs)),
-            crossings,
-        ],
-        axis=1,
-    )
-    rhythm = measure_rhythm(x, fs, list(leads))
-    missing = not math.isfinite(rhythm.heart_rate_bpm)
-    axis = math.radians(rhythm.axis_deg) if math.isfinite(rhythm.axis_deg) else math.nan
-    values = [
-        0.0 if missing else rhythm.heart_rate_bpm / 100.0,
-        0.0 if missing or not math.isfinite(rhythm.rr_cv) else rhythm.rr_cv,
-        0.0 if math.isnan(axis) else math.cos(axis),
-        0.0 if math.isnan(axis) else math.sin(axis),
-        float(missing),
-    ]
-    return Evidence(stats, np.array(values))
 
 
 def question_features(evidence: Evidence, question: str, leads: Sequence[str]) -> np.ndarray:

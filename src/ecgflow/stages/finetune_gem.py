@@ -391,8 +391,6 @@ class EvidenceCache:
 
     def evidence(self, record_id: str) -> Any:
         """The record's :class:`~ecgflow.models.gem_baseline.Evidence` (computed once)."""
-        from ecgflow.models.gem_baseline import record_evidence
-
         evidence = self._records.get(record_id)
         if evidence is None:
             x = self.signals.get(record_id).numpy()
@@ -405,6 +403,43 @@ class EvidenceCache:
         from ecgflow.models.gem_baseline import question_features
 
         return question_features(self.evidence(example.record_id), example.question, self.leads)
+
+
+def record_evidence(x: np.ndarray, fs: float, leads: list[str]) -> Any:
+    """The evidence-only baseline's evidence of one ``[C, T]`` record (see models.gem_baseline)."""
+    import math
+
+    from ecgflow.models.gem_baseline import Evidence
+    from ecgflow.signal.quality import noise_ratio
+    from ecgflow.signal.rhythm import measure_rhythm
+
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64))
+    diff = np.diff(x, axis=-1)
+    width = max(int(0.2 * fs), 1)
+    kernel = np.ones(width) / width
+    slow = np.stack([np.convolve(row, kernel, mode="valid") for row in x])
+    crossings = (np.diff(np.signbit(diff), axis=-1) != 0).mean(axis=-1)
+    stats = np.stack(
+        [
+            np.log(x.std(axis=-1) + 1e-3),
+            np.log(diff.std(axis=-1) + 1e-3),
+            np.log(slow.max(axis=-1) - slow.min(axis=-1) + 1e-3),
+            np.nan_to_num(noise_ratio(x, fs)),
+            crossings,
+        ],
+        axis=1,
+    )
+    rhythm = measure_rhythm(x, fs, list(leads))
+    missing = not math.isfinite(rhythm.heart_rate_bpm)
+    axis = math.radians(rhythm.axis_deg) if math.isfinite(rhythm.axis_deg) else math.nan
+    values = [
+        0.0 if missing else rhythm.heart_rate_bpm / 100.0,
+        0.0 if missing or not math.isfinite(rhythm.rr_cv) else rhythm.rr_cv,
+        0.0 if math.isnan(axis) else math.cos(axis),
+        0.0 if math.isnan(axis) else math.sin(axis),
+        float(missing),
+    ]
+    return Evidence(stats, np.array(values))
 
 
 def answer_prior(examples: list[GemExample]) -> AnswerPrior:
