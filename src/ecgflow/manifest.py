@@ -25,13 +25,10 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ecgflow import __version__
+from ecgflow.artifacts import INCOMPLETE, MANIFEST
 from ecgflow.errors import EcgflowError
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-#: Present while a stage writes its output folder, and left there when the stage failed.
-INCOMPLETE = "_INCOMPLETE"
 
 _FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 P = ParamSpec("P")

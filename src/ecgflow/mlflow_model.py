@@ -31,14 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from ecgflow.artifacts import MLFLOW_EXTRA, MODEL_ONNX, PREPROCESS_JSON, SIDE_FILES, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.io.record import ECGRecord, millivolt_factor
 from ecgflow.params.preprocess import PreprocessParams
 from ecgflow.signal.transform import transform_record
 
-ONNX_FILE = "model.onnx"
-EXTRA = "extra_files"
-SIDE_FILES = ("preprocess.json", "thresholds.json", "label_def.json", "parity.json")
 INPUT_COLUMNS = ("signal", "fs", "leads", "units", "path")
 MAX_ROWS = 256  # records per call
 MAX_SECONDS = 600.0  # longest raw signal
@@ -52,21 +50,21 @@ class RawECGClassifier:
         import onnxruntime as ort
 
         folder = Path(folder)
-        side = folder / EXTRA if (folder / EXTRA).is_dir() else folder
+        side = folder / MLFLOW_EXTRA if (folder / MLFLOW_EXTRA).is_dir() else folder
         self.preprocess = PreprocessParams.model_validate(
-            _read_json(side / "preprocess.json").get("params", {})
+            _read_json(side / PREPROCESS_JSON).get("params", {})
         )
-        thresholds = _read_json(side / "thresholds.json")
+        thresholds = _read_json(side / THRESHOLDS)
         self.labels: list[str] = list(thresholds["labels"])
         self.thresholds = np.array([float(thresholds["thresholds"][n]) for n in self.labels])
         self.session = ort.InferenceSession(
-            str(folder / ONNX_FILE), providers=["CPUExecutionProvider"]
+            str(folder / MODEL_ONNX), providers=["CPUExecutionProvider"]
         )
         model_input = self.session.get_inputs()[0]
         want = [len(self.preprocess.channels), self.preprocess.n_times]
         if list(model_input.shape[1:]) != want:
             raise EcgflowError(
-                f"{folder / ONNX_FILE}: input shape {model_input.shape} does not match "
+                f"{folder / MODEL_ONNX}: input shape {model_input.shape} does not match "
                 f"preprocess.json [batch, {want[0]}, {want[1]}]"
             )
         self.input_name = model_input.name
@@ -246,18 +244,18 @@ def save_model(path: str, mlflow_model: Any, export_dir: Path, **kwargs: Any) ->
 
     export_dir = Path(export_dir)
     mlflow.pyfunc.save_model(path, loader_module=__name__, mlflow_model=mlflow_model, **kwargs)
-    shutil.copy2(export_dir / ONNX_FILE, Path(path) / ONNX_FILE)
-    (Path(path) / EXTRA).mkdir()
+    shutil.copy2(export_dir / MODEL_ONNX, Path(path) / MODEL_ONNX)
+    (Path(path) / MLFLOW_EXTRA).mkdir()
     for name in SIDE_FILES:
-        shutil.copy2(export_dir / name, Path(path) / EXTRA / name)
+        shutil.copy2(export_dir / name, Path(path) / MLFLOW_EXTRA / name)
     mlflow_model.add_flavor(
         "onnx",
         onnx_version=onnx.__version__,
-        data=ONNX_FILE,
+        data=MODEL_ONNX,
         providers=["CPUExecutionProvider"],
         onnx_session_options=None,
         code=None,
-        extra_files=[{"path": f"{EXTRA}/{name}"} for name in SIDE_FILES],
+        extra_files=[{"path": f"{MLFLOW_EXTRA}/{name}"} for name in SIDE_FILES],
     )
     mlflow_model.save(str(Path(path) / "MLmodel"))
 
@@ -277,9 +275,9 @@ def log_model(export_dir: Path, registered_model_name: str | None = None) -> Any
     import ecgflow
 
     export_dir = Path(export_dir)
-    labels = list(_read_json(export_dir / "thresholds.json")["labels"])
+    labels = list(_read_json(export_dir / THRESHOLDS)["labels"])
     params = PreprocessParams.model_validate(
-        _read_json(export_dir / "preprocess.json").get("params", {})
+        _read_json(export_dir / PREPROCESS_JSON).get("params", {})
     )
     requirements = [
         f"ecgflow=={ecgflow.__version__}",

@@ -35,15 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from ecgflow import tracking
+from ecgflow.artifacts import GEM_FILES, METRICS, MODEL_ONNX, PYTORCH, SIDE_FILES
 from ecgflow.errors import EcgflowError
 
 DEFAULT_NAME = "ecg-classifier"
 GEM_NAME = "ecg-gem"
 KIND_TAG = "ecgflow.kind"  # "classifier" or "gem": what `ecgflow serve` starts for a version
-GEM_FILES = ("gem.json", "towers.safetensors", "adapter", "tokenizer", "preprocess.json")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-SIDE_FILES = ("preprocess.json", "thresholds.json", "label_def.json", "parity.json")
 LOCK_SUFFIX = ".promote-lock"
 LOCK_OWNER_TAG = "ecgflow.lock.owner"
 
@@ -100,7 +99,7 @@ def model_version(uri: str) -> Any:
 
 
 def _read_metrics(eval_dir: Path) -> dict[str, Any]:
-    path = Path(eval_dir) / "metrics.json"
+    path = Path(eval_dir) / METRICS
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -125,8 +124,8 @@ def register(
     from ecgflow.mlflow_model import log_model
 
     export_dir = Path(export_dir)
-    onnx_path = export_dir / "model.onnx"
-    for path in (onnx_path, *(export_dir / f for f in SIDE_FILES), export_dir / "pytorch"):
+    onnx_path = export_dir / MODEL_ONNX
+    for path in (onnx_path, *(export_dir / f for f in SIDE_FILES), export_dir / PYTORCH):
         if not path.exists():
             raise EcgflowError(f"{path}: not found (--model must be an export output)")
     metrics = _read_metrics(eval_dir)
@@ -136,7 +135,7 @@ def register(
     try:
         # raw ECG in, label-named answers out; model.onnx + extra_files/ stay KServe's files
         info = log_model(export_dir, registered_model_name=name)
-        mlflow.log_artifacts(str(export_dir / "pytorch"), artifact_path="pytorch")
+        mlflow.log_artifacts(str(export_dir / PYTORCH), artifact_path=PYTORCH)
         tracking.log_metrics(flat, step=0)
         mlflow.set_tags({"eval.data_hash": metrics["data_hash"], "stage": "register"})
     finally:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ecgflow.artifacts import MANIFEST
 from ecgflow.errors import EcgflowError
 from ecgflow.home import ecgflow_home
 
@@ -136,7 +137,7 @@ def log_dataset(folder: Path, context: str, origin: str | None = None) -> None:
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    manifest = Path(folder) / "manifest.json"
+    manifest = Path(folder) / MANIFEST
     if not manifest.is_file():
         return
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()

@@ -19,13 +19,12 @@ from safetensors import SafetensorError
 from torch import nn
 
 import ecgflow
+from ecgflow.artifacts import MODEL_CONFIG, WEIGHTS
 from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.models.classifier import Classifier, ClassifierConfig
 from ecgflow.models.clip import ClipConfig, ClipModel
 from ecgflow.models.encoders import EncoderConfig
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 _CONFIG_TYPES: dict[str, type[BaseModel]] = {"clip": ClipConfig, "classifier": ClassifierConfig}
 _KINDS = ", ".join(sorted(_CONFIG_TYPES))
 _ECG_PREFIX = "ecg_encoder."
@@ -37,13 +36,13 @@ def save_model(folder: Path, model: nn.Module, config: BaseModel, kind: str) -> 
         raise EcgflowError(f"unknown model kind {kind!r}; expected one of {_KINDS}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_model(model, str(folder / WEIGHTS_FILE), force_contiguous=True)
+    safetensors.torch.save_model(model, str(folder / WEIGHTS), force_contiguous=True)
     document = {
         "kind": kind,
         "config": config.model_dump(mode="json"),
         "ecgflow_version": ecgflow.__version__,
     }
-    (folder / CONFIG_FILE).write_text(json.dumps(document, sort_keys=True, indent=2) + "\n")
+    (folder / MODEL_CONFIG).write_text(json.dumps(document, sort_keys=True, indent=2) + "\n")
 
 
 def _read_config(folder: Path) -> tuple[str, BaseModel]:
@@ -51,7 +50,7 @@ def _read_config(folder: Path) -> tuple[str, BaseModel]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EcgflowError(f"model folder {folder} does not exist")
-    path = folder / CONFIG_FILE
+    path = folder / MODEL_CONFIG
     try:
         document: Any = json.loads(path.read_text())
     except FileNotFoundError:
@@ -71,7 +70,7 @@ def _read_config(folder: Path) -> tuple[str, BaseModel]:
 
 
 def _weights_path(folder: Path) -> Path:
-    path = Path(folder) / WEIGHTS_FILE
+    path = Path(folder) / WEIGHTS
     if not path.is_file():
         raise EcgflowError(f"model weights {path} do not exist")
     return path
@@ -103,7 +102,7 @@ def load_ecg_encoder_state(folder: Path) -> tuple[dict[str, torch.Tensor], Encod
     kind, config = _read_config(folder)
     path = _weights_path(folder)
     if not isinstance(config, ClipConfig):
-        raise EcgflowError(f"{Path(folder) / CONFIG_FILE}: expected a clip model, got {kind!r}")
+        raise EcgflowError(f"{Path(folder) / MODEL_CONFIG}: expected a clip model, got {kind!r}")
     try:
         tensors = safetensors.torch.load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:

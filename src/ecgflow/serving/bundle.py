@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from ecgflow.artifacts import GEM_JSON, MLFLOW_EXTRA, MODEL_ONNX, PREPROCESS_JSON, THRESHOLDS
 from ecgflow.errors import EcgflowError
 from ecgflow.manifest import sha256_file
 from ecgflow.signal.transform import PreprocessParams
 
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "model.onnx"
-SIDE_DIRS = ("", "extra_files")
+SIDE_DIRS = ("", MLFLOW_EXTRA)
 # the parameters that change what the model sees; workers / chunk_size only change speed
 SPEED_ONLY = ("workers", "chunk_size")
 
@@ -101,7 +101,7 @@ def load_bundle(
     import onnxruntime as ort
 
     folder = Path(folder)
-    onnx_path = folder / ONNX_FILE
+    onnx_path = folder / MODEL_ONNX
     if not onnx_path.is_file():
         raise EcgflowError(f"{onnx_path}: not found (the model must be an export folder)")
     options = ort.SessionOptions()
@@ -113,7 +113,7 @@ def load_bundle(
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise EcgflowError(f"{onnx_path}: onnxruntime cannot load it ({exc})") from None
-    preprocess_json = _side_file(folder, "preprocess.json")
+    preprocess_json = _side_file(folder, PREPROCESS_JSON)
     embedded = _metadata(session, "preprocess", onnx_path)
     params = preprocess_json["params"] if preprocess_json else embedded
     if _comparable(params) != _comparable(embedded):
@@ -121,7 +121,7 @@ def load_bundle(
             f"{folder}: preprocess.json and the ONNX metadata disagree; re-export the model"
         )
     prep = PreprocessParams.model_validate(params)
-    thresholds_json = _side_file(folder, "thresholds.json")
+    thresholds_json = _side_file(folder, THRESHOLDS)
     labels = (thresholds_json or {}).get("labels") or _metadata(session, "labels", onnx_path)
     by_label = (
         thresholds_json["thresholds"]
@@ -187,7 +187,7 @@ def resolve_model(uri: str, cache_dir: Path | None = None) -> tuple[Path, str | 
 def model_kind(uri: str) -> str:
     """``"gem"`` for a GEM folder (``gem.json``) or a version tagged so, else ``"classifier"``."""
     if not uri.startswith("models:/"):
-        return "gem" if (Path(uri.removeprefix("file://")) / "gem.json").is_file() else "classifier"
+        return "gem" if (Path(uri.removeprefix("file://")) / GEM_JSON).is_file() else "classifier"
     import mlflow
     from mlflow.exceptions import MlflowException
 

@@ -33,6 +33,7 @@ import torch
 from kserve import Model
 from kserve.errors import InvalidInput
 
+from ecgflow.artifacts import GEM_TOWERS, PREPROCESS_JSON
 from ecgflow.errors import EcgflowError
 from ecgflow.serving.bundle import resolve_model
 from ecgflow.serving.limits import GemLimits, ServingLimits
@@ -89,14 +90,14 @@ class ECGGem(Model):
         from ecgflow.models.gem_io import load_gem
 
         folder, version = resolve_model(self.model_uri, self.cache_dir)
-        path = folder / "preprocess.json"
+        path = folder / PREPROCESS_JSON
         try:
             params = json.loads(path.read_text(encoding="utf-8"))["params"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EcgflowError(f"{path}: unreadable ({exc}); is {folder} a GEM model?") from None
         self.preprocess_params = PreprocessParams.model_validate(params)
         self.gem = load_gem(folder)
-        self.version = version or _short_hash(folder / "towers.safetensors")
+        self.version = version or _short_hash(folder / GEM_TOWERS)
         self.ready = True
         log.info("GEM model %s version %s ready", self.name, self.version)
         return self.ready

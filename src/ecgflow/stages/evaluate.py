@@ -31,7 +31,18 @@ import pandas as pd
 import torch
 
 from ecgflow import progress, tracking
-from ecgflow.artifacts import INDEX, LABEL_DEF, LABELS, METRICS, PLOTS, THRESHOLDS
+from ecgflow.artifacts import (
+    INDEX,
+    LABEL_DEF,
+    LABELS,
+    MANIFEST,
+    METRICS,
+    MODEL,
+    MODEL_CONFIG,
+    PLOTS,
+    THRESHOLDS,
+    WEIGHTS,
+)
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.classification import bootstrap_ci, fmax, label_report, macro
@@ -61,7 +72,7 @@ def evaluate(
     (raw/weights.csv) unless ``params.challenge_weights`` names another weights.csv.
     """
     model_dir, data_dir, labels_dir, out_dir = map(Path, (model_dir, data_dir, labels_dir, out_dir))
-    folder = model_dir / "model" if (model_dir / "model" / "config.json").is_file() else model_dir
+    folder = model_dir / MODEL if (model_dir / MODEL / MODEL_CONFIG).is_file() else model_dir
     model, _ = load_model(folder)
     splits = _splits(data_dir, params.split)
     rows = [ShardRows(data_dir, s) for s in splits]
@@ -81,7 +92,7 @@ def evaluate(
         "training_run_id": training_run,
     }
     kind = model.__class__.__name__
-    inputs = {"model": sha256_file(folder / "model.safetensors"), "data": common["data_hash"]}
+    inputs = {"model": sha256_file(folder / WEIGHTS), "data": common["data_hash"]}
     if kind == "Classifier":
         scores = _classifier_scores(model, rows, windows, params.batch_size)
         thresholds = _read_json(folder / THRESHOLDS)["thresholds"]
@@ -418,7 +429,7 @@ def _log_to_mlflow(
 
 def _source(records_dir: Path | None) -> str | None:
     """The ingest source the data came from (its manifest's ``source``), if known."""
-    path = None if records_dir is None else Path(records_dir) / "manifest.json"
+    path = None if records_dir is None else Path(records_dir) / MANIFEST
     if path is None or not path.is_file():
         return None
     try:

@@ -32,6 +32,18 @@ import torch
 from torch import nn
 
 from ecgflow import __version__
+from ecgflow.artifacts import (
+    CLASSIFIER_SIDE_FILES,
+    EXPORT_JSON,
+    MODEL,
+    MODEL_CONFIG,
+    MODEL_ONNX,
+    PARITY,
+    PREPROCESS_JSON,
+    PYTORCH,
+    THRESHOLDS,
+    WEIGHTS,
+)
 from ecgflow.errors import EcgflowError
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.params import ExportParams
@@ -42,7 +54,6 @@ __all__ = ["ExportParams", "ExportResult", "export"]
 log = logging.getLogger(__name__)
 
 INPUT, OUTPUT = "ecg", "probabilities"
-SIDE_FILES = ("preprocess.json", "thresholds.json", "label_def.json")
 PARITY_SPLITS = ("test", "val", "all", "train")
 
 
@@ -83,23 +94,23 @@ def export(
     model, config = load_model(folder)
     if model.__class__.__name__ != "Classifier":
         raise EcgflowError(f"{folder}: only classifiers export to ONNX (this is a CLIP model)")
-    info = json.loads((folder / "preprocess.json").read_text(encoding="utf-8"))
-    thresholds = json.loads((folder / "thresholds.json").read_text(encoding="utf-8"))
+    info = json.loads((folder / PREPROCESS_JSON).read_text(encoding="utf-8"))
+    thresholds = json.loads((folder / THRESHOLDS).read_text(encoding="utf-8"))
     channels, n_times = int(info["n_channels"]), int(info["n_times"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "model.onnx"
+    onnx_path = out_dir / MODEL_ONNX
     wrapped = _Probabilities(model).eval()
     _to_onnx(wrapped, channels, n_times, params.opset, onnx_path)
     _add_metadata(onnx_path, config.labels, thresholds, info)
-    for name in SIDE_FILES:
+    for name in CLASSIFIER_SIDE_FILES:
         shutil.copyfile(folder / name, out_dir / name)
-    (out_dir / "pytorch").mkdir(exist_ok=True)
-    for name in ("model.safetensors", "config.json"):
-        shutil.copyfile(folder / name, out_dir / "pytorch" / name)
+    (out_dir / PYTORCH).mkdir(exist_ok=True)
+    for name in (WEIGHTS, MODEL_CONFIG):
+        shutil.copyfile(folder / name, out_dir / PYTORCH / name)
     x, source = _parity_rows(params, data_dir, info)
     parity = _parity(wrapped, onnx_path, x, source, params.tolerance)
-    (out_dir / "parity.json").write_text(json.dumps(parity, indent=2) + "\n", encoding="utf-8")
+    (out_dir / PARITY).write_text(json.dumps(parity, indent=2) + "\n", encoding="utf-8")
     _triton_layout(params, onnx_path, out_dir, channels, n_times, len(config.labels))
     summary = {
         "params": params.model_dump(mode="json"),
@@ -109,25 +120,25 @@ def export(
         "parity": parity,
         "ecgflow_version": __version__,
     }
-    (out_dir / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out_dir / EXPORT_JSON).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_manifest(
         out_dir,
         stage="export",
-        inputs={"model.safetensors": sha256_file(folder / "model.safetensors")},
+        inputs={WEIGHTS: sha256_file(folder / WEIGHTS)},
         params=params.model_dump(mode="json"),
         counts={"parity_rows": parity["rows"]},
     )
     if not parity["passed"]:
         raise EcgflowError(
-            f"{out_dir / 'parity.json'}: ONNX and PyTorch differ by {parity['max_abs_diff']:.3g}"
+            f"{out_dir / PARITY}: ONNX and PyTorch differ by {parity['max_abs_diff']:.3g}"
             f" > tolerance {params.tolerance:g}"
         )
     return ExportResult(out_dir, onnx_path, parity["max_abs_diff"], parity["rows"], config.labels)
 
 
 def _model_folder(model_dir: Path) -> Path:
-    folder = model_dir / "model" if (model_dir / "model" / "config.json").is_file() else model_dir
-    for name in ("config.json", "model.safetensors", *SIDE_FILES):
+    folder = model_dir / MODEL if (model_dir / MODEL / MODEL_CONFIG).is_file() else model_dir
+    for name in (MODEL_CONFIG, WEIGHTS, *CLASSIFIER_SIDE_FILES):
         if not (folder / name).is_file():
             raise EcgflowError(f"{folder / name}: not found (--model must be a classifier)")
     return folder
@@ -223,7 +234,7 @@ def _triton_layout(
 ) -> None:
     folder = out_dir / "triton" / params.name
     (folder / "1").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(onnx_path, folder / "1" / "model.onnx")
+    shutil.copyfile(onnx_path, folder / "1" / MODEL_ONNX)
     config = f"""name: "{params.name}"
 platform: "onnxruntime_onnx"
 max_batch_size: {params.max_batch_size}

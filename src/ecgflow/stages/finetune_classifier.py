@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ecgflow.artifacts import LABEL_DEF, LABELS, MODEL, THRESHOLDS
+from ecgflow.artifacts import LABEL_DEF, LABELS, MODEL, PREPROCESS_JSON, THRESHOLDS, WEIGHTS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.classification import f1_thresholds, macro_auroc, per_label_auroc
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
@@ -102,11 +102,11 @@ def run_request(request: dict[str, Any]) -> dict[str, Any]:
         summary = result.to_json(task.selection_metric, env.world_size)
         if env.is_main:
             inputs = {
-                "preprocess.json": sha256_file(task.data_dir / "preprocess.json"),
+                PREPROCESS_JSON: sha256_file(task.data_dir / PREPROCESS_JSON),
                 LABELS: sha256_file(task.labels_dir / LABELS),
             }
             if paths["encoder_dir"] is not None:
-                inputs["encoder"] = sha256_file(paths["encoder_dir"] / MODEL / "model.safetensors")
+                inputs["encoder"] = sha256_file(paths["encoder_dir"] / MODEL / WEIGHTS)
             write_manifest(
                 out_dir,
                 stage=TASK,
@@ -223,7 +223,7 @@ class ClassifierTask:
         thresholds = f1_thresholds(self.val.targets, self._val_scores, self.names)
         text = json.dumps({"labels": self.names, "thresholds": thresholds}, indent=2)
         (target / THRESHOLDS).write_text(text + "\n", encoding="utf-8")
-        shutil.copyfile(self.data_dir / "preprocess.json", target / "preprocess.json")
+        shutil.copyfile(self.data_dir / PREPROCESS_JSON, target / PREPROCESS_JSON)
         shutil.copyfile(self.labels_dir / LABEL_DEF, target / LABEL_DEF)
 
     def params(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ecgflow.artifacts import LABELS, RECORDS, SPLIT, SPLITS
+from ecgflow.artifacts import LABELS, RECORDS, SPLIT, SPLIT_REPORT, SPLITS
 from ecgflow.errors import EcgflowError
 from ecgflow.io.stage_tables import examples, read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
@@ -55,7 +55,6 @@ from ecgflow.splitting import group_rows, stratified_group_split
 
 log = logging.getLogger(__name__)
 
-REPORT = "split_report.json"
 NO_LABEL = "no_label"
 SPLIT_SCHEMA = pa.schema([("record_id", pa.string()), ("split", pa.string()), ("fold", pa.int32())])
 
@@ -133,7 +132,7 @@ def split(params: SplitParams, records_dir: Path, labels_dir: Path, out_dir: Pat
     report["left_out_unlabelled"] = unlabelled
     counts = {name: int((split_of_row == i).sum()) for i, name in enumerate(SPLITS)}
     _write_split(out_dir, records["record_id"], split_of_row, fold)
-    (out_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out_dir / SPLIT_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     write_manifest(
         out_dir,
         stage="split",

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgflow.artifacts import MODEL
+from ecgflow.artifacts import MODEL, PREPROCESS_JSON, RECORDS
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
@@ -88,8 +88,8 @@ def _train(
                 out_dir,
                 stage=TASK,
                 inputs={
-                    "preprocess.json": sha256_file(data_dir / "preprocess.json"),
-                    "records.parquet": sha256_file(records_dir / "records.parquet"),
+                    PREPROCESS_JSON: sha256_file(data_dir / PREPROCESS_JSON),
+                    RECORDS: sha256_file(records_dir / RECORDS),
                 },
                 params=params.model_dump(mode="json"),
                 counts={"train_rows": len(task.train_dataset), "val_rows": len(task.val)},
