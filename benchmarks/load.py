@@ -103,7 +103,7 @@ def _raw(record: Any) -> dict[str, Any]:
 
 def _records(shared: Path | None, rate: int, n: int) -> list[Any]:
     """Real PTB-XL records at ``rate`` Hz when ``shared`` holds them, else synthetic ones."""
-    from ecgflow.io.synthetic import synthesize_record
+    from ecgflow.io.synthetic_ecg import synthesize_record
     from ecgflow.io.wfdb_reader import read_wfdb
 
     folder = None if shared is None else shared / "ptbxl" / f"records{rate}"

@@ -75,7 +75,7 @@ def wfdb_header(shared: Path, tmp_path: Path) -> Path:
         return ptbxl
     import wfdb
 
-    from ecgflow.io.synthetic import synthesize_record
+    from ecgflow.io.synthetic_ecg import synthesize_record
 
     record = synthesize_record(3, seed=1).record
     wfdb.wrsamp(

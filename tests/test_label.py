@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecgflow.errors import EcgflowError
-from ecgflow.io.synthetic import SYNTHETIC_CLASSES
+from ecgflow.io.synthetic_ecg import SYNTHETIC_CLASSES
 from ecgflow.manifest import sha256_file
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.label import LABEL_SETS, LabelParams, LabelResult, label

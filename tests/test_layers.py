@@ -24,7 +24,15 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"stages"},
     {"serving", "text", "evaluation", "render", "k8s"},
-    {"signal", "labels", "training", "registry", "mlflow_model", "splitting", "parallel"},
+    {
+        "signal",
+        "labels",
+        "training",
+        "registry",
+        "mlflow_model",
+        "group_stratification",
+        "parallel",
+    },
     {
         "io",
         "models",

@@ -28,7 +28,7 @@ from datasets import wfdb_header
 from servers import free_ports
 
 from ecgflow.io.readers import read_record
-from ecgflow.io.synthetic import synthesize_record
+from ecgflow.io.synthetic_ecg import synthesize_record
 from ecgflow.params.preprocess import PreprocessParams
 from ecgflow.registry import CHAMPION, promote, register
 from ecgflow.serving.bundle import load_bundle

@@ -13,7 +13,7 @@ import torch
 from mlflow_server import start_mlflow_server
 
 from ecgflow.errors import EcgflowError
-from ecgflow.io.synthetic import synthesize_record
+from ecgflow.io.synthetic_ecg import synthesize_record
 from ecgflow.params.preprocess import PreprocessParams
 from ecgflow.registry import (
     CHALLENGER,

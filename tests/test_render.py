@@ -192,7 +192,7 @@ def test_same_bytes_twice_and_in_parallel(prepared: tuple[Path, Path], tmp_path:
 
 
 def test_distortions_are_seeded_and_recorded() -> None:
-    from ecgflow.io.synthetic import synthesize_record
+    from ecgflow.io.synthetic_ecg import synthesize_record
 
     record = synthesize_record(0, seed=1).record
     clean = render_paper(record.signal, record.fs, record.leads, dpi=80)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ecgflow.io.synthetic import synthesize_record
+from ecgflow.io.synthetic_ecg import synthesize_record
 from ecgflow.signal.rhythm import axis_category, measure_rhythm, r_peaks
 from ecgflow.text.instructions import feature_instructions
 

@@ -22,8 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecgflow.errors import EcgflowError
+from ecgflow.group_stratification import (
+    group_rows,
+    iterative_stratification,
+    stratified_group_split,
+)
 from ecgflow.manifest import INCOMPLETE, sha256_file, write_manifest
-from ecgflow.splitting import group_rows, iterative_stratification, stratified_group_split
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.split import SplitParams, SplitResult, split
 

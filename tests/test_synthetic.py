@@ -16,7 +16,7 @@ from scipy import signal as sps
 
 from ecgflow.errors import EcgflowError
 from ecgflow.io.record import STANDARD_LEADS
-from ecgflow.io.synthetic import (
+from ecgflow.io.synthetic_ecg import (
     SYNTHETIC_CLASSES,
     SyntheticECG,
     synthesize,

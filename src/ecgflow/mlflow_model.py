@@ -229,7 +229,7 @@ def input_example(params: PreprocessParams) -> Any:
     """One synthetic 12-lead recording at the model's rate, as the pyfunc takes it."""
     import pandas as pd
 
-    from ecgflow.io.synthetic import synthesize_record
+    from ecgflow.io.synthetic_ecg import synthesize_record
 
     seconds = params.length_s or params.window_s or 10.0
     record = synthesize_record(0, fs=params.fs, seconds=seconds).record

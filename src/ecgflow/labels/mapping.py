@@ -6,7 +6,7 @@ every label of every source it matches (multi-hot). Columns: the labels in order
 appearance in the CSV, then ``OTHER`` for records no row matched (a mapping that names
 ``OTHER`` itself shares that column). So every record has at least one label here.
 
-``synthetic``: the classes of :data:`ecgflow.io.synthetic.SYNTHETIC_CLASSES`, in that order;
+``synthetic``: the classes of :data:`ecgflow.io.synthetic_ecg.SYNTHETIC_CLASSES`, in that order;
 records.parquet ``labels`` holds the class name of each synthetic record.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ecgflow.errors import EcgflowError
-from ecgflow.io.synthetic import SYNTHETIC_CLASSES
+from ecgflow.io.synthetic_ecg import SYNTHETIC_CLASSES
 from ecgflow.labels import Labeling, LabelSpec, describe_records, explode_labels, multi_hot
 from ecgflow.manifest import sha256_file
 

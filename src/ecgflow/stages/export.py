@@ -196,7 +196,7 @@ def _parity_rows(
                 n = min(params.parity_rows, len(rows))
                 if n:
                     return np.stack([rows.signal(i) for i in range(n)]), f"data_dir/{split}"
-    from ecgflow.io.synthetic import synthesize_record
+    from ecgflow.io.synthetic_ecg import synthesize_record
     from ecgflow.signal.transform import PreprocessParams, transform_record
 
     prep = PreprocessParams.model_validate(info["params"])

@@ -27,7 +27,7 @@ Rules:
   strat fold itself (1–9 over train + val); any other ``folds=K`` stratifies train + val
   patients into K folds as below.
 * **Otherwise**: multi-label iterative stratification over patient groups
-  (:mod:`ecgflow.splitting`) into train / val / test by ``ratios`` (in records); with
+  (:mod:`ecgflow.group_stratification`) into train / val / test by ``ratios`` (in records); with
   ``folds=K``, train + val are then stratified the same way into K equal folds.
 * The same inputs and seed give byte-identical outputs; test records have fold = null.
 """
@@ -48,10 +48,10 @@ import pyarrow.parquet as pq
 
 from ecgflow.artifacts import LABELS, RECORDS, SPLIT, SPLIT_REPORT, SPLITS
 from ecgflow.errors import EcgflowError
+from ecgflow.group_stratification import group_rows, stratified_group_split
 from ecgflow.io.stage_tables import examples, read_stage_table
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.params.split import SplitParams
-from ecgflow.splitting import group_rows, stratified_group_split
 
 log = logging.getLogger(__name__)
 

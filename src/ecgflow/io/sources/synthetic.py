@@ -1,6 +1,6 @@
 """``synthetic://?n=N&seed=S&fs=500&seconds=10``: generated 12-lead records written as WFDB.
 
-The generator (:mod:`ecgflow.io.synthetic`) is deterministic per seed and record index; the
+The generator (:mod:`ecgflow.io.synthetic_ecg`) is deterministic per seed and record index; the
 records are written as format-16 WFDB files (1 µV resolution) into a staging folder and then
 ingested exactly like a folder of real records.
 """
@@ -15,7 +15,7 @@ import wfdb
 from ecgflow.io.sources.base import Discovery, RecordRef
 from ecgflow.io.sources.spec import SourceSpec, float_option, int_option
 from ecgflow.io.storage import LocalStorage
-from ecgflow.io.synthetic import SyntheticECG, synthesize
+from ecgflow.io.synthetic_ecg import SyntheticECG, synthesize
 
 log = logging.getLogger(__name__)
 
