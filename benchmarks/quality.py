@@ -469,18 +469,22 @@ def paired_bootstrap(
     """Macro AUROC of ``a`` − ``b`` (each the mean over its seeds) with 95 % intervals.
 
     Each draw resamples whole patients with replacement and recomputes both on the same draw;
-    a draw where a label has one class only leaves that label out for both.
+    a draw where a label has one class only leaves that label out for both. A second interval
+    (``diff_ci95_seeds_and_patients``) also resamples each model's seeds with replacement in
+    every draw, so it covers the seed as well.
     """
     codes = np.unique(np.asarray(patients, dtype=str), return_inverse=True)[1]
     order = np.argsort(codes, kind="stable")
     members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
-    rng = np.random.default_rng(seed)
-    draws_a, draws_b = [], []
+    rng, seeds_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    draws_a, draws_b, mixed = [], [], []
     for _ in range(n):
         pick = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
         y = targets[pick]
         draws_a.append(_macro(y, [s[pick] for s in a]))
         draws_b.append(_macro(y, [s[pick] for s in b]))
+        sa, sb = (seeds_rng.integers(0, len(m), len(m)) for m in (a, b))
+        mixed.append(_macro(y, [a[i][pick] for i in sa]) - _macro(y, [b[i][pick] for i in sb]))
     da, db = np.array(draws_a), np.array(draws_b)
     diff = da - db
 
@@ -493,6 +497,7 @@ def paired_bootstrap(
         "b_macro_auroc": _macro(targets, b),
         "diff": point,
         "diff_ci95": ci(diff),
+        "diff_ci95_seeds_and_patients": ci(np.array(mixed)),
         "a_ci95": ci(da),
         "b_ci95": ci(db),
         "per_seed_diff": [

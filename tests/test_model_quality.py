@@ -179,6 +179,8 @@ def test_paired_bootstrap_matches_macro_auroc_and_keeps_patients_together() -> N
     assert out["diff_ci95"][0] > 0.02 and out["clears_margin"]
     same = quality.paired_bootstrap(targets, good, good, patients, n=50, seed=1)
     assert same["diff_ci95"] == [0.0, 0.0] and not same["clears_margin"]
+    low, high = same["diff_ci95_seeds_and_patients"]  # drawing seeds too: other seeds differ
+    assert low < 0 < high
 
     # each patient's record four times: drawing whole patients gives the intervals of the
     # de-duplicated records; treating the copies as patients would make them narrower
