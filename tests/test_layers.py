@@ -42,6 +42,7 @@ LAYERS: list[set[str]] = [
         "home",
         "artifacts",
         "images",
+        "plugins",
         "step_timing",
         "progress",
     },

@@ -13,11 +13,18 @@ Without a kind, the layout is detected from the files (see :mod:`ecgflow.io.sour
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from urllib.parse import parse_qsl
 
 from ecgflow.errors import EcgflowError
+from ecgflow.plugins import Registry
 
-KINDS = ("ptbxl", "cinc", "code15", "folder", "synthetic")
+#: the source kinds, each a module ``ecgflow.io.sources.<kind>`` with ``discover`` (cinc and
+#: code15 also ``header_meta``), imported when a source of that kind is used
+SOURCES: Registry[ModuleType] = Registry("source kind")
+for _kind in ("ptbxl", "cinc", "code15", "folder", "synthetic"):
+    SOURCES.register_lazy(_kind, f"ecgflow.io.sources.{_kind}")
+KINDS = SOURCES.names()
 
 
 @dataclass(frozen=True)

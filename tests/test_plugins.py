@@ -1,0 +1,62 @@
+"""The one registry pattern (ecgflow.plugins): register / register_lazy / get / names."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from ecgflow.errors import EcgflowError
+from ecgflow.plugins import Registry
+
+
+def test_register_get_and_names_in_order() -> None:
+    shapes: Registry[type] = Registry("shape")
+
+    @shapes.register("square")
+    class Square:
+        pass
+
+    shapes.register("circle")(dict)
+    assert shapes.get("square") is Square and shapes.get("circle") is dict
+    assert shapes.names() == ("square", "circle")
+    assert "square" in shapes and "triangle" not in shapes
+
+
+def test_an_unknown_name_lists_the_known_ones() -> None:
+    shapes: Registry[int] = Registry("shape")
+    shapes.register("square")(4)
+    with pytest.raises(EcgflowError, match=r"unknown shape 'hexagon'; expected one of: square"):
+        shapes.get("hexagon")
+
+
+def test_a_name_registers_once() -> None:
+    shapes: Registry[int] = Registry("shape")
+    shapes.register("square")(4)
+    with pytest.raises(ValueError, match="registered twice"):
+        shapes.register_lazy("square", "json:dumps")
+
+
+def test_a_lazy_entry_is_imported_on_first_get_only() -> None:
+    codecs: Registry[object] = Registry("codec")
+    codecs.register_lazy("wave", "wave:open")
+    codecs.register_lazy("module", "colorsys")
+    already = "wave" in sys.modules
+    assert codecs.names() == ("wave", "module")
+    if not already:
+        assert "wave" not in sys.modules  # registering imported nothing
+    import colorsys
+    import wave
+
+    assert codecs.get("wave") is wave.open and codecs.get("module") is colorsys
+
+
+def test_dataset_sources_are_one_registry() -> None:
+    from ecgflow.io.sources import KINDS, SOURCES, SourceSpec, discover, header_meta
+
+    assert SOURCES.names() == ("ptbxl", "cinc", "code15", "folder", "synthetic")
+    assert KINDS == ("ptbxl", "cinc", "code15", "folder")
+    assert callable(SOURCES.get("folder").discover)
+    assert header_meta("cinc") is SOURCES.get("cinc").header_meta and header_meta("ptbxl") is None
+    with pytest.raises(EcgflowError, match="unknown source kind 'edf'; expected one of: ptbxl"):
+        discover(SourceSpec("edf", "."), staging=None)  # type: ignore[arg-type]
