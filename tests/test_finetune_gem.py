@@ -123,6 +123,8 @@ def test_finetune_gem_writes_a_self_contained_model(gem_run):
         "tokenizer/tokenizer.json",
         "preprocess.json",
         "answer_prior.json",
+        "calibration.json",
+        "evidence_baseline.json",
     ):
         assert (model_dir / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
@@ -132,6 +134,9 @@ def test_finetune_gem_writes_a_self_contained_model(gem_run):
     assert isinstance(skipped, list)
     model = load_gem(model_dir)
     assert model.config.encoder.width == 8 and model.config.lora_r == 4
+    assert model.calibration is not None  # fitted on the val questions, applied by choose
+    baseline = json.loads((model_dir / "evidence_baseline.json").read_text())
+    assert baseline["kind"] == "gem-evidence-baseline" and baseline["families"]
 
 
 def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path):
@@ -142,12 +147,30 @@ def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path)
             EvalGemParams(max_new_tokens=4, split="all"),
             gem_run["gem"] / "model",
             root / "gem-data",
-            [gem_run["qa"]],
+            [gem_run["qa"], root / "instructions" / "test.json", gem_run["qa"]],
             tmp_path / "eval",
             labels_dir=gem_run["labels"],
         )
     questions = json.loads(gem_run["qa"].read_text())
-    assert metrics["n_questions"] + metrics["n_skipped"] == len(questions)
+    # the ECG-QA file given twice (and test.json's copies of its test questions): each once
+    skipped = json.loads((tmp_path / "eval" / "skipped.json").read_text())
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    asked = {(p["record_id"], p["question"]) for p in predictions}
+    assert len(asked) == len(predictions) == metrics["n_questions"]
+    ecgqa_ids = {p["id"] for p in predictions if p["id"].startswith("ecgqa-")}
+    assert ecgqa_ids and len(ecgqa_ids) <= len(questions)
+    again = [s for s in skipped if s.get("duplicate_of") in ecgqa_ids]
+    assert len(again) >= len(ecgqa_ids)  # at least the third file's copy of each
+    assert metrics["n_duplicates"] == sum(1 for s in skipped if s.get("duplicate_of"))
+    # ECG-QA and generated questions are reported apart, with both baselines beside GEM
+    assert set(metrics["by_source"]) == {"ecgqa", "generated"}
+    for source, entry in metrics["by_source"].items():
+        assert entry["n"] == sum(p["source"] == source for p in predictions)
+        assert entry["by_template"] and "balanced_accuracy" in entry and "auroc" in entry
+    assert set(metrics["evidence_baseline"]["by_source"]) == {"ecgqa", "generated"}
+    assert "logistic regression" in metrics["evidence_baseline"]["uses"]
+    assert set(metrics["label_prior"]["by_source"]) == {"ecgqa", "generated"}
+    assert metrics["calibrated"] is True and "by_source" in metrics["uncalibrated"]
     for key in ("qa_accuracy", "qa_balanced_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0
         assert 0.0 <= metrics["label_prior"][key] <= 1.0
@@ -155,9 +178,8 @@ def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path)
     assert "log-probability" in metrics["scoring"]
     assert sum(metrics["questions_by_split"].values()) == metrics["n_questions"]
     assert metrics["split"] == "all" and len(metrics["data_hash"]) == 64
-    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
-    assert len(predictions) == metrics["n_questions"]
-    assert {p["model"] for p in predictions} <= {"yes", "no", "not sure"}
+    ecgqa = [p for p in predictions if p["source"] == "ecgqa"]
+    assert {p["model"] for p in ecgqa} <= {"yes", "no", "not sure"}
     hits = sum(p["model"] == p["truth"] for p in predictions)
     assert hits / len(predictions) == pytest.approx(metrics["qa_accuracy"])
     assert 0.0 <= metrics["labels"]["question_macro_f1"] <= 1.0
