@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,13 @@ def test_dataset_sources_are_one_registry() -> None:
     assert header_meta("cinc") is SOURCES.get("cinc").header_meta and header_meta("ptbxl") is None
     with pytest.raises(EcgflowError, match="unknown source kind 'edf'; expected one of: ptbxl"):
         discover(SourceSpec("edf", "."), staging=None)  # type: ignore[arg-type]
+
+
+def test_storage_schemes_are_one_registry(tmp_path: Path) -> None:
+    from ecgflow.io.storage import SCHEMES, LocalStorage, S3Storage, open_storage
+
+    assert SCHEMES.names() == ("s3", "http", "https", "file")
+    assert SCHEMES.get("s3") is S3Storage
+    assert isinstance(open_storage(tmp_path.as_uri()), LocalStorage)
+    with pytest.raises(EcgflowError, match="unsupported storage scheme 'ftp'"):
+        open_storage("ftp://host/data")

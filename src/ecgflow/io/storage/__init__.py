@@ -10,13 +10,15 @@ exception messages: S3 takes them from the standard AWS environment (``AWS_ACCES
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, profiles), HTTP from ``user:password@`` in the
 URL (stripped from :attr:`~Storage.uri` at once) or from ``~/.netrc``.
 
-The S3 and HTTP backends (boto3, requests: ~0.15-0.25 s to import) are imported when such a URI
-is opened.
+Each URI scheme is registered in ``SCHEMES`` (:class:`ecgflow.plugins.Registry`); the S3 and HTTP
+backends (boto3, requests: ~0.15-0.25 s to import) are registered lazily, imported when such a
+URI is opened.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,6 +35,7 @@ from ecgflow.io.storage.base import (
     unsafe_reason,
 )
 from ecgflow.io.storage.local import LocalStorage
+from ecgflow.plugins import Registry
 
 if TYPE_CHECKING:
     from ecgflow.io.storage.http import HTTPStorage
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECORDS_FILE",
+    "SCHEMES",
     "HTTPStorage",
     "LocalStorage",
     "S3Storage",
@@ -54,16 +58,18 @@ __all__ = [
 ]
 
 
+#: URI scheme → the storage that opens such a URI (a plain path is a LocalStorage)
+SCHEMES: Registry[Callable[[str], Storage]] = Registry("storage scheme")
+SCHEMES.register_lazy("s3", "ecgflow.io.storage.s3:S3Storage")
+SCHEMES.register_lazy("http", "ecgflow.io.storage.http:HTTPStorage")
+SCHEMES.register_lazy("https", "ecgflow.io.storage.http:HTTPStorage")
+_LAZY_CLASSES = {"S3Storage": "s3", "HTTPStorage": "http"}
+
+
 def __getattr__(name: str) -> Any:
-    """``S3Storage`` and ``HTTPStorage``, imported on first use."""
-    if name == "S3Storage":
-        from ecgflow.io.storage.s3 import S3Storage
-
-        return S3Storage
-    if name == "HTTPStorage":
-        from ecgflow.io.storage.http import HTTPStorage
-
-        return HTTPStorage
+    """``S3Storage`` and ``HTTPStorage``, imported on first use (through ``SCHEMES``)."""
+    if name in _LAZY_CLASSES:
+        return SCHEMES.get(_LAZY_CLASSES[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -74,6 +80,11 @@ def _file_uri_path(uri: str) -> str:
     return unquote(parts.path)
 
 
+@SCHEMES.register("file")
+def _open_file_uri(uri: str) -> Storage:
+    return LocalStorage(_file_uri_path(uri), uri=uri)
+
+
 def open_storage(uri: str | os.PathLike[str]) -> Storage:
     """Open ``s3://bucket/prefix``, ``http(s)://host/path/``, ``file://PATH`` or a plain path.
 
@@ -82,16 +93,8 @@ def open_storage(uri: str | os.PathLike[str]) -> Storage:
     text = os.fspath(uri)
     match = URI_SCHEME.match(text)
     scheme = match.group(1).lower() if match else ""
-    if scheme == "s3":
-        from ecgflow.io.storage.s3 import S3Storage
-
-        return S3Storage(text)
-    if scheme in ("http", "https"):
-        from ecgflow.io.storage.http import HTTPStorage
-
-        return HTTPStorage(text)
-    if scheme == "file":
-        return LocalStorage(_file_uri_path(text), uri=text)
+    if scheme in SCHEMES:
+        return SCHEMES.get(scheme)(text)
     if scheme:
         raise EcgflowError(
             f"unsupported storage scheme {scheme!r} in {redact(text)!r}: use a local path, "
