@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 _PUNCTUATION = re.compile(r"^[\s.,;:!?\"']+|[\s.,;:!?\"']+$")
 _SPACES = re.compile(r"\s+")
@@ -49,7 +49,7 @@ def qa_metrics(
         by_template[str(template)].append(hit)
     return {
         "qa_accuracy": sum(hits) / len(hits),
-        "qa_balanced_accuracy": float(balanced_accuracy_score(t, p)),
+        "qa_balanced_accuracy": scores(t, p)["balanced_accuracy"],
         "qa_accuracy_by_template": {
             k: sum(v) / len(v) for k, v in sorted(by_template.items(), key=lambda kv: kv[0])
         },
