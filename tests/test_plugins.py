@@ -71,3 +71,16 @@ def test_storage_schemes_are_one_registry(tmp_path: Path) -> None:
     assert isinstance(open_storage(tmp_path.as_uri()), LocalStorage)
     with pytest.raises(EcgflowError, match="unsupported storage scheme 'ftp'"):
         open_storage("ftp://host/data")
+
+
+def test_record_readers_are_one_registry(tmp_path: Path) -> None:
+    import numpy as np
+
+    from ecgflow.io.readers import READERS, RECORD_SUFFIXES, read_record
+
+    assert READERS.names() == RECORD_SUFFIXES == (".hea", ".edf", ".csv", ".npy")
+    path = tmp_path / "r1.npy"
+    np.save(path, np.zeros((2, 500), dtype=np.float32))
+    direct = READERS.get(".npy")(path, 500.0, ["I", "II"], None, {"units": "mV"})
+    record = read_record(path, fs=500.0, leads=["I", "II"], units="mV")
+    assert direct.leads == record.leads == ["I", "II"] and direct.fs == 500.0

@@ -7,7 +7,7 @@ file path and says what is wrong; every record returned has passed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,59 @@ from ecgflow.io.edf import read_edf
 from ecgflow.io.record import ECGRecord
 from ecgflow.io.tabular import read_csv_leads, read_npy, read_serial_csv, sniff_csv
 from ecgflow.io.wfdb_reader import read_wfdb, wfdb_header_path
+from ecgflow.plugins import Registry
 
-#: Suffixes of files that each stand for one record (a WFDB record is found by its header;
-#: ``read_record`` also accepts its ``.dat``/``.mat`` signal file or its base path).
-RECORD_SUFFIXES: tuple[str, ...] = (".hea", ".edf", ".csv", ".npy")
+#: A reader: (path, fs, leads, record_id, options) → the record.
+Reader = Callable[[Path, float | None, Sequence[str] | None, str | None, dict[str, Any]], ECGRecord]
+#: suffix → reader. A WFDB record is found by its header: ``read_record`` also accepts its
+#: ``.dat``/``.mat`` signal file or its base path.
+READERS: Registry[Reader] = Registry("record suffix")
+
+
+@READERS.register(".hea")
+def _wfdb(path: Path, fs: Any, leads: Any, record_id: str | None, options: Any) -> ECGRecord:
+    return read_wfdb(path, record_id=record_id)
+
+
+@READERS.register(".edf")
+def _edf(path: Path, fs: Any, leads: Any, record_id: str | None, options: Any) -> ECGRecord:
+    return read_edf(path, record_id=record_id)
+
+
+@READERS.register(".csv")
+def _csv(
+    path: Path,
+    fs: float | None,
+    leads: Sequence[str] | None,
+    record_id: str | None,
+    options: dict[str, Any],
+) -> ECGRecord:
+    if (options.get("csv_kind") or sniff_csv(path)) == "serial":
+        return read_serial_csv(
+            path,
+            fs=fs,
+            adc_gain=options.get("adc_gain"),
+            adc_zero=options.get("adc_zero", 0.0),
+            lead=leads[0] if leads else "I",
+            record_id=record_id,
+        )
+    units = options.get("units")
+    return read_csv_leads(path, fs=fs, leads=leads, units=units, record_id=record_id)
+
+
+@READERS.register(".npy")
+def _npy(
+    path: Path,
+    fs: float | None,
+    leads: Sequence[str] | None,
+    record_id: str | None,
+    options: dict[str, Any],
+) -> ECGRecord:
+    return read_npy(path, fs=fs, leads=leads, units=options.get("units"), record_id=record_id)
+
+
+#: Suffixes of files that each stand for one record.
+RECORD_SUFFIXES: tuple[str, ...] = READERS.names()
 
 #: Reader options accepted by :func:`read_record`; each reader ignores the ones it lacks.
 #: ``units`` (CSV/NPY unit, one or per lead), ``csv_kind`` (``"leads"``/``"serial"``,
@@ -74,27 +123,13 @@ def _dispatch(
 ) -> ECGRecord:
     """Call the reader that fits ``path``."""
     suffix = path.suffix.lower()
-    if suffix in {".edf", ".csv", ".npy"} and not path.is_file():
-        raise RecordError(f"{path}: file not found")
-    if suffix == ".edf":
-        return read_edf(path, record_id=record_id)
-    if suffix == ".npy":
-        return read_npy(path, fs=fs, leads=leads, units=options.get("units"), record_id=record_id)
-    if suffix == ".csv":
-        if (options.get("csv_kind") or sniff_csv(path)) == "serial":
-            return read_serial_csv(
-                path,
-                fs=fs,
-                adc_gain=options.get("adc_gain"),
-                adc_zero=options.get("adc_zero", 0.0),
-                lead=leads[0] if leads else "I",
-                record_id=record_id,
-            )
-        units = options.get("units")
-        return read_csv_leads(path, fs=fs, leads=leads, units=units, record_id=record_id)
+    if suffix in READERS and suffix != ".hea":
+        if not path.is_file():
+            raise RecordError(f"{path}: file not found")
+        return READERS.get(suffix)(path, fs, leads, record_id, options)
     header = wfdb_header_path(path)
     if suffix == ".hea" or header.is_file():
-        return read_wfdb(path, record_id=record_id)
+        return READERS.get(".hea")(path, fs, leads, record_id, options)
     if suffix in {".mat", ".dat"}:
         raise RecordError(f"{path}: no WFDB header {header.name} beside this signal file")
     if not path.exists():
