@@ -84,3 +84,14 @@ def test_record_readers_are_one_registry(tmp_path: Path) -> None:
     direct = READERS.get(".npy")(path, 500.0, ["I", "II"], None, {"units": "mV"})
     record = read_record(path, fs=500.0, leads=["I", "II"], units="mV")
     assert direct.leads == record.leads == ["I", "II"] and direct.fs == 500.0
+
+
+def test_label_sets_are_one_registry() -> None:
+    import pandas as pd
+
+    from ecgflow.labels import LABEL_SETS, LABELERS, build_labels
+
+    assert LABELERS.names()[:2] == ("ptbxl-superdiagnostic", "ptbxl-subdiagnostic")
+    assert [n.split("[")[0].split(":")[0] for n in LABEL_SETS] == [*LABELERS.names(), "auto"]
+    with pytest.raises(EcgflowError, match="unknown label set 'icd10'"):
+        build_labels("icd10", pd.DataFrame(), Path("."))

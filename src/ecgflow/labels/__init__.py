@@ -16,7 +16,7 @@ row per record, in records order. The modules: :mod:`.ptbxl`, :mod:`.cinc`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ecgflow.errors import EcgflowError
+from ecgflow.plugins import Registry
 
 PTBXL_LEVELS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
-
-#: Accepted label-set names, as shown by ``--help`` (``[:X]`` optional, ``:X`` required).
-LABEL_SETS: list[str] = [
-    *(f"ptbxl-{level}" for level in PTBXL_LEVELS),
-    "cinc2020-scored",
-    "cinc2021-scored",
-    "report-patterns[:CONFIG]",
-    "mapping:CSV",
-    "synthetic",
-    "auto",
-]
 
 #: What ``auto`` picks for each ingested dataset kind.
 AUTO_LABEL_SETS = {
@@ -81,11 +71,66 @@ class Labeling:
         return [spec.name for spec in self.labels]
 
 
+#: A labeler: (records, raw_dir, the argument after ``:`` or None) → the labeling.
+Labeler = Callable[[pd.DataFrame, Path, "str | None"], Labeling]
+#: label-set name → labeler; each imports its module (pandas tables, YAML) when it runs
+LABELERS: Registry[Labeler] = Registry("label set")
+
+
+def _ptbxl(level: str) -> Labeler:
+    def labeler(records: pd.DataFrame, raw_dir: Path, arg: str | None) -> Labeling:
+        from ecgflow.labels.ptbxl import ptbxl_labels
+
+        return ptbxl_labels(level, records, raw_dir)
+
+    return labeler
+
+
+def _cinc(year: int) -> Labeler:
+    def labeler(records: pd.DataFrame, raw_dir: Path, arg: str | None) -> Labeling:
+        from ecgflow.labels.cinc import cinc_labels
+
+        return cinc_labels(year, records, raw_dir)
+
+    return labeler
+
+
+for _level in PTBXL_LEVELS:
+    LABELERS.register(f"ptbxl-{_level}")(_ptbxl(_level))
+LABELERS.register("cinc2020-scored")(_cinc(2020))
+LABELERS.register("cinc2021-scored")(_cinc(2021))
+
+
+@LABELERS.register("report-patterns")
+def _report_patterns(records: pd.DataFrame, raw_dir: Path, arg: str | None) -> Labeling:
+    from ecgflow.labels.report_patterns import report_labels
+
+    return report_labels(records, Path(arg) if arg else None)
+
+
+@LABELERS.register("mapping")
+def _mapping(records: pd.DataFrame, raw_dir: Path, arg: str | None) -> Labeling:
+    from ecgflow.labels.mapping import mapping_labels
+
+    return mapping_labels(records, Path(str(arg)))
+
+
+@LABELERS.register("synthetic")
+def _synthetic(records: pd.DataFrame, raw_dir: Path, arg: str | None) -> Labeling:
+    from ecgflow.labels.mapping import synthetic_labels
+
+    return synthetic_labels(records)
+
+
+_ARGUMENT = {"report-patterns": "[:CONFIG]", "mapping": ":CSV"}
+#: Accepted label-set names, as shown by ``--help`` (``[:X]`` optional, ``:X`` required).
+LABEL_SETS: list[str] = [*(n + _ARGUMENT.get(n, "") for n in LABELERS.names()), "auto"]
+
+
 def parse_label_set(label_set: str) -> tuple[str, str | None]:
     """``"mapping:/x.csv"`` → ``("mapping", "/x.csv")``; checks the name and its argument."""
     name, sep, arg = label_set.strip().partition(":")
-    known = {entry.split("[")[0].split(":")[0] for entry in LABEL_SETS}
-    if name not in known:
+    if name not in LABELERS and name != "auto":
         raise EcgflowError(
             f"unknown label set {label_set!r}; valid label sets: {', '.join(LABEL_SETS)}"
         )
@@ -115,26 +160,7 @@ def resolve_label_set(label_set: str, records: pd.DataFrame) -> str:
 def build_labels(label_set: str, records: pd.DataFrame, raw_dir: Path) -> Labeling:
     """Apply ``label_set`` to ``records`` (rows of records.parquet) with the ingest ``raw/``."""
     name, arg = parse_label_set(label_set)
-    if name.startswith("ptbxl-"):
-        from ecgflow.labels.ptbxl import ptbxl_labels
-
-        labeling = ptbxl_labels(name.removeprefix("ptbxl-"), records, raw_dir)
-    elif name in ("cinc2020-scored", "cinc2021-scored"):
-        from ecgflow.labels.cinc import cinc_labels
-
-        labeling = cinc_labels(2020 if name.startswith("cinc2020") else 2021, records, raw_dir)
-    elif name == "report-patterns":
-        from ecgflow.labels.report_patterns import report_labels
-
-        labeling = report_labels(records, Path(arg) if arg else None)
-    elif name == "mapping":
-        from ecgflow.labels.mapping import mapping_labels
-
-        labeling = mapping_labels(records, Path(str(arg)))
-    else:
-        from ecgflow.labels.mapping import synthetic_labels
-
-        labeling = synthetic_labels(records)
+    labeling = LABELERS.get(name)(records, raw_dir, arg)
     _check_names(labeling.names, label_set)
     return labeling
 
