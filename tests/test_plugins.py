@@ -95,3 +95,15 @@ def test_label_sets_are_one_registry() -> None:
     assert [n.split("[")[0].split(":")[0] for n in LABEL_SETS] == [*LABELERS.names(), "auto"]
     with pytest.raises(EcgflowError, match="unknown label set 'icd10'"):
         build_labels("icd10", pd.DataFrame(), Path("."))
+
+
+def test_encoders_are_one_registry() -> None:
+    import typing
+
+    from ecgflow.models.encoders import ENCODERS, ResNet1d, ViT1d
+    from ecgflow.params.networks import EncoderConfig
+
+    assert ENCODERS.get("resnet1d") is ResNet1d and ENCODERS.get("vit1d") is ViT1d
+    # every kind the parameters accept can be built, and no other
+    kinds = typing.get_args(EncoderConfig.model_fields["kind"].annotation)
+    assert ENCODERS.names() == kinds

@@ -6,10 +6,16 @@ Every encoder maps a float32 batch ``[B, C, T]`` to features ``[B, out_dim]`` an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from ecgflow.models.configs import EncoderConfig
+from ecgflow.plugins import Registry
+
+#: encoder kind (``EncoderConfig.kind``) → the module class, built from the config
+ENCODERS: Registry[Callable[[EncoderConfig], nn.Module]] = Registry("encoder kind")
 
 
 def _conv_bn(
@@ -44,6 +50,7 @@ class BasicBlock1d(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
+@ENCODERS.register("resnet1d")
 class ResNet1d(nn.Module):
     """An xresnet1d-style CNN with concat (average + max) pooling.
 
@@ -88,6 +95,7 @@ class ResNet1d(nn.Module):
         return torch.cat([self.avg_pool(h), self.max_pool(h)], dim=1).flatten(1)
 
 
+@ENCODERS.register("vit1d")
 class ViT1d(nn.Module):
     """A 1-D vision transformer over non-overlapping signal patches.
 
@@ -147,8 +155,4 @@ class ViT1d(nn.Module):
 
 def build_encoder(config: EncoderConfig) -> nn.Module:
     """The encoder ``config.kind`` names, mapping ``[B, C, T]`` to ``[B, out_dim]``."""
-    if config.kind == "resnet1d":
-        return ResNet1d(config)
-    if config.kind == "vit1d":
-        return ViT1d(config)
-    raise ValueError(f"unknown encoder kind {config.kind!r}")
+    return ENCODERS.get(config.kind)(config)
