@@ -56,6 +56,16 @@ def _qa_file(root: Path, shared: Path, record_ids: list[str]) -> Path:
     return path
 
 
+def _few_generated(root: Path, tmp_path: Path) -> Path:
+    """build-instructions' test.json cut to its ECG-QA and 24 noise / feature questions."""
+    entries = json.loads((root / "instructions" / "test.json").read_text())
+    ecgqa = [e for e in entries if e["meta"]["kind"] == "ecgqa"]
+    generated = [e for e in entries if e["meta"]["kind"] in ("noise", "feature")][:24]
+    path = tmp_path / "test-few.json"
+    path.write_text(json.dumps(ecgqa + generated))
+    return path
+
+
 pytestmark = pytest.mark.slow
 
 
@@ -147,7 +157,7 @@ def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path)
             EvalGemParams(max_new_tokens=4, split="all"),
             gem_run["gem"] / "model",
             root / "gem-data",
-            [gem_run["qa"], root / "instructions" / "test.json", gem_run["qa"]],
+            [gem_run["qa"], _few_generated(root, tmp_path), gem_run["qa"]],
             tmp_path / "eval",
             labels_dir=gem_run["labels"],
         )
