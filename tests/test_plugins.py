@@ -107,3 +107,15 @@ def test_encoders_are_one_registry() -> None:
     # every kind the parameters accept can be built, and no other
     kinds = typing.get_args(EncoderConfig.model_fields["kind"].annotation)
     assert ENCODERS.names() == kinds
+
+
+def test_saved_model_kinds_are_one_registry(tmp_path: Path) -> None:
+    from torch import nn
+
+    from ecgflow.models.io import MODEL_KINDS, save_model
+
+    assert MODEL_KINDS.names() == ("clip", "classifier")
+    with pytest.raises(
+        EcgflowError, match="unknown model kind 'gem'; expected one of clip, classifier"
+    ):
+        save_model(tmp_path, nn.Linear(1, 1), MODEL_KINDS.get("clip")(), "gem")

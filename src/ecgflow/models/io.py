@@ -24,15 +24,19 @@ from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.models.classifier import Classifier, ClassifierConfig
 from ecgflow.models.clip import ClipConfig, ClipModel
 from ecgflow.models.encoders import EncoderConfig
+from ecgflow.plugins import Registry
 
-_CONFIG_TYPES: dict[str, type[BaseModel]] = {"clip": ClipConfig, "classifier": ClassifierConfig}
-_KINDS = ", ".join(sorted(_CONFIG_TYPES))
+#: a saved model's kind (config.json ``kind``) → its config model
+MODEL_KINDS: Registry[type[BaseModel]] = Registry("model kind")
+MODEL_KINDS.register("clip")(ClipConfig)
+MODEL_KINDS.register("classifier")(ClassifierConfig)
+_KINDS = ", ".join(MODEL_KINDS.names())
 _ECG_PREFIX = "ecg_encoder."
 
 
 def save_model(folder: Path, model: nn.Module, config: BaseModel, kind: str) -> None:
     """Write ``folder/model.safetensors`` and ``folder/config.json``; kind: clip or classifier."""
-    if kind not in _CONFIG_TYPES:
+    if kind not in MODEL_KINDS:
         raise EcgflowError(f"unknown model kind {kind!r}; expected one of {_KINDS}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,10 +64,10 @@ def _read_config(folder: Path) -> tuple[str, BaseModel]:
     if not isinstance(document, dict) or "config" not in document:
         raise EcgflowError(f"{path}: expected an object with 'kind' and 'config'")
     kind = document.get("kind")
-    if kind not in _CONFIG_TYPES:
+    if kind not in MODEL_KINDS:
         raise EcgflowError(f"{path}: unknown kind {kind!r}; expected one of {_KINDS}")
     try:
-        config = _CONFIG_TYPES[kind].model_validate(document["config"])
+        config = MODEL_KINDS.get(kind).model_validate(document["config"])
     except ValidationError as exc:
         raise EcgflowError(f"{path}: {describe_validation_error(exc, root='config')}") from None
     return kind, config
