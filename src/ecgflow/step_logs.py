@@ -203,7 +203,7 @@ class StepLogs(io.TextIOBase):
         name = PIPELINE_LOG if step is None else f"{step}.log"
         return (self.run_dir or self._fallback_dir()) / LOGS / name
 
-    def _write(self, line: str, step: str | None | bool = True) -> None:
+    def _write(self, line: str, step: str | bool | None = True) -> None:
         """Append ``line`` to ``step``'s log (``True``: the current step's)."""
         step = self.step if step is True else step
         key = step or ""
