@@ -180,6 +180,7 @@ def test_version_keeps_the_kserve_layout_and_interval_tags(
     assert version.tags["metric.macro_auroc_ci_high"] == "0.87"
 
 
+@pytest.mark.slow  # starts mlflow models serve (~25 s on 2 cores); .ci/run runs it
 def test_mlflow_models_serve_answers_raw_ecg(store: tuple[str, Path], tmp_path: Path) -> None:
     """``mlflow models serve -m models:/ecg-classifier@champion`` on 127.0.0.1, fed raw ECG."""
     uri, export = store

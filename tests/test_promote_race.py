@@ -110,6 +110,7 @@ def _race(tmp_path: Path, uri: str, env: dict[str, str], rounds: int = ROUNDS) -
     return champions
 
 
+@pytest.mark.slow  # 24 promote processes (~1 min on 2 cores); .ci/run runs it
 def test_concurrent_promotes_on_sqlite_end_with_the_better_model(tmp_path: Path) -> None:
     champions = _race(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", {})
     assert champions == ["3"] * ROUNDS
