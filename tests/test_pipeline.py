@@ -165,7 +165,7 @@ def test_pipeline_with_gem_trains_evaluates_and_registers_it(tmp_path: Path) -> 
     (evaluation,) = run_dir.glob("eval-gem*/evaluation/metrics.json")
     metrics = json.loads(evaluation.read_text())
     assert metrics["split"] == "test" and metrics["n_questions"] > 0
-    assert "feature: heart rate" in metrics["qa_accuracy_by_attribute"]
+    assert "generated: feature: heart rate" in metrics["qa_accuracy_by_attribute"]
     (gem_model,) = run_dir.glob("finetune-gem*/gem/model/gem.json")
     assert gem_model.is_file()
     import mlflow
