@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ecgflow.errors import EcgflowError
-from ecgflow.models.gem_calibration import Group, asked_lead, group_key
+from ecgflow.models.gem_calibration import Group, asked_lead, group_key, read_optional_json
 
 EVIDENCE_BASELINE = "evidence_baseline.json"
 LEAD_STATS = ("log_std", "log_diff_std", "log_drift", "noise_ratio", "diff_zero_crossings")
@@ -171,13 +171,8 @@ class EvidenceBaseline:
 def load_evidence_baseline(folder: Path) -> EvidenceBaseline | None:
     """``folder/evidence_baseline.json``, or None when the model has none."""
     path = Path(folder) / EVIDENCE_BASELINE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EcgflowError(f"{path}: unreadable ({exc})") from None
-    return EvidenceBaseline.from_json(data, str(path))
+    data = read_optional_json(path)
+    return None if data is None else EvidenceBaseline.from_json(data, str(path))
 
 
 def fit_evidence_baseline(

@@ -183,16 +183,21 @@ class Calibration:
         (Path(folder) / CALIBRATION).write_text(text, encoding="utf-8")
 
 
-def load_calibration(folder: Path) -> Calibration | None:
-    """``folder/calibration.json``, or None when the model has none (trained before it existed)."""
-    path = Path(folder) / CALIBRATION
+def read_optional_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or None when there is no such file (a model trained before it)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EcgflowError(f"{path}: unreadable ({exc})") from None
-    return Calibration.from_json(data, str(path))
+
+
+def load_calibration(folder: Path) -> Calibration | None:
+    """``folder/calibration.json``, or None when the model has none (trained before it existed)."""
+    path = Path(folder) / CALIBRATION
+    data = read_optional_json(path)
+    return None if data is None else Calibration.from_json(data, str(path))
 
 
 def fit_calibration(
