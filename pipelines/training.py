@@ -14,19 +14,21 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
-from components.build_instructions import build_instructions
-from components.eval_gem import eval_gem
-from components.evaluate import evaluate
-from components.export import export
-from components.finetune_classifier import finetune_classifier
-from components.finetune_gem import finetune_gem
-from components.ingest import ingest
-from components.label import label
-from components.preprocess import preprocess
-from components.registry import promote, register, register_gem
-from components.render_images import render_images as render_images_op
-from components.split import split
-from components.train_clip import train_clip
+from components.data.build_instructions.component import build_instructions
+from components.data.ingest.component import ingest
+from components.data.label.component import label
+from components.data.preprocess.component import preprocess
+from components.data.render_images.component import render_images as render_images_op
+from components.data.split.component import split
+from components.deployment.export.component import export
+from components.deployment.promote.component import promote
+from components.deployment.register.component import register
+from components.deployment.register_gem.component import register_gem
+from components.evaluation.eval_gem.component import eval_gem
+from components.evaluation.evaluate.component import evaluate
+from components.training.finetune_classifier.component import finetune_classifier
+from components.training.finetune_gem.component import finetune_gem
+from components.training.train_clip.component import train_clip
 from ecgflow.config import PipelineConfig
 
 

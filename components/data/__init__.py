@@ -1,0 +1,1 @@
+"""Data components: ingest, label, split, preprocess, render-images, build-instructions."""

@@ -1,0 +1,1 @@
+"""The build-instructions component (``component.py``)."""

@@ -1,0 +1,1 @@
+"""The preprocess component (``component.py``)."""

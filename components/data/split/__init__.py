@@ -1,0 +1,1 @@
+"""The split component (``component.py``)."""

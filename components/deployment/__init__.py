@@ -1,0 +1,1 @@
+"""Deployment components: export, register, register-gem, promote."""

@@ -1,0 +1,1 @@
+"""The promote component (``component.py``)."""

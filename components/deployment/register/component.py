@@ -1,0 +1,34 @@
+"""KFP component: register the exported classifier in MLflow (see ``ecgflow.registry``)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from ecgflow.images import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def register(
+    exported: Input[Model],
+    evaluation: Input[Dataset],
+    name: str,
+    pipeline_run: str,
+    registered: Output[Artifact],
+) -> str:
+    """Register a new version of ``name``; returns its version number."""
+    from ecgflow.step_timing import StepClock
+
+    clock = StepClock()  # first: the imports below count as start-up
+
+    from pathlib import Path
+
+    from ecgflow.registry import register as run_register
+
+    with clock.stage():
+        version = run_register(
+            Path(exported.path), Path(evaluation.path), name=name, pipeline_run=pipeline_run
+        )
+    registered.metadata.update(
+        {"name": version.name, "version": version.version, "uri": version.uri}
+    )
+    clock.record(registered)
+    return version.version

@@ -1,0 +1,1 @@
+"""The register-gem component (``component.py``)."""

@@ -1,0 +1,1 @@
+"""Evaluation components: eval (the classifier) and eval-gem."""

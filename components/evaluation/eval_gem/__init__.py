@@ -1,0 +1,1 @@
+"""The eval-gem component (``component.py``)."""

@@ -1,0 +1,1 @@
+"""The evaluate component (``component.py``)."""

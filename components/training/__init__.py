@@ -1,0 +1,1 @@
+"""Training components: train-clip, finetune-classifier, finetune-gem."""

@@ -1,0 +1,1 @@
+"""The finetune-classifier component (``component.py``)."""

@@ -1,0 +1,1 @@
+"""The finetune-gem component (``component.py``)."""

@@ -1,0 +1,1 @@
+"""The train-clip component (``component.py``)."""
