@@ -187,7 +187,7 @@ def test_the_data_stages_without_options_save_the_pipelines_params(tmp_path: Pat
 
 
 def test_every_field_is_an_option_with_its_default_and_help() -> None:
-    from ecgflow.cli_params import leaves
+    from ecgflow.cli.options import leaves
     from ecgflow.params import FinetuneParams
 
     result = runner.invoke(app, ["finetune-classifier", "--help"])
@@ -233,7 +233,7 @@ def test_a_new_model_field_reaches_the_cli_help_and_the_config_schema() -> None:
     import typer
     from pydantic import Field, create_model
 
-    from ecgflow.cli_params import stage_options
+    from ecgflow.cli.options import stage_options
     from ecgflow.config import PipelineConfig
     from ecgflow.params import FinetuneParams, json_schema
     from ecgflow.params.train import TrainConfig

@@ -18,7 +18,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from ecgflow import __version__
-from ecgflow.cli_params import TRAIN_ALIASES, ParamsBuilder, stage_options
+from ecgflow.cli.options import TRAIN_ALIASES, ParamsBuilder, stage_options
 from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.params import (
     BuildInstructionsParams,
@@ -1021,5 +1021,3 @@ def submit(
         typer.echo(f"run {result.final_state}: {result.url}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
