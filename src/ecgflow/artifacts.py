@@ -43,6 +43,8 @@ GEM_JSON = "gem.json"  # a GEM model folder's configuration (marks a GEM model)
 GEM_TOWERS = "towers.safetensors"  # the ECG and image towers' weights
 GEM_ADAPTER = "adapter"  # the language model's LoRA adapter folder
 GEM_TOKENIZER = "tokenizer"  # the tokenizer folder
+LEAD_QUALITY = "lead_quality.json"  # per-lead quality model (build-instructions, GEM folder)
+EVIDENCE = "evidence.json"  # build-instructions: each record's measured evidence and its text
 #: what a GEM model folder holds: registered with it, checked before serving
 GEM_FILES: tuple[str, ...] = (GEM_JSON, GEM_TOWERS, GEM_ADAPTER, GEM_TOKENIZER, PREPROCESS_JSON)
 # export
