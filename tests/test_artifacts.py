@@ -18,7 +18,6 @@ NAMES = {
 #: (file, name) still spelled out: another's config.json, and files under edit elsewhere (follow-up)
 ALLOWED = {
     ("src/ecgflow/models/language_model.py", "config.json"),  # a Hugging Face folder's file
-    ("src/ecgflow/cli/__init__.py", "gem.json"),
     ("src/ecgflow/models/gem_io.py", "gem.json"),
     ("src/ecgflow/models/gem_io.py", "towers.safetensors"),
     ("src/ecgflow/stages/eval_gem.py", "gem.json"),
