@@ -13,7 +13,7 @@ setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (i
 
 # torch goes in first and on its own (CPU wheel); everything else is pinned by constraints.txt
 # so the resolver can never pull a different (CUDA) torch build.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[test]'

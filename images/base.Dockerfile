@@ -16,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1
 
 WORKDIR /opt/ecgflow
-COPY constraints.txt pyproject.toml README.md ./
+COPY constraints.txt pyproject.toml setup.py README.md ./
 COPY src ./src
 COPY components ./components
 COPY pipelines ./pipelines

@@ -21,7 +21,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TORCH_NCCL_ASYNC_ERROR_HANDLING=1
 
 WORKDIR /opt/ecgflow
-COPY constraints.txt pyproject.toml README.md ./
+COPY constraints.txt pyproject.toml setup.py README.md ./
 COPY src ./src
 COPY components ./components
 COPY pipelines ./pipelines

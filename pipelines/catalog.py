@@ -8,7 +8,7 @@ from typing import Any
 
 from ecgflow.config import PipelineConfig
 from ecgflow.errors import EcgflowError
-from pipelines.training import build_training_pipeline
+from ecgflow.pipelines.training import build_training_pipeline
 
 
 def _training_with_gem(config: PipelineConfig) -> Any:

@@ -14,21 +14,21 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
-from components.data.build_instructions.component import build_instructions
-from components.data.ingest.component import ingest
-from components.data.label.component import label
-from components.data.preprocess.component import preprocess
-from components.data.render_images.component import render_images as render_images_op
-from components.data.split.component import split
-from components.deployment.export.component import export
-from components.deployment.promote.component import promote
-from components.deployment.register.component import register
-from components.deployment.register_gem.component import register_gem
-from components.evaluation.eval_gem.component import eval_gem
-from components.evaluation.evaluate.component import evaluate
-from components.training.finetune_classifier.component import finetune_classifier
-from components.training.finetune_gem.component import finetune_gem
-from components.training.train_clip.component import train_clip
+from ecgflow.components.data.build_instructions.component import build_instructions
+from ecgflow.components.data.ingest.component import ingest
+from ecgflow.components.data.label.component import label
+from ecgflow.components.data.preprocess.component import preprocess
+from ecgflow.components.data.render_images.component import render_images as render_images_op
+from ecgflow.components.data.split.component import split
+from ecgflow.components.deployment.export.component import export
+from ecgflow.components.deployment.promote.component import promote
+from ecgflow.components.deployment.register.component import register
+from ecgflow.components.deployment.register_gem.component import register_gem
+from ecgflow.components.evaluation.eval_gem.component import eval_gem
+from ecgflow.components.evaluation.evaluate.component import evaluate
+from ecgflow.components.training.finetune_classifier.component import finetune_classifier
+from ecgflow.components.training.finetune_gem.component import finetune_gem
+from ecgflow.components.training.train_clip.component import train_clip
 from ecgflow.config import PipelineConfig
 
 

@@ -21,7 +21,7 @@ from ecgflow.cli import app
 from ecgflow.config import ENV_OVERRIDES, load_config
 from ecgflow.images import BASE_IMAGE
 from ecgflow.pipeline_runner import compile_all
-from pipelines.catalog import PIPELINES
+from ecgflow.pipelines.catalog import PIPELINES
 
 GOLDEN = Path(__file__).parent / "golden" / "pipelines"
 TRAINING = {"train-clip", "finetune-classifier", "finetune-gem"}
@@ -136,7 +136,7 @@ def test_importing_the_components_pulls_in_no_heavy_library() -> None:
     import sys
 
     code = (
-        "import sys, importlib, pkgutil, components as c\n"
+        "import sys, importlib, pkgutil, ecgflow.components as c\n"
         "found = [m.name for m in pkgutil.walk_packages(c.__path__, c.__name__ + '.')\n"
         "         if m.name.endswith('.component')]\n"
         "for name in found:\n"

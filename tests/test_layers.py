@@ -1,7 +1,8 @@
 """The import-layer contract: ecgflow's layers point one way, and no module imports in a cycle.
 
-Every ``import`` in src/ecgflow, components/ and pipelines/ is read (module level and inside
-functions alike, since a lazy import is still a dependency). A module may import its own layer
+Every ``import`` in src/ecgflow, components/ and pipelines/ (installed as ``ecgflow.components``
+and ``ecgflow.pipelines``) is read, module level and inside functions alike (a lazy import is
+still a dependency). A module may import its own layer
 or lower ones, never a higher one; and the module graph has no cycles. A new upward arrow or
 cycle fails here with the import that makes it. docs/architecture.md draws the same picture.
 """
@@ -49,18 +50,20 @@ LAYERS: list[set[str]] = [
     {"errors", "ecgflow"},
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
-OURS = ("ecgflow", "components", "pipelines")
+OURS = ("ecgflow",)
 
 
 def _modules() -> dict[str, Path]:
+    """Module name → file; components/ and pipelines/ install as ecgflow.components / .pipelines."""
     found = {}
-    for base in (ROOT / "src", ROOT):
-        folders = ["ecgflow"] if base.name == "src" else ["components", "pipelines"]
-        for folder in folders:
-            for path in (base / folder).rglob("*.py"):
-                parts = path.relative_to(base).with_suffix("").parts
-                name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-                found[name] = path
+    for package, folder in (
+        ("ecgflow", ROOT / "src" / "ecgflow"),
+        ("ecgflow.components", ROOT / "components"),
+        ("ecgflow.pipelines", ROOT / "pipelines"),
+    ):
+        for path in folder.rglob("*.py"):
+            parts = (package, *path.relative_to(folder).with_suffix("").parts)
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
 
 

@@ -57,7 +57,7 @@ def run_local(
     """
     import kfp.local
 
-    from pipelines.training import build_training_pipeline
+    from ecgflow.pipelines.training import build_training_pipeline
 
     training_pipeline = build_training_pipeline(config)
     pipeline_root = home / "pipeline-runs"
@@ -128,7 +128,7 @@ def compile_pipeline(
     """
     from kfp import compiler
 
-    from pipelines.catalog import build_pipeline
+    from ecgflow.pipelines.catalog import build_pipeline
 
     pipeline = build_pipeline(name, config or PipelineConfig())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def compile_all(
     Writes ``<name>.yaml`` each, and ``<name>.k8s.yaml`` (Pipeline/PipelineVersion objects)
     with ``kubernetes_manifests``.
     """
-    from pipelines.catalog import PIPELINES
+    from ecgflow.pipelines.catalog import PIPELINES
 
     written = []
     for name in names or list(PIPELINES):

@@ -96,7 +96,7 @@ def compile_package(name: str, config: PipelineConfig, directory: Path) -> Compi
     """Compile catalog pipeline ``name`` (``config``'s values as defaults) into ``directory``."""
     from kfp import compiler
 
-    from pipelines.catalog import build_pipeline
+    from ecgflow.pipelines.catalog import build_pipeline
 
     pipeline = build_pipeline(name, config)
     path = directory / f"{name}.yaml"

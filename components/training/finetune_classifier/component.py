@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.training.shared.passthroughs import TRAINING_PASSTHROUGHS
+from ecgflow.components.training.shared.passthroughs import TRAINING_PASSTHROUGHS
 from ecgflow.images import BASE_IMAGE
 
 
