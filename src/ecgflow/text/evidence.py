@@ -1,0 +1,188 @@
+r"""Evidence text: what the project measured on one record, as short lines the LM reads.
+
+GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in training
+(build-instructions writes it into every conversation), evaluation and serving alike::
+
+    <ecg>
+    Leads: I ok; II ok; III ok; aVR ok; aVL ok; aVF ok; V1 static noise 0.82; V2 ok; ...
+    Heart rate 72 bpm; RR variability 4 %; QRS axis 45° (normal)
+    Classifier: NORM 0.91, MI 0.04, STTC 0.03
+    Is there static noise in lead V1?
+
+- **Leads**: each lead's name, then the kinds the per-lead quality model
+  (:mod:`ecgflow.models.lead_quality`) gives at least :data:`REPORT_P` (at most two, the
+  likeliest first, probability to 2 decimals), else ``ok``;
+- **rhythm**: heart rate, RR variability (standard deviation / mean of the RR intervals) and
+  the QRS axis with its category, from :func:`ecgflow.signal.rhythm.measure_rhythm` (R peaks
+  on the 5–15 Hz energy of all leads). PR, QRS and QT durations are left out: the project has
+  no wave delineation that measures them robustly (R peaks only);
+- **classifier** (when given): the per-label probabilities, the :data:`MAX_LABELS` likeliest.
+
+Deterministic (rounded numbers, fixed order) and compact: all 12 leads ``ok`` plus the rhythm
+line is about 50 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ecgflow.text.instructions import ECG_TOKEN, LEADS, NOISE_COLUMNS
+
+if TYPE_CHECKING:
+    from ecgflow.models.lead_quality import LeadQuality
+
+#: A kind is named after a lead from this probability up.
+REPORT_P = 0.25
+#: Kinds named per lead, at most.
+MAX_KINDS = 2
+#: Classifier labels shown, at most (the likeliest).
+MAX_LABELS = 5
+
+
+@dataclass(frozen=True)
+class RecordEvidence:
+    """One record's evidence: rhythm, per-lead quality and the classifier's probabilities."""
+
+    n_beats: int
+    heart_rate_bpm: float | None
+    rr_cv: float | None
+    axis_deg: float | None
+    lead_quality: dict[str, dict[str, float]] | None = None  # {kind column: {lead: p}}
+    classifier: dict[str, float] | None = None  # {label: p}
+
+    def text(self) -> str:
+        """The evidence lines (see the module docstring)."""
+        lines = []
+        if self.lead_quality:
+            lines.append("Leads: " + "; ".join(self._lead_words()))
+        lines.append(self._rhythm_line())
+        if self.classifier:
+            top = sorted(self.classifier.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LABELS]
+            lines.append("Classifier: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+        return "\n".join(lines)
+
+    def _lead_words(self) -> list[str]:
+        assert self.lead_quality is not None
+        words = []
+        for lead in LEADS:
+            found = [
+                (p, NOISE_COLUMNS[kind])
+                for kind, per_lead in self.lead_quality.items()
+                if (p := per_lead.get(lead)) is not None and p >= REPORT_P
+            ]
+            if not any(lead in per_lead for per_lead in self.lead_quality.values()):
+                continue
+            found.sort(key=lambda item: (-item[0], item[1]))
+            named = ", ".join(f"{name} {p:.2f}" for p, name in found[:MAX_KINDS])
+            words.append(f"{lead} {named or 'ok'}")
+        return words
+
+    def _rhythm_line(self) -> str:
+        from ecgflow.signal.rhythm import axis_category
+
+        if self.heart_rate_bpm is None:
+            return "Heart rate not measured (fewer than 3 beats found)"
+        parts = [f"Heart rate {round(self.heart_rate_bpm)} bpm"]
+        if self.rr_cv is not None:
+            parts.append(f"RR variability {round(100 * self.rr_cv)} %")
+        if self.axis_deg is not None:
+            parts.append(f"QRS axis {round(self.axis_deg)}° ({axis_category(self.axis_deg)})")
+        return "; ".join(parts)
+
+    def quality_matrix(self) -> np.ndarray:
+        """Float ``[12, 4]`` p per lead (:data:`LEADS` order) and kind (0 where not given)."""
+        out = np.zeros((len(LEADS), len(NOISE_COLUMNS)))
+        for k, kind in enumerate(NOISE_COLUMNS):
+            for i, lead in enumerate(LEADS):
+                out[i, k] = (self.lead_quality or {}).get(kind, {}).get(lead, 0.0)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain numbers (probabilities to 4 decimals) and the text."""
+        return {
+            "n_beats": self.n_beats,
+            "heart_rate_bpm": _round(self.heart_rate_bpm, 1),
+            "rr_cv": _round(self.rr_cv, 4),
+            "axis_deg": _round(self.axis_deg, 1),
+            "lead_quality": None
+            if self.lead_quality is None
+            else {
+                k: {lead: round(p, 4) for lead, p in v.items()}
+                for k, v in self.lead_quality.items()
+            },
+            "classifier": None
+            if self.classifier is None
+            else {k: round(p, 4) for k, p in self.classifier.items()},
+            "text": self.text(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RecordEvidence:
+        """The inverse of :meth:`to_json` (the text is recomputed)."""
+        quality = data.get("lead_quality")
+        classifier = data.get("classifier")
+        return cls(
+            int(data.get("n_beats") or 0),
+            _float(data.get("heart_rate_bpm")),
+            _float(data.get("rr_cv")),
+            _float(data.get("axis_deg")),
+            None
+            if quality is None
+            else {str(k): {str(a): float(b) for a, b in v.items()} for k, v in quality.items()},
+            None if classifier is None else {str(k): float(v) for k, v in classifier.items()},
+        )
+
+
+def measure_evidence(
+    x: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    lead_quality: LeadQuality | None = None,
+    classifier: Mapping[str, float] | None = None,
+    quality: dict[str, dict[str, float]] | None = None,
+) -> RecordEvidence:
+    """Measure ``x [C, T]`` (mV at ``fs``): rhythm, and lead quality from the model.
+
+    ``quality`` (already computed probabilities, e.g. out-of-fold ones) is used instead of
+    ``lead_quality`` when given.
+    """
+    from ecgflow.signal.rhythm import measure_rhythm
+
+    rhythm = measure_rhythm(np.nan_to_num(np.asarray(x, dtype=np.float64)), fs, list(leads))
+    if quality is None and lead_quality is not None:
+        quality = lead_quality.predict(x, fs, leads)
+    return RecordEvidence(
+        n_beats=rhythm.n_beats,
+        heart_rate_bpm=_finite(rhythm.heart_rate_bpm),
+        rr_cv=_finite(rhythm.rr_cv),
+        axis_deg=_finite(rhythm.axis_deg),
+        lead_quality=quality,
+        classifier=None
+        if classifier is None
+        else {str(k): float(v) for k, v in classifier.items()},
+    )
+
+
+def with_evidence(question: str, evidence: str | None) -> str:
+    """The human turn: ``<ecg>``, the evidence lines, then the question (as it was without)."""
+    question = question.replace(ECG_TOKEN, "").strip()
+    if not evidence:
+        return f"{ECG_TOKEN}\n{question}"
+    return f"{ECG_TOKEN}\n{evidence}\n{question}"
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else _finite(float(value))
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,84 @@
+"""Evidence text for one record: a real PTB-XL record when present, a synthetic one always."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from ecgflow.io.synthetic_ecg import synthesize_record
+from ecgflow.models.lead_quality import fit_lead_quality, lead_features
+from ecgflow.text.evidence import RecordEvidence, measure_evidence, with_evidence
+from ecgflow.text.instructions import LEADS
+
+
+def _model_flagging_static_noise() -> object:
+    """A lead-quality model fitted on synthetic records with static noise in 4 leads each."""
+    features, targets = [], []
+    for i in range(24):
+        record = synthesize_record(i, seed=5, fs=100.0).record
+        x = record.signal.astype(np.float64).copy()
+        target = np.zeros((12, 4))
+        for lead in (i % 12, (i + 3) % 12, (i + 6) % 12, (i + 9) % 12):
+            x[lead] += 0.15 * np.random.default_rng([i, lead]).standard_normal(x.shape[1])
+            target[lead, 0] = 1.0
+        features.append(lead_features(x, 100.0, record.leads))
+        targets.append(target)
+    return fit_lead_quality(np.stack(features), np.stack(targets), 100.0)
+
+
+def test_synthetic_record_evidence_names_the_noisy_lead_and_the_rate() -> None:
+    record = synthesize_record(20, seed=5, fs=100.0).record
+    x = record.signal.astype(np.float64).copy()
+    x[6] += 0.15 * np.random.default_rng(0).standard_normal(x.shape[1])
+    evidence = measure_evidence(x, 100.0, record.leads, _model_flagging_static_noise())
+    text = evidence.text()
+    lines = text.splitlines()
+    assert lines[0].startswith("Leads: I ")
+    words = dict(part.split(" ", 1) for part in lines[0].removeprefix("Leads: ").split("; "))
+    assert list(words) == list(LEADS)
+    assert words["V1"].startswith("static noise 0.")
+    assert words["II"] == "ok"
+    rate = record.metadata["heart_rate"]
+    assert f"Heart rate {round(evidence.heart_rate_bpm or 0)} bpm" in lines[1]
+    assert abs((evidence.heart_rate_bpm or 0) - rate) < 5
+    assert text == measure_evidence(x, 100.0, record.leads, _model_flagging_static_noise()).text()
+    assert len(text) < 400  # compact: it shares the prompt's token budget with the question
+
+
+def test_classifier_line_keeps_the_likeliest_labels_and_json_round_trips() -> None:
+    evidence = RecordEvidence(
+        n_beats=10,
+        heart_rate_bpm=72.4,
+        rr_cv=0.041,
+        axis_deg=45.2,
+        classifier={"NORM": 0.91, "MI": 0.04, "STTC": 0.03, "CD": 0.02, "HYP": 0.01, "X": 0.0},
+    )
+    assert evidence.text().splitlines() == [
+        "Heart rate 72 bpm; RR variability 4 %; QRS axis 45° (normal)",
+        "Classifier: NORM 0.91, MI 0.04, STTC 0.03, CD 0.02, HYP 0.01",
+    ]
+    again = RecordEvidence.from_json(evidence.to_json())
+    assert again.text() == evidence.text()
+    none = RecordEvidence(n_beats=1, heart_rate_bpm=None, rr_cv=None, axis_deg=None)
+    assert none.text() == "Heart rate not measured (fewer than 3 beats found)"
+
+
+def test_with_evidence_puts_the_lines_between_ecg_and_the_question() -> None:
+    assert with_evidence("<ecg>\nIs it noisy?", "Leads: I ok") == "<ecg>\nLeads: I ok\nIs it noisy?"
+    assert with_evidence("Is it noisy?", None) == "<ecg>\nIs it noisy?"
+
+
+def test_real_ptbxl_record_evidence() -> None:
+    from ecgflow.io.readers import read_record
+
+    header = SHARED_DATA / "ptbxl" / "records100" / "00000" / "00001_lr.hea"
+    if not header.is_file():
+        pytest.skip(f"{header} not found")
+    record = read_record(header)
+    evidence = measure_evidence(record.signal, record.fs, record.leads)
+    lines = evidence.text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Heart rate ")
+    # record 1 is sinus rhythm at about 63 bpm (its report: "sinusrhythmus")
+    assert evidence.heart_rate_bpm is not None and 50 < evidence.heart_rate_bpm < 80
+    assert evidence.rr_cv is not None and evidence.rr_cv < 0.15
