@@ -25,9 +25,7 @@ environment, as for datasets), checks every object, and deploys from there.
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import logging
 import os
 import time
@@ -54,8 +52,6 @@ PREVIOUS_STORAGE = "ecgflow.io/previous-storage-uri"
 #: storage URI schemes KServe's storage initializer downloads
 KSERVE_SCHEMES = ("s3://", "gs://", "https://", "http://", "pvc://", "hf://", "oci://")
 STANDARD_MODES = ("Standard", "RawDeployment")
-#: the largest file ``--upload`` sends in one PUT (S3's limit for a single request)
-MAX_PUT_BYTES = 5 * 1024**3
 #: where a user whose files are local is pointed
 UPLOAD_HINT = (
     "pass --upload s3://BUCKET/PREFIX to copy them to S3 with the configured credentials "
@@ -221,44 +217,13 @@ def upload_folder(folder: Path, uri: str) -> list[Uploaded]:
 
 
 def _put(storage: Any, path: Path, rel: str) -> Uploaded:
-    """Send one file with its SHA-256 and check what S3 stored (see :func:`upload_version`)."""
-    size, sha256 = _digest(path)
-    if size > MAX_PUT_BYTES:
-        raise EcgflowError(f"--upload: {path} is {size} bytes, over S3's single-PUT limit")
-    where, key = storage.describe(rel), storage._key(rel)
-
-    def put() -> None:
-        with path.open("rb") as body:
-            storage.client.put_object(
-                Bucket=storage.bucket, Key=key, Body=body, ContentLength=size,
-                ChecksumSHA256=sha256,
-            )  # fmt: skip
-
-    def head() -> dict[str, Any]:
-        return storage.client.head_object(Bucket=storage.bucket, Key=key, ChecksumMode="ENABLED")
-
+    """Send one file with its SHA-256 and check what S3 stored (``S3Storage.upload``)."""
     try:
-        storage._retrying(where, put)
-        stored = storage._retrying(where, head)
+        size, sha256 = storage.upload(path, rel)
     except EcgflowError as exc:
+        where = storage.describe(rel)
         raise EcgflowError(f"--upload: cannot copy {path} to {where}: {exc}") from None
-    got_size, got_sha = stored.get("ContentLength"), stored.get("ChecksumSHA256")
-    if got_size != size or (got_sha is not None and got_sha != sha256):
-        raise EcgflowError(
-            f"--upload: {where} does not match {path} after the upload "
-            f"(size {got_size} vs {size}, SHA-256 {got_sha} vs {sha256})"
-        )
     return Uploaded(rel, size, sha256)
-
-
-def _digest(path: Path) -> tuple[int, str]:
-    """(size, base64 SHA-256) of a file, read in chunks."""
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, base64.b64encode(digest.digest()).decode("ascii")
 
 
 def render_inference_service(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import logging
 import os
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 S3_RETRY_S = 120.0
 #: botocore attempts per request (``standard`` retry mode) unless ``AWS_MAX_ATTEMPTS`` is set.
 S3_MAX_ATTEMPTS = 5
+#: the largest object one PUT may send (S3's limit for a single request)
+MAX_PUT_BYTES = 5 * 1024**3
 
 
 class S3Storage(Storage):
@@ -294,9 +298,51 @@ class S3Storage(Storage):
 
         return self._retrying(where, lambda: write_atomically(Path(dest), fetch))
 
+    def upload(self, source: Path, rel: str) -> tuple[int, str]:
+        """Put the file ``source`` at ``rel`` with its SHA-256 and check what S3 stored.
+
+        One PUT (S3's single-PUT limit, 5 GiB, applies) carrying ``ChecksumSHA256``, so S3
+        rejects a body that arrived damaged; then a HEAD with checksums on compares size and
+        checksum. Returns (size, base64 SHA-256); raises :class:`EcgflowError` on a mismatch.
+        """
+        size, sha256 = file_sha256(source)
+        if size > MAX_PUT_BYTES:
+            raise EcgflowError(f"{source} is {size} bytes, over S3's single-PUT limit")
+        key, where = self._key(rel), self.describe(rel)
+
+        def put() -> None:
+            with source.open("rb") as body:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentLength=size,
+                    ChecksumSHA256=sha256,
+                )  # fmt: skip
+
+        def head() -> dict[str, Any]:
+            return self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+
+        self._retrying(where, put)
+        stored = self._retrying(where, head)
+        got_size, got_sha = stored.get("ContentLength"), stored.get("ChecksumSHA256")
+        if got_size != size or (got_sha is not None and got_sha != sha256):
+            raise EcgflowError(
+                f"{where} does not match {source} after the upload "
+                f"(size {got_size} vs {size}, SHA-256 {got_sha} vs {sha256})"
+            )
+        return size, sha256
+
     def close(self) -> None:
         """Close the client's connection pool."""
         self.client.close()
+
+
+def file_sha256(path: Path) -> tuple[int, str]:
+    """(size, base64 SHA-256) of a file, read in chunks (S3's ``ChecksumSHA256`` form)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, base64.b64encode(digest.digest()).decode("ascii")
 
 
 def _retry_seconds() -> float:
