@@ -28,6 +28,17 @@ the other in this process:
               blocks, per-lead z-score, BCE, AdamW + cosine, 30 epochs, best epoch on the
               select folds
   clip        train-clip alone (for CLIP experiments with ``--clip`` overrides)
+  aux         the default recipe with a second head over every SCP statement of the record
+              (label set ``ptbxl-all``, PTB-XL's 71) trained beside the superdiagnostic one
+              (``--aux-weight``); scored on the superdiagnostic head only (:class:`AuxTask`)
+
+Variants of the untouched part (issue 31.2), each paired with a stored run's baseline and
+default by ``--reference RUN.json`` (same test records; the variant run trains only the
+variant): ``--fold-ensemble 2,5,8`` trains one member per select fold (member j: seed + 100 j,
+trained on the other CV folds) and compares the members one by one and their mean (the fold
+ensemble); ``--tta`` also scores every finetune model with test-time augmentation (amplitude
+scalings, denser sliding windows: :func:`tta_scores`) and compares it with the same models;
+``--ensemble RUN.json`` trains nothing and reports a finished run's seed ensembles.
 
 Reported on the test folds only: macro AUROC, macro AUPRC, macro F1 at per-label thresholds
 tuned on the select folds; for CLIP also ECG↔text retrieval recall@1/5/10 against chance and
@@ -40,6 +51,7 @@ Writes benchmarks/results/<name>.json (and <name>.png).
 Usage: python benchmarks/quality.py [--data ../shared/data/ptbxl] [--recipes default,baseline]
            [--seeds 3] [--untouched-only | --cv-only] [--splits 4] [--threads 1]
            [--clip '{"train": {"epochs": 20}}'] [--finetune '{"train": {"epochs": 30}}']
+           [--reference RUN.json] [--fold-ensemble 2,5,8] [--tta] [--ensemble RUN.json]
 """
 
 from __future__ import annotations
@@ -68,8 +80,9 @@ from ecgflow.config import PipelineConfig
 from ecgflow.evaluation.classification import f1_thresholds, label_report, macro, macro_auroc
 from ecgflow.evaluation.retrieval import retrieval_metrics
 from ecgflow.manifest import write_manifest
+from ecgflow.models import Classifier
 from ecgflow.models.io import load_model
-from ecgflow.stages.finetune_classifier import FinetuneParams, finetune_classifier
+from ecgflow.stages.finetune_classifier import ClassifierTask, FinetuneParams, finetune_classifier
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.label import LabelParams, label
 from ecgflow.stages.preprocess import PreprocessParams, preprocess
@@ -77,11 +90,13 @@ from ecgflow.stages.split import SPLIT, SPLIT_SCHEMA, SplitParams, split
 from ecgflow.stages.train_clip import TrainClipParams, train_clip
 from ecgflow.text import label_prompts, load_label_def, record_texts
 from ecgflow.training.data import ShardRows, SignalLabelDataset
+from ecgflow.training.distributed import init_distributed, shutdown
+from ecgflow.training.loop import fit, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 N_FOLDS = 10
-RECIPES = ("default", "supervised", "clip-init", "baseline", "clip")
+RECIPES = ("default", "supervised", "clip-init", "baseline", "clip", "aux")
 log = logging.getLogger("quality")
 
 
@@ -188,12 +203,45 @@ def classification(
     }
 
 
-def score_classifier(model_dir: Path, test: SignalLabelDataset, names: list[str]) -> dict:
-    """Test metrics of a finetune-classifier output, at its select-fold thresholds."""
+#: amplitude factors of the ``scale`` test-time augmentation (training draws 0.8–1.2 per lead)
+TTA_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)
+
+
+def tta_scores(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Test-time augmentation beyond the sliding windows (which score every half window).
+
+    ``scale``: the mean probability over the inputs scaled by :data:`TTA_SCALES`; ``dense``:
+    windows every eighth of a window (more time shifts); ``dense+scale``: both.
+    """
+    base = model.config
+
+    def scaled() -> np.ndarray:
+        return np.mean([predict(model, x * f) for f in TTA_SCALES], axis=0)
+
+    out = {"scale": scaled()}
+    if base.window is not None and x.shape[-1] > base.window:
+        model.config = base.model_copy(update={"window_stride": max(base.window // 8, 1)})
+        out["dense"] = predict(model, x)
+        out["dense+scale"] = scaled()
+        model.config = base
+    return out
+
+
+def score_classifier(
+    model_dir: Path, test: SignalLabelDataset, names: list[str], tta: bool = False
+) -> dict:
+    """Test metrics of a finetune-classifier output, at its select-fold thresholds; with
+    ``tta`` also the test-time-augmented scores (``_tta``, see :func:`tta_scores`)."""
     model, _ = load_model(model_dir)
     thresholds = json.loads((model_dir / "thresholds.json").read_text())["thresholds"]
-    scores = predict(model, _signals(test.rows, test.keep))
-    return classification(test.targets, scores, thresholds, names) | {"_scores": scores}
+    x = _signals(test.rows, test.keep)
+    scores = predict(model, x)
+    out = classification(test.targets, scores, thresholds, names) | {"_scores": scores}
+    if tta:
+        out["_tta"] = tta_scores(model, x)
+        for variant, matrix in out["_tta"].items():
+            out[f"tta_{variant}_macro_auroc"] = macro_auroc(test.targets, matrix, names)
+    return out
 
 
 @torch.no_grad()
@@ -257,7 +305,7 @@ def run_default(ctx: dict[str, Any], out: Path) -> dict[str, Any]:
         clip = train_clip(clip_params, ctx["data"], ctx["records"], encoder)
         ctx["clip_dir"] = encoder
     tuned = finetune_classifier(finetune_params, encoder, ctx["data"], ctx["labels"], out / "ft")
-    result = score_classifier(out / "ft" / "model", ctx["test"], ctx["names"])
+    result = score_classifier(out / "ft" / "model", ctx["test"], ctx["names"], ctx["args"].tta)
     if clip is not None:
         result |= _clip_summary(clip, out / "clip", ctx)
     result |= {"val_macro_auroc": tuned["best"]["macro_auroc"], "best_epoch": tuned["best_epoch"]}
@@ -286,7 +334,7 @@ def _finetune_only(ctx: dict[str, Any], out: Path, pretrained: bool) -> dict[str
             encoder = out / "clip"
             train_clip(clip_params, ctx["data"], ctx["records"], encoder)
     tuned = finetune_classifier(finetune_params, encoder, ctx["data"], ctx["labels"], out / "ft")
-    result = score_classifier(out / "ft" / "model", ctx["test"], ctx["names"])
+    result = score_classifier(out / "ft" / "model", ctx["test"], ctx["names"], ctx["args"].tta)
     result |= {"val_macro_auroc": tuned["best"]["macro_auroc"], "best_epoch": tuned["best_epoch"]}
     return result
 
@@ -398,12 +446,113 @@ def run_baseline(ctx: dict[str, Any], out: Path) -> dict[str, Any]:
                      "_scores": scores}  # fmt: skip
 
 
+# --- auxiliary targets: every SCP statement as a second head ---------------------------------
+
+
+class _WithAux(torch.utils.data.Dataset):
+    """A SignalLabelDataset whose targets carry the aux columns after the main ones."""
+
+    def __init__(self, main: SignalLabelDataset, aux: np.ndarray) -> None:
+        self.main, self.aux = main, torch.from_numpy(aux)
+        self.targets = main.targets
+
+    def __len__(self) -> int:
+        return len(self.main)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.main[i]
+        return x, torch.cat([y, self.aux[i]])
+
+
+class _MainHead(nn.Module):
+    """The main labels' logits of a model whose head also has the aux outputs."""
+
+    def __init__(self, model: nn.Module, n: int) -> None:
+        super().__init__()
+        self.model, self.n = model, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, : self.n]
+
+
+class AuxTask(ClassifierTask):
+    """finetune-classifier's task with a second head: every SCP statement of the record.
+
+    The head gets one more output per statement of ``aux_dir`` (the ``ptbxl-all`` label set:
+    PTB-XL's 71 statements, present/absent whatever the likelihood, as the PTB-XL benchmark
+    counts them); a linear head over the same features, so one linear layer with both blocks of
+    outputs is the same model. Loss: the main BCE (with pos_weight) + ``weight`` × the mean BCE
+    over the statements (no pos_weight). Validation, selection, thresholds and the saved model
+    use the main labels only: the saved classifier is an ordinary one (the aux rows of the
+    head are dropped), scored like the default.
+    """
+
+    def __init__(
+        self, params: FinetuneParams, data_dir: Path, labels_dir: Path, aux_dir: Path,
+        weight: float,
+    ) -> None:  # fmt: skip
+        super().__init__(params, None, data_dir, labels_dir)
+        aux_def = json.loads((aux_dir / "label_def.json").read_text())
+        self.aux_names = [e["name"] for e in aux_def["labels"]]
+        table = pd.read_parquet(aux_dir / "labels.parquet")
+        table = table.set_index(table["record_id"].astype(str))
+        rows = self.train_dataset
+        ids = [rows.rows.record_ids[i] for i in rows.keep]
+        aux = table.loc[ids, self.aux_names].to_numpy(dtype=np.float32)
+        self.train_dataset = _WithAux(rows, aux)
+        self.n_main, self.weight = len(self.names), weight
+        labels = self.names + [f"aux:{a}" for a in self.aux_names]
+        self.model = Classifier(self.config.model_copy(update={"labels": labels}))
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device):
+        x, y = (t.to(device) for t in batch)
+        logits, n = model(x).float(), self.n_main
+        main = nn.functional.binary_cross_entropy_with_logits(
+            logits[:, :n], y[:, :n], pos_weight=self.pos_weight.to(device)
+        )
+        aux = nn.functional.binary_cross_entropy_with_logits(logits[:, n:], y[:, n:])
+        return main + self.weight * aux
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        return super().evaluate(_MainHead(model, self.n_main), device)
+
+    def save_best(self, model: nn.Module, folder: Path) -> None:
+        model = getattr(model, "module", model)
+        main = Classifier(self.config)
+        main.encoder.load_state_dict(model.encoder.state_dict())
+        with torch.no_grad():
+            main.head[1].weight.copy_(model.head[1].weight[: self.n_main])
+            main.head[1].bias.copy_(model.head[1].bias[: self.n_main])
+        super().save_best(main, folder)
+
+
+def run_aux(ctx: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The default recipe with every SCP statement as auxiliary targets (:class:`AuxTask`)."""
+    _, params = recipe_params(ctx["args"], ctx["seed"])
+    (out / "ft").mkdir(parents=True, exist_ok=True)
+    env = init_distributed(params.train.device)
+    try:
+        seed_everything(params.train.seed)
+        task = AuxTask(params, ctx["data"], ctx["labels"], ctx["aux_labels"],
+                       ctx["args"].aux_weight)  # fmt: skip
+        fitted = fit(task, params.train, out / "ft", env, False)
+    finally:
+        shutdown(env)
+    result = score_classifier(out / "ft" / "model", ctx["test"], ctx["names"], ctx["args"].tta)
+    return result | {
+        "val_macro_auroc": fitted.best["macro_auroc"],
+        "best_epoch": fitted.best_epoch,
+        "n_aux_labels": len(task.aux_names),
+    }
+
+
 RUNNERS = {
     "default": run_default,
     "supervised": run_supervised,
     "clip-init": run_clip_init,
     "baseline": run_baseline,
     "clip": run_clip,
+    "aux": run_aux,
 }
 
 
@@ -513,6 +662,124 @@ def paired_bootstrap(
         "n_records": len(targets),
         "_draws": diff,
     }
+
+
+# --- ensembles and comparisons against a stored run -----------------------------------------
+
+
+def score_sets(held: dict[str, Any], prefix: str = "") -> dict[str, list[np.ndarray]]:
+    """The test-score matrices of a run's untouched part, one list (runs) per name.
+
+    ``<recipe>`` holds each run's scores; ``<recipe>+tta:<variant>`` the same models'
+    test-time-augmented scores where the run stored them.
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for recipe, rows in held.get("per_run", {}).items():
+        rows = [r for r in rows if "test_scores" in r]
+        if not rows:
+            continue
+        out[prefix + recipe] = [np.asarray(r["test_scores"]) for r in rows]
+        for variant in rows[0].get("tta_scores", {}):
+            key = f"{prefix}{recipe}+tta:{variant}"
+            out[key] = [np.asarray(r["tta_scores"][variant]) for r in rows]
+    return out
+
+
+def ensemble(runs: list[np.ndarray]) -> list[np.ndarray]:
+    """One score matrix: the mean of the runs' probabilities (seed or fold ensemble)."""
+    return [np.mean(np.stack(runs), axis=0)]
+
+
+def compare(
+    sets: dict[str, list[np.ndarray]],
+    pairs: list[tuple[str, str]],
+    targets: np.ndarray,
+    patients: list[str],
+    n: int,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """Paired patient bootstraps of each pair ``(a, b)``: ``single`` compares the models one by
+    one (macro AUROC averaged over runs, as ``paired``), ``ensemble`` the mean of each side's
+    probabilities over its runs (an ``ensemble`` name ``x`` is ``x`` averaged)."""
+    out: dict[str, dict[str, Any]] = {"single": {}, "ensemble": {}}
+    for a, b in pairs:
+        for mode, pick in (("single", lambda r: r), ("ensemble", ensemble)):
+            result = paired_bootstrap(targets, pick(sets[a]), pick(sets[b]), patients, n, seed)
+            result.pop("_draws")
+            out[mode][f"{a} − {b}"] = {
+                "a": a, "b": b, "n_runs_a": len(sets[a]), "n_runs_b": len(sets[b]), **result
+            }  # fmt: skip
+    return out
+
+
+def comparison_pairs(own: dict[str, list[np.ndarray]], reference: bool) -> list[tuple[str, str]]:
+    """Every variant against the baseline and the default (the reference run's, where given),
+    and each test-time augmentation against the same models without it."""
+    pairs = []
+    for name in own:
+        recipe = name.split("+tta:")[0]
+        if "+tta:" in name:
+            pairs.append((name, recipe))
+        for other in ("baseline", "default"):
+            if reference:
+                pairs.append((name, f"ref:{other}"))
+            elif other in own and recipe not in (other, "baseline"):
+                pairs.append((name, other))
+    return pairs
+
+
+def print_comparisons(comparisons: dict[str, dict[str, Any]]) -> None:
+    """One line per compared pair and mode."""
+    for mode, rows in comparisons.items():
+        print(f"\n{mode}: macro AUROC a − b, 95 % patient bootstrap (seeds too)")
+        for key, r in rows.items():
+            lo, hi = r["diff_ci95"]
+            lo2, hi2 = r["diff_ci95_seeds_and_patients"]
+            print(
+                f"  {key:<44} {r['a_macro_auroc']:.3f} vs {r['b_macro_auroc']:.3f}: "
+                f"{r['diff']:+.3f} ({lo:+.3f} … {hi:+.3f}; {lo2:+.3f} … {hi2:+.3f}) "
+                f"[{r['n_runs_a']} vs {r['n_runs_b']} runs]"
+            )
+
+
+def ensemble_report(args: argparse.Namespace) -> None:
+    """``--ensemble RUN.json``: seed ensembles of a finished run's untouched part, no training.
+
+    Patients come from the run's JSON when it stored them, else from ingesting ``--data``.
+    """
+    source = json.loads(Path(args.ensemble).read_text())
+    held = source["untouched"]
+    patients = held.get("patients")
+    if patients is None:
+        with tempfile.TemporaryDirectory(prefix="ecgflow-quality-") as tmp:
+            *_, by_record = prepare(args.data, Path(tmp))
+        patients = [by_record[r] for r in held["record_ids"]]
+    sets = score_sets(held)
+    pairs = [(a, b) for a, b in (("default", "baseline"),) if a in sets and b in sets]
+    comparisons = compare(sets, pairs, np.asarray(held["targets"]), patients,
+                          args.bootstrap, args.seed)  # fmt: skip
+    # the gain of ensembling itself (each recipe's ensemble against its single models), and
+    # the ensembles against the other recipe's single models
+    mixed = [(a, a) for a in sets] + pairs
+    for a, b in mixed:
+        result = paired_bootstrap(np.asarray(held["targets"]), ensemble(sets[a]), sets[b],
+                                  patients, args.bootstrap, args.seed)  # fmt: skip
+        result.pop("_draws")
+        comparisons.setdefault("ensemble_vs_single", {})[f"{a} ensemble − {b}"] = {
+            "a": f"{a} ensemble", "b": b, "n_runs_a": 1, "n_runs_b": len(sets[b]), **result
+        }  # fmt: skip
+    out = {
+        "source": str(Path(args.ensemble).relative_to(ROOT) if Path(args.ensemble).is_absolute()
+                      else args.ensemble),
+        "seeds": held["seeds"], "test_folds": held["test_folds"],
+        "n_test_records": len(held["record_ids"]), "n_test_patients": len(set(patients)),
+        "comparisons": comparisons,
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+    }  # fmt: skip
+    path = RESULTS / f"{args.name}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print_comparisons(comparisons)
+    print(f"\nwrote {path}")
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -644,7 +911,30 @@ def main() -> None:
     parser.add_argument("--finetune", type=json.loads, default={}, help="JSON merged into finetune")
     parser.add_argument("--name", default="quality", help="results file stem")
     parser.add_argument("--work", type=Path, default=None, help="keep intermediate outputs here")
+    parser.add_argument(
+        "--ensemble", default=None, metavar="RUN.json",
+        help="no training: seed ensembles of a finished run's untouched part (writes --name)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference", type=Path, default=None, metavar="RUN.json",
+        help="compare this run's untouched models with that run's baseline and default "
+        "(same test records; single models and ensembles)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fold-ensemble", default=None, metavar="FOLDS",
+        help="untouched part once per select fold (comma-separated; member j: seed + 100 j, "
+        "trained on the other CV folds); the members' mean is the fold ensemble",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tta", action="store_true", help="also score finetune recipes with test-time augmentation"
+    )
+    parser.add_argument(
+        "--aux-weight", type=float, default=1.0, help="aux recipe: weight of the SCP-statement loss"
+    )
     args = parser.parse_args()
+    if args.ensemble:
+        ensemble_report(args)
+        return
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     unknown = sorted(set(recipes) - set(RECIPES))
     if unknown:
@@ -671,6 +961,8 @@ def main() -> None:
     save(results)
     plot(results, draws, RESULTS / f"{args.name}.png")
     print_table(results)
+    if "comparisons" in results.get("untouched", {}):
+        print_comparisons(results["untouched"]["comparisons"])
     print(f"\nwrote {path} and .png")
 
 
@@ -689,6 +981,7 @@ def run_split(
     ctx = {
         "args": args, "data": data, "records": shared["records"], "labels": shared["labels"],
         "names": names, "label_def": shared["label_def"], "texts": shared["texts"],
+        "aux_labels": shared.get("aux_labels"),
         **{s: SignalLabelDataset(ShardRows(data, s), table, names)
            for s in ("train", "val", "test")},
     }  # fmt: skip
@@ -703,10 +996,13 @@ def run_split(
             seconds = time.perf_counter() - t0
             walls[recipe] += seconds
             scores = row.pop("_scores", None)
+            tta = row.pop("_tta", {})
             row |= {"seed": seed, "wall_s": seconds,
                     **{f"n_{s}": len(ctx[s]) for s in ("train", "val", "test")}}  # fmt: skip
             if scores is not None:
                 row["test_scores"] = np.round(scores, 6).tolist()
+            if tta:
+                row["tta_scores"] = {k: np.round(v, 6).tolist() for k, v in tta.items()}
             rows[recipe].append(row)
             brief = {key: round(v, 3) for key, v in row.items() if key in
                      ("macro_auroc", "val_macro_auroc", "clip_mean_recall",
@@ -731,6 +1027,9 @@ def run(
         "label_def": label_def, "table": pd.read_parquet(labels / "labels.parquet"),
         "texts": record_texts(records),
     }  # fmt: skip
+    if "aux" in recipes:
+        shared["aux_labels"] = work / "prepared" / "labels-all"
+        label(LabelParams(label_set="ptbxl-all"), records, shared["aux_labels"])
     log.info("prepared %d labelled records in %.0f s", len(folds), time.perf_counter() - started)
     cv_folds = list(range(1, args.cv_folds + 1))
     results: dict[str, Any] = {
@@ -780,26 +1079,67 @@ def run(
 
             run_split(args, shared, splits[k], work / f"cv{k}", seeds, recipes, done)
     if not args.cv_only:
-        assignment = untouched_split(cv_folds, select)
-        seeds = [args.seed + 100 * j for j in range(args.seeds)]
+        # (select folds, seeds) per untouched split: one split with --seeds seeds, or one
+        # member per --fold-ensemble select fold with one seed each
+        members = (
+            [([s], [args.seed + 100 * j]) for j, s in enumerate(
+                int(f) for f in args.fold_ensemble.split(","))]
+            if args.fold_ensemble
+            else [(select, [args.seed + 100 * j for j in range(args.seeds)])]
+        )  # fmt: skip
+        assignment = untouched_split(cv_folds, members[0][0])
         held: dict[str, Any] = {
             "test_folds": assignment["test"], "train_folds": assignment["train"],
-            "select_folds": assignment["select"], "seeds": seeds,
+            "select_folds": assignment["select"], "seeds": [s for _, ss in members for s in ss],
         }  # fmt: skip
+        if args.fold_ensemble:
+            held["members"] = [
+                {"select_folds": sel, "seeds": ss,
+                 "train_folds": untouched_split(cv_folds, sel)["train"]} for sel, ss in members
+            ]  # fmt: skip
         results["untouched"] = held
+        rows: dict[str, list[dict[str, Any]]] = {r: [] for r in recipes}
+        walls = dict.fromkeys(recipes, 0.0)
+        ids, targets = None, None
+        for sel, member_seeds in members:
+            before, walls0 = {r: list(v) for r, v in rows.items()}, dict(walls)
 
-        def done_held(rows, walls):
-            held.update({"per_run": rows, "wall_s": walls, "summary": finish(rows),
-                         "n_runs_per_recipe": max(len(v) for v in rows.values())})  # fmt: skip
-            save(results)
+            def done_held(new, new_walls, sel=sel, before=before, walls0=walls0):
+                for r in recipes:
+                    rows[r] = before[r] + [x | {"select_folds": sel} for x in new[r]]
+                    walls[r] = walls0[r] + new_walls[r]
+                held.update({"per_run": rows, "wall_s": walls, "summary": finish(rows),
+                             "n_runs_per_recipe": max(len(v) for v in rows.values())})  # fmt: skip
+                save(results)
 
-        rows, _, (ids, targets) = run_split(
-            args, shared, assignment, work / "untouched", seeds, recipes, done_held
-        )
+            name = (
+                "untouched" if len(members) == 1 else f"untouched-select{'-'.join(map(str, sel))}"
+            )
+            _, _, (member_ids, member_targets) = run_split(
+                args, shared, untouched_split(cv_folds, sel), work / name, member_seeds,
+                recipes, done_held,
+            )  # fmt: skip
+            if ids is not None and member_ids != ids:
+                raise RuntimeError("fold-ensemble members scored different test records")
+            ids, targets = member_ids, member_targets
+        assert ids is not None and targets is not None
         held["record_ids"] = ids
         held["targets"] = targets.astype(int).tolist()
+        held["patients"] = [patients[r] for r in ids]
         held["n_test_records"] = len(ids)
         held["n_test_patients"] = len({patients[r] for r in ids})
+        own = score_sets(held)
+        sets = dict(own)
+        if args.reference is not None:
+            reference = json.loads(args.reference.read_text())["untouched"]
+            if reference["record_ids"] != ids:
+                raise RuntimeError(f"{args.reference}: other test records than this run")
+            sets |= score_sets(reference, prefix="ref:")
+            held["reference"] = str(args.reference)
+        held["comparisons"] = compare(
+            sets, comparison_pairs(own, args.reference is not None), targets,
+            held["patients"], args.bootstrap, args.seed,
+        )  # fmt: skip
         if "default" in recipes and "baseline" in recipes:
             paired = paired_bootstrap(
                 targets,

@@ -1,4 +1,4 @@
-"""ECG signal encoders: a 1-D xresnet-style CNN and a 1-D vision transformer.
+"""ECG signal encoders: a 1-D xresnet-style CNN, inception1d and a 1-D vision transformer.
 
 Every encoder maps a float32 batch ``[B, C, T]`` to features ``[B, out_dim]`` and exposes
 ``out_dim`` so heads can be sized without running a forward pass.
@@ -93,6 +93,75 @@ class ResNet1d(nn.Module):
         """Encode ``[B, C, T]`` into ``[B, out_dim]``."""
         h = self.stages(self.stem(x))
         return torch.cat([self.avg_pool(h), self.max_pool(h)], dim=1).flatten(1)
+
+
+class InceptionBlock1d(nn.Module):
+    """Inception block: 1x1 bottleneck, three kernel sizes and a max-pool branch in parallel.
+
+    The branches are concatenated (``4 * width`` channels) and batch-normalised.
+    """
+
+    def __init__(self, c_in: int, width: int, kernel_sizes: list[int]) -> None:
+        super().__init__()
+        self.bottleneck = nn.Conv1d(c_in, width, 1, bias=False)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(width, width, k, padding=k // 2, bias=False) for k in kernel_sizes
+        )
+        self.pool = nn.Sequential(
+            nn.MaxPool1d(3, stride=1, padding=1), nn.Conv1d(c_in, width, 1, bias=False)
+        )
+        self.bn_relu = nn.Sequential(
+            nn.BatchNorm1d((len(kernel_sizes) + 1) * width), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``[B, c_in, T]``; the length is kept."""
+        h = self.bottleneck(x)
+        return self.bn_relu(torch.cat([c(h) for c in self.convs] + [self.pool(x)], dim=1))
+
+
+@ENCODERS.register("inception1d")
+class Inception1d(nn.Module):
+    """inception1d of Strodthoff et al. 2020 (PTB-XL benchmark; after InceptionTime).
+
+    ``depth`` inception blocks of ``width`` filters per branch with kernel sizes
+    ``kernel_size``, its half and its quarter (each made odd), so ``4 * width`` channels at full
+    length; a residual shortcut (1x1 conv + BN) around every three blocks; concat (average +
+    max) pooling, so ``out_dim = 8 * width``. The paper's configuration: width 32, depth 6,
+    kernel_size 39 (from its ks=40).
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        kernel_sizes = [
+            k if k % 2 else k - 1 for k in (config.kernel_size // 2**i for i in range(3))
+        ]
+        kernel_sizes = [max(k, 1) for k in kernel_sizes]
+        channels = (len(kernel_sizes) + 1) * config.width
+        self.blocks = nn.ModuleList(
+            InceptionBlock1d(config.in_channels if d == 0 else channels, config.width, kernel_sizes)
+            for d in range(config.depth)
+        )
+        self.shortcuts = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(config.in_channels if d == 0 else channels, channels, 1, bias=False),
+                nn.BatchNorm1d(channels),
+            )
+            for d in range(config.depth // 3)
+        )
+        self.avg_pool = nn.AdaptiveAvgPool1d(1)
+        self.max_pool = nn.AdaptiveMaxPool1d(1)
+        self.out_dim: int = 2 * channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``[B, C, T]`` into ``[B, out_dim]``."""
+        residual = x
+        for d, block in enumerate(self.blocks):
+            x = block(x)
+            if d % 3 == 2:
+                x = torch.relu(x + self.shortcuts[d // 3](residual))
+                residual = x
+        return torch.cat([self.avg_pool(x), self.max_pool(x)], dim=1).flatten(1)
 
 
 @ENCODERS.register("vit1d")

@@ -16,16 +16,27 @@ from ecgflow.params.base import Params
 class EncoderConfig(Params):
     """Hyperparameters of an ECG encoder (``kind`` picks the architecture)."""
 
-    kind: Literal["resnet1d", "vit1d"] = Field("resnet1d", description="architecture")
+    kind: Literal["resnet1d", "inception1d", "vit1d"] = Field(
+        "resnet1d", description="architecture"
+    )
     in_channels: int = Field(default=12, gt=0, description="input leads (channels)")
     width: int = Field(
-        default=64, gt=0, description="ResNet: stem/base channels. ViT: embedding dimension."
+        default=64,
+        gt=0,
+        description="ResNet: stem/base channels. Inception: filters per branch. ViT: embedding "
+        "dimension.",
     )
     depth: int = Field(
-        default=4, gt=0, description="ResNet: residual stages. ViT: transformer layers."
+        default=4,
+        gt=0,
+        description="ResNet: residual stages. Inception: inception blocks (a shortcut per 3). "
+        "ViT: transformer layers.",
     )
     kernel_size: int = Field(
-        default=7, gt=0, description="ResNet only; must be odd so convolutions keep the length."
+        default=7,
+        gt=0,
+        description="ResNet: must be odd so convolutions keep the length. Inception: the "
+        "largest of its three kernels (half and quarter too, made odd; the paper's 39).",
     )
     patch_size: int = Field(default=25, gt=0, description="ViT only: samples per patch.")
     heads: int = Field(
@@ -38,7 +49,7 @@ class EncoderConfig(Params):
 
     @model_validator(mode="after")
     def _check_architecture(self) -> Self:
-        if self.kind == "resnet1d" and self.kernel_size % 2 == 0:
+        if self.kind in ("resnet1d", "inception1d") and self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         if self.kind == "vit1d" and self.width % self.heads != 0:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
