@@ -16,6 +16,7 @@ from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.label import LabelParams, label
 from ecgflow.stages.split import SplitParams, split
 from ecgflow.text.instructions import parse_leads
+from ecgflow.training.gem_data import read_instructions
 
 NOISE = ("static_noise", "burst_noise", "baseline_drift", "electrodes_problems")
 ECGQA = "ecg-qa/ptbxl_single_verify_ecg_id_le500.json"
@@ -73,6 +74,20 @@ def test_ptbxl_instructions_keep_test_records_out_and_name_noisy_leads(
     )
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["counts"] == counts and str(qa) in manifest["inputs"]
+    # evidence: the lead-quality model fitted on train records, its held-out AUROC, the text
+    quality = json.loads((tmp_path / "lead_quality.json").read_text())
+    assert quality["metrics"]["test"]["baseline_drift"]["n"] > 0
+    assert quality["metrics"]["test"]["static_noise"]["auroc"] > 0.6
+    assert counts["lead_quality_train_records"] == sum(s == "train" for s in split_of.values())
+    evidence = json.loads((tmp_path / "record_evidence.json").read_text())
+    for item in test_items:
+        text = evidence[item["record_id"]]["text"]
+        assert text.startswith("Leads: I ") and item["meta"]["evidence"] == text
+        assert item["conversations"][0]["value"].startswith(f"<ecg>\n{text}\n")
+    examples, _ = read_instructions(tmp_path / "test.json", {"noise", "ecgqa"})
+    assert examples and all(e.question.startswith("<ecg>\n") for e in examples)
+    assert not any("Leads:" in e.question for e in examples)
+    assert all(e.prompt.startswith(f"<ecg>\n{e.evidence}\n") for e in examples)
     again = tmp_path / "again"
     build_instructions(BuildInstructionsParams(), records, labels, splits, again, [qa])
     assert (again / "train.json").read_bytes() == (tmp_path / "train.json").read_bytes()
@@ -85,6 +100,9 @@ def test_synthetic_records_get_label_and_report_questions(tmp_path):
     )
     assert counts["kind_label"] > 0 and counts["kind_report"] > 0 and counts["kind_feature"] > 0
     assert "kind_noise" not in counts  # no noise annotations outside PTB-XL
+    assert not (tmp_path / "out" / "lead_quality.json").exists()  # nothing to fit it on
+    items = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert all(i["meta"]["evidence"].startswith("Heart rate ") for i in items)
 
 
 def test_cli_and_bad_inputs(tmp_path):

@@ -44,7 +44,8 @@ GEM_TOWERS = "towers.safetensors"  # the ECG and image towers' weights
 GEM_ADAPTER = "adapter"  # the language model's LoRA adapter folder
 GEM_TOKENIZER = "tokenizer"  # the tokenizer folder
 LEAD_QUALITY = "lead_quality.json"  # per-lead quality model (build-instructions, GEM folder)
-EVIDENCE = "evidence.json"  # build-instructions: each record's measured evidence and its text
+RECORD_EVIDENCE = "record_evidence.json"  # build-instructions: each record's evidence + text
+GEM_EVIDENCE = "evidence.json"  # a GEM folder whose prompts carry evidence text (how it is made)
 #: what a GEM model folder holds: registered with it, checked before serving
 GEM_FILES: tuple[str, ...] = (GEM_JSON, GEM_TOWERS, GEM_ADAPTER, GEM_TOKENIZER, PREPROCESS_JSON)
 # export

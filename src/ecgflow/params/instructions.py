@@ -19,6 +19,12 @@ class BuildInstructionsParams(Params):
     feature_questions: bool = Field(
         True, description="heart rate, regularity and axis questions measured on the signal"
     )
+    evidence: bool = Field(
+        True,
+        description="write each record's measured evidence (per-lead quality model fitted on "
+        "the train split's PTB-XL lead annotations, heart rate, RR variability, axis) into its "
+        "conversations after <ecg>",
+    )
     seed: int = Field(0, description="seed of the drawn questions and their wording")
 
     _as_ecgflow_error = raises_ecgflow_error("build-instructions", "instructions")

@@ -12,6 +12,12 @@ Output (``out_dir``)::
     train.json, val.json   LLaVA-style instructions ({id, record_id, ecg, image, conversations,
                            meta}) for finetune-gem
     test.json              the same for the test split's records: evaluation only
+    record_evidence.json   (``evidence``, the default) each record's evidence
+                           (:mod:`ecgflow.text.evidence`): its text is also in every
+                           conversation's human turn after ``<ecg>`` and in ``meta.evidence``
+    lead_quality.json      the per-lead quality model (:mod:`ecgflow.models.lead_quality`)
+                           fitted on the train split's PTB-XL lead annotations at the rate most
+                           records have, with its val/test AUROC per kind (PTB-XL only)
     skipped.json           every input left out, with its reason (unreadable annotations or
                            records, ECG-QA questions about unknown records)
     manifest.json          inputs, params, counts, sha256 of every file
@@ -20,6 +26,7 @@ Output (``out_dir``)::
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections import Counter
 from pathlib import Path
@@ -28,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ecgflow.artifacts import LABELS, RAW, RECORDS, SKIPPED, SPLIT
+from ecgflow.artifacts import LABELS, LEAD_QUALITY, RAW, RECORD_EVIDENCE, RECORDS, SKIPPED, SPLIT
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
@@ -36,6 +43,7 @@ from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.params.instructions import BuildInstructionsParams
 from ecgflow.text import load_label_def, record_texts
 from ecgflow.text.instructions import (
+    LEADS,
     NOISE_COLUMNS,
     ecgqa_instruction,
     feature_instructions,
@@ -47,6 +55,8 @@ from ecgflow.text.instructions import (
 
 if TYPE_CHECKING:  # scipy.signal (~0.5 s): imported when the rhythm is measured
     from ecgflow.signal.rhythm import Rhythm
+
+log = logging.getLogger(__name__)
 
 STAGE = "build-instructions"
 TRAINING_SPLITS = ("train", "val")
@@ -81,6 +91,9 @@ def build_instructions(
     skipped: list[dict[str, str]] = []
     held_out = 0
     ecg_paths = {}
+    model_fs = _common_rate(records)
+    rhythms: dict[str, Rhythm] = {}
+    lead_features: dict[str, np.ndarray] = {}
     for row in records.to_dict(orient="records"):
         record_id = row["record_id"]
         ecg = _record_path(row["files"])
@@ -104,15 +117,26 @@ def build_instructions(
         if params.report_questions:
             report = report_instruction(record_id, ecg, texts.get(record_id, ""))
             items += [report] if report else []
-        if params.feature_questions:
+        if params.feature_questions or params.evidence:
             try:
-                items += feature_instructions(record_id, ecg, _rhythm(records_dir / RAW, row))
+                rhythm, features = _measure(records_dir / RAW, row, model_fs, params.evidence)
             except EcgflowError as exc:
                 skipped.append({"record_id": record_id, "reason": f"features: {exc}"})
+            else:
+                rhythms[record_id] = rhythm
+                if features is not None:
+                    lead_features[record_id] = features
+                if params.feature_questions:
+                    items += feature_instructions(record_id, ecg, rhythm)
         out[part] += items
     qa_counts = _add_ecgqa(qa_files or [], ecg_paths, split_of, out, skipped)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    evidence_counts = {}
+    if params.evidence:
+        evidence_counts = _write_evidence(
+            out, rhythms, lead_features, noise, split_of, model_fs, out_dir
+        )
     for part, items in out.items():
         _write_json(out_dir / f"{part}.json", items)
     _write_json(out_dir / SKIPPED, skipped)
@@ -121,6 +145,7 @@ def build_instructions(
         "held_out_records": held_out,
         "skipped": len(skipped),
         **qa_counts,
+        **evidence_counts,
         **{f"kind_{k}": v for k, v in sorted(Counter(_kinds(out)).items())},
     }
     inputs = {
@@ -135,8 +160,11 @@ def build_instructions(
     return counts
 
 
-def _rhythm(raw_dir: Path, row: dict[str, Any]) -> Rhythm:
-    """Measured features of one ingested record, in mV."""
+def _measure(
+    raw_dir: Path, row: dict[str, Any], model_fs: float, with_features: bool
+) -> tuple[Rhythm, np.ndarray | None]:
+    """One ingested record's rhythm and (``with_features``) lead-quality features, in mV."""
+    from ecgflow.models.lead_quality import aligned_features
     from ecgflow.signal.rhythm import measure_rhythm  # scipy.signal: only when measuring
 
     leads = row.get("leads")
@@ -147,7 +175,98 @@ def _rhythm(raw_dir: Path, row: dict[str, Any]) -> Rhythm:
         leads=leads,
         record_id=str(row["record_id"]),
     )
-    return measure_rhythm(record.signal, record.fs, record.leads)
+    rhythm = measure_rhythm(record.signal, record.fs, record.leads)
+    if not with_features:
+        return rhythm, None
+    return rhythm, aligned_features(record.signal, record.fs, record.leads, model_fs)
+
+
+def _common_rate(records: pd.DataFrame) -> float:
+    """The sampling rate most records have (the lead-quality model's rate; 100 Hz if unknown)."""
+    if "fs" not in records.columns or records.empty:
+        return 100.0
+    rates = records["fs"].dropna().astype(float)
+    return float(rates.mode().min()) if len(rates) else 100.0
+
+
+def _write_evidence(
+    out: dict[str, list[dict[str, Any]]],
+    rhythms: dict[str, Rhythm],
+    lead_features: dict[str, np.ndarray],
+    noise: dict[str, dict[str, str | None]],
+    split_of: dict[str, str],
+    model_fs: float,
+    out_dir: Path,
+) -> dict[str, int]:
+    """Fit the lead-quality model, write each record's evidence into its conversations.
+
+    The model is fitted on the train split's annotated records; their own evidence uses
+    out-of-fold probabilities (5 folds), so training conversations show what the model says
+    about records it has not seen, as at evaluation and serving. Writes ``lead_quality.json``
+    (with its validation and test AUROC per kind) and ``record_evidence.json``.
+    """
+    from ecgflow.models.lead_quality import (
+        KINDS,
+        cross_fitted,
+        fit_lead_quality,
+        lead_auroc,
+        lead_targets,
+    )
+    from ecgflow.text.evidence import evidence_from, with_evidence
+
+    train = [r for r in lead_features if split_of.get(r) == "train" and r in noise]
+    quality: dict[str, np.ndarray] = {}
+    counts = {"lead_quality_train_records": len(train)}
+    if train:
+        x = np.stack([lead_features[r] for r in train])
+        y = np.stack([lead_targets(noise[r]) for r in train])
+        if np.nansum(y) > 0:
+            model = fit_lead_quality(x, y, model_fs)
+            others = [r for r in lead_features if r not in set(train)]
+            if others:
+                p = model.probabilities(np.stack([lead_features[r] for r in others]))
+                quality |= dict(zip(others, p, strict=True))
+            quality |= dict(zip(train, cross_fitted(x, y, model_fs), strict=True))
+            for part in ("val", "test"):
+                annotated = [r for r in lead_features if split_of.get(r) == part and r in noise]
+                if annotated:
+                    model.metrics[part] = lead_auroc(
+                        np.stack([quality[r] for r in annotated]),
+                        np.stack([lead_targets(noise[r]) for r in annotated]),
+                    )
+            model.metrics["train_out_of_fold"] = lead_auroc(quality_of(train, quality), y)
+            model.save(out_dir / LEAD_QUALITY)
+            log.info("build-instructions: lead-quality model: %s", _auroc_line(model.metrics))
+    evidence = {}
+    for record_id, rhythm in rhythms.items():
+        p = quality.get(record_id)
+        per_lead = None
+        if p is not None:
+            per_lead = {
+                kind: {LEADS[i]: float(p[i, k]) for i in range(len(LEADS)) if np.isfinite(p[i, k])}
+                for k, kind in enumerate(KINDS)
+            }
+        evidence[record_id] = evidence_from(rhythm, per_lead)
+    texts = {r: e.text() for r, e in evidence.items()}
+    for items in out.values():
+        for item in items:
+            text = texts.get(item["record_id"])
+            if text:
+                turn = item["conversations"][0]
+                turn["value"] = with_evidence(turn["value"], text)
+                item["meta"]["evidence"] = text
+    _write_json(out_dir / RECORD_EVIDENCE, {r: e.to_json() for r, e in sorted(evidence.items())})
+    return counts | {"evidence_records": len(evidence)}
+
+
+def quality_of(records: list[str], quality: dict[str, np.ndarray]) -> np.ndarray:
+    """``[N, 12, 4]`` probabilities of ``records``."""
+    return np.stack([quality[r] for r in records])
+
+
+def _auroc_line(metrics: dict[str, Any]) -> str:
+    scores = metrics.get("test") or metrics.get("val") or {}
+    return ", ".join(f"{k} AUROC {v['auroc']:.3f} (n={v['n']})" for k, v in scores.items())
 
 
 def _positives(labels: pd.DataFrame, names: list[str]) -> dict[str, list[str]]:

@@ -179,7 +179,7 @@ class GemDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str, str, torch.Tensor | None]:
         example = self.examples[i]
         image = None if self.images is None else self.images.load(example.record_id)
-        return self.signals.get(example.record_id), example.question, example.answer, image
+        return self.signals.get(example.record_id), example.prompt, example.answer, image
 
 
 def collate_gem(batch: list[tuple[torch.Tensor, str, str, torch.Tensor | None]]) -> dict:

@@ -35,6 +35,7 @@ from ecgflow.text.instructions import ECG_TOKEN, LEADS, NOISE_COLUMNS
 
 if TYPE_CHECKING:
     from ecgflow.models.lead_quality import LeadQuality
+    from ecgflow.signal.rhythm import Rhythm
 
 #: A kind is named after a lead from this probability up.
 REPORT_P = 0.25
@@ -156,15 +157,23 @@ def measure_evidence(
     rhythm = measure_rhythm(np.nan_to_num(np.asarray(x, dtype=np.float64)), fs, list(leads))
     if quality is None and lead_quality is not None:
         quality = lead_quality.predict(x, fs, leads)
+    return evidence_from(rhythm, quality, classifier)
+
+
+def evidence_from(
+    rhythm: Rhythm,
+    quality: dict[str, dict[str, float]] | None = None,
+    classifier: Mapping[str, float] | None = None,
+) -> RecordEvidence:
+    """The evidence of an already measured rhythm, lead quality and classifier output."""
+    labels = None if classifier is None else {str(k): float(v) for k, v in classifier.items()}
     return RecordEvidence(
         n_beats=rhythm.n_beats,
         heart_rate_bpm=_finite(rhythm.heart_rate_bpm),
         rr_cv=_finite(rhythm.rr_cv),
         axis_deg=_finite(rhythm.axis_deg),
         lead_quality=quality,
-        classifier=None
-        if classifier is None
-        else {str(k): float(v) for k, v in classifier.items()},
+        classifier=labels,
     )
 
 

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ecgflow.artifacts import IMAGES
 from ecgflow.errors import EcgflowError
+from ecgflow.text.instructions import ECG_TOKEN
 from ecgflow.training.data import ShardRows
 
 PAPER = "paper"
@@ -36,6 +37,14 @@ class GemExample:
     template_id: Any = None
     attribute: Any = None
     candidates: tuple[str, ...] | None = None
+    evidence: str | None = None  # the record's evidence lines (ecgflow.text.evidence)
+
+    @property
+    def prompt(self) -> str:
+        """What the model reads: ``<ecg>``, the evidence lines (if any), the question."""
+        from ecgflow.text.evidence import with_evidence
+
+        return with_evidence(self.question, self.evidence)
 
 
 def read_instructions(path: Path, kinds: set[str]) -> tuple[list[GemExample], list[dict[str, str]]]:
@@ -69,15 +78,23 @@ def _example(entry: dict[str, Any]) -> GemExample:
         raise ValueError("expected one human turn and one gpt turn")
     meta = entry.get("meta") or {}
     candidates = meta.get("candidates")
+    question = str(turns[0]["value"])
+    evidence = meta.get("evidence")
+    if evidence:  # the human turn is "<ecg>\n" + evidence + "\n" + question: keep them apart
+        head = f"{ECG_TOKEN}\n{evidence}\n"
+        if not question.startswith(head):
+            raise ValueError("meta.evidence is not the human turn's evidence")
+        question = f"{ECG_TOKEN}\n{question.removeprefix(head)}"
     return GemExample(
         id=str(entry["id"]),
         record_id=str(entry["record_id"]),
-        question=str(turns[0]["value"]),
+        question=question,
         answer=str(turns[1]["value"]),
         kind=str(meta.get("kind") or "other"),
         template_id=meta.get("template_id"),
         attribute=meta.get("attribute"),
         candidates=tuple(str(c) for c in candidates) if candidates else None,
+        evidence=str(evidence) if evidence else None,
     )
 
 
