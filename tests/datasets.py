@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,62 @@ def wfdb_instance(header: Path) -> dict[str, Any]:
             "signal": base64.b64encode(header.with_suffix(".dat").read_bytes()).decode(),
         }
     }
+
+
+def tiny_onnx_export(
+    out: Path,
+    labels: list[str],
+    thresholds: dict[str, float],
+    preprocess: dict[str, Any],
+    metadata: bool = False,
+) -> Path:
+    """An export folder in ``out`` as the export stage writes it, around a tiny real ONNX model.
+
+    The model is one linear layer + sigmoid over 12 leads × 100 samples (``torch.manual_seed(0)``)
+    with a dynamic batch axis; the side files are preprocess.json, thresholds.json,
+    label_def.json, parity.json and pytorch/config.json. ``metadata`` also writes preprocess,
+    labels and thresholds into the ONNX metadata_props, as the export stage does.
+    """
+    import onnx
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(12 * 100, len(labels))
+
+        def forward(self, ecg: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.linear(ecg.flatten(1)))
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    program = torch.onnx.export(
+        Tiny().eval(),
+        (torch.zeros(2, 12, 100),),
+        input_names=["ecg"],
+        output_names=["probabilities"],
+        opset_version=18,
+        dynamo=True,
+        dynamic_shapes={"ecg": {0: torch.export.Dim("batch", min=1, max=1024)}},
+    )
+    program.save(str(out / "model.onnx"))
+    if metadata:
+        network = onnx.load(str(out / "model.onnx"))
+        for key, value in {
+            "preprocess": preprocess,
+            "labels": labels,
+            "thresholds": thresholds,
+        }.items():
+            entry = network.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value)
+        onnx.save(network, str(out / "model.onnx"))
+    for name, content in {
+        "preprocess.json": {"params": preprocess},
+        "thresholds.json": {"labels": labels, "thresholds": thresholds},
+        "label_def.json": {"labels": [{"name": n} for n in labels]},
+        "parity.json": {"passed": True},
+    }.items():
+        (out / name).write_text(json.dumps(content))
+    (out / "pytorch").mkdir(exist_ok=True)
+    (out / "pytorch" / "config.json").write_text("{}")
+    return out

@@ -19,12 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
-import torch
-from datasets import wfdb_header
+from datasets import tiny_onnx_export, wfdb_header
 from servers import free_ports
 
 from ecgflow.io.readers import read_record
@@ -41,50 +39,11 @@ PREPROCESS = {"fs": 100.0, "length_s": 1.0}
 MODEL = f"models:/ecg-classifier@{CHAMPION}"
 
 
-class _Tiny(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(12 * 100, len(LABELS))
-
-    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.linear(ecg.flatten(1)))
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """A SQLite store holding one registered, champion version; (tracking URI, export dir)."""
     root = tmp_path_factory.mktemp("mlflow-model")
-    export = root / "export"
-    export.mkdir()
-    torch.manual_seed(0)
-    program = torch.onnx.export(
-        _Tiny().eval(),
-        (torch.zeros(2, 12, 100),),
-        input_names=["ecg"],
-        output_names=["probabilities"],
-        opset_version=18,
-        dynamo=True,
-        dynamic_shapes={"ecg": {0: torch.export.Dim("batch", min=1, max=1024)}},
-    )
-    program.save(str(export / "model.onnx"))
-    network = onnx.load(str(export / "model.onnx"))
-    for key, value in {
-        "preprocess": PREPROCESS,
-        "labels": LABELS,
-        "thresholds": THRESHOLDS,
-    }.items():
-        entry = network.metadata_props.add()  # as export writes them
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(network, str(export / "model.onnx"))
-    for name, content in {
-        "preprocess.json": {"params": PREPROCESS},
-        "thresholds.json": {"labels": LABELS, "thresholds": THRESHOLDS},
-        "label_def.json": {"labels": [{"name": n} for n in LABELS]},
-        "parity.json": {"passed": True},
-    }.items():
-        (export / name).write_text(json.dumps(content))
-    (export / "pytorch").mkdir()
-    (export / "pytorch" / "config.json").write_text("{}")
+    export = tiny_onnx_export(root / "export", LABELS, THRESHOLDS, PREPROCESS, metadata=True)
     evaluation = root / "eval"
     evaluation.mkdir()
     metrics = {"kind": "classifier", "split": "test", "data_hash": "d" * 64, "macro_auroc": 0.8,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
+from datasets import tiny_onnx_export
 from mlflow_server import start_mlflow_server
 
 from ecgflow.errors import EcgflowError
@@ -28,43 +28,16 @@ from ecgflow.serving.bundle import model_kind, resolve_model
 from ecgflow.signal.transform import transform_record
 
 
-class _Tiny(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(12 * 100, 3)
-
-    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.linear(ecg.flatten(1)))
-
-
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export folder of a tiny real ONNX model and its side files."""
-    out = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
-    program = torch.onnx.export(
-        _Tiny().eval(),
-        (torch.zeros(2, 12, 100),),
-        input_names=["ecg"],
-        output_names=["probabilities"],
-        opset_version=18,
-        dynamo=True,
-        dynamic_shapes={"ecg": {0: torch.export.Dim("batch", min=1, max=1024)}},
+    labels = ["a", "b", "c"]
+    return tiny_onnx_export(
+        tmp_path_factory.mktemp("export"),
+        labels,
+        dict.fromkeys(labels, 0.5),
+        {"fs": 100.0, "length_s": 1.0},
     )
-    program.save(str(out / "model.onnx"))
-    for name, content in {
-        "preprocess.json": {"params": {"fs": 100.0, "length_s": 1.0}},
-        "thresholds.json": {
-            "labels": ["a", "b", "c"],
-            "thresholds": {"a": 0.5, "b": 0.5, "c": 0.5},
-        },
-        "label_def.json": {"labels": [{"name": n} for n in "abc"]},
-        "parity.json": {"passed": True},
-    }.items():
-        (out / name).write_text(json.dumps(content))
-    (out / "pytorch").mkdir()
-    (out / "pytorch" / "config.json").write_text("{}")
-    return out
 
 
 def _eval(folder: Path, auroc: float, data_hash: str = "a" * 64) -> Path:
