@@ -130,6 +130,7 @@ PATH_OPTIONS = {
     "eval": ["--model", "m", "--data", "d", "--labels", "l", "--out", "o"],
     "eval-gem": ["--model", "m", "--data", "d", "--qa", "q", "--out", "o"],
     "export": ["--model", "m", "--out", "o"],
+    "preprocess": ["--records", "r", "--split", "s", "--out", "o"],
 }
 
 
@@ -290,3 +291,55 @@ def test_config_schema_prints_the_real_defaults() -> None:
     schema = json.loads(result.output)
     assert schema["properties"]["finetune"]["default"]["train"]["epochs"] == 30
     assert schema["properties"]["label"]["default"]["label_set"] == "auto"
+
+
+#: (command, a bad option (None: no option can hold the value), the same value as a params
+#: mapping, how the error must name it: config path / stage option); the last of each command
+#: is a cross-field check (a model validator), which blames one field
+BAD_VALUES = [
+    ("preprocess", ["--fs", "-5"], {"fs": -5}, "preprocess.fs / --fs"),
+    (
+        "preprocess",
+        ["--bandpass", "40,0.5"],
+        {"bandpass": [40, 0.5]},
+        "preprocess.bandpass / --bandpass",
+    ),
+    ("finetune-classifier", None, {"pretrained": "maybe"}, "finetune.pretrained / --pretrained"),
+    (
+        "finetune-classifier",
+        ["--lr", "-1"],
+        {"train": {"lr": -1}},
+        "finetune.train.lr / --train-lr",
+    ),
+    (
+        "finetune-classifier",
+        ["--encoder-kernel-size", "4"],
+        {"encoder": {"kernel_size": 4}},
+        "finetune.encoder.kernel_size / --encoder-kernel-size",
+    ),
+]
+SECTION = {"preprocess": "preprocess", "finetune-classifier": "finetune"}
+
+
+@pytest.mark.parametrize(("command", "option", "value", "named"), BAD_VALUES)
+def test_a_bad_value_is_named_by_config_path_and_option_from_every_source(
+    tmp_path: Path, command: str, option: list[str] | None, value: dict, named: str
+) -> None:
+    """The same bad value from an option, from --params and from a config file."""
+    import yaml
+
+    base = [command, *PATH_OPTIONS[command]]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({SECTION[command]: value}))
+    runs = {
+        "--params": [*base, "--params", json.dumps(value)],
+        "config": ["validate-config", "--config", str(config)],
+        "run --config": ["run", "--config", str(config)],
+    }
+    if option is not None:
+        runs["option"] = [*base, *option]
+    for source, args in runs.items():
+        result = runner.invoke(app, args, terminal_width=200)
+        assert result.exit_code == 2, (source, result.output)
+        assert named in result.output, (source, result.output)
+        assert "Traceback" not in result.output, source

@@ -181,7 +181,7 @@ def config_problems(
     try:
         PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        return validation_problems(exc, flags=True)
+        return validation_problems(exc, flags=True, model=PipelineConfig)
     return []
 
 
@@ -198,7 +198,7 @@ def load_config(
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         where = str(path) if path else "environment"
-        problems = "\n  ".join(validation_problems(exc, flags=True))
+        problems = "\n  ".join(validation_problems(exc, flags=True, model=PipelineConfig))
         raise EcgflowError(f"invalid config ({where}):\n  {problems}") from None
 
 

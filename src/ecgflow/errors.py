@@ -6,7 +6,9 @@ The CLI prints it without a traceback; HTTP endpoints answer 4xx with it.
 
 A bad parameter is named both ways: by its path in the pipeline config
 (``finetune.train.epochs``) and by the option of its stage command (``--train-epochs``);
-:func:`cli_flag` is the one naming rule between the two.
+:func:`cli_flag` is the one naming rule between the two. A check across fields (a model
+validator) names the field it blames first in its message (``bandpass: need low < high``):
+that field then gets its own path and option too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: a model validator's message that starts with the field it blames: ``bandpass: ...``
+_BLAMED = re.compile(r"^([a-z_][a-z0-9_]*)(:\s*|\s)")
 _SHOWN = 60  # characters of a bad value quoted in a message
 #: how many parameter models are being validated around this one (0: the outermost)
 _DEPTH: ContextVar[int] = ContextVar("ecgflow_params_depth", default=0)
@@ -54,37 +58,67 @@ def cli_flag(path: Sequence[str]) -> str:
     return "--" + "-".join(part.replace("_", "-") for part in path)
 
 
+def _model_at(model: Any, names: Sequence[str]) -> Any:
+    """The params model at a field path of ``model`` (None where the path leaves the models)."""
+    for name in names:
+        field = getattr(model, "model_fields", {}).get(name)
+        if field is None:
+            return None
+        model = field.annotation
+    return model if isinstance(getattr(model, "model_fields", None), dict) else None
+
+
+def _blamed_field(model: Any, names: Sequence[str], message: str) -> tuple[str, str] | None:
+    """(field, rest of the message) when a model-level ``message`` starts with a field's name."""
+    match = _BLAMED.match(message)
+    owner = _model_at(model, names) if match else None
+    if match is None or owner is None or match.group(1) not in owner.model_fields:
+        return None
+    rest = message[match.end() :] if match.group(2).startswith(":") else message
+    return match.group(1), rest
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def validation_problems(exc: ValidationError, root: str = "", flags: bool = False) -> list[str]:
+def validation_problems(
+    exc: ValidationError, root: str = "", flags: bool = False, model: Any = None
+) -> list[str]:
     """One ``path: problem (got value)`` per pydantic error.
 
     ``root`` prefixes every path (a config section, or the model's name for model-level
     errors). With ``flags`` each path also names its stage option (:func:`cli_flag`); in a
     whole pipeline config the first part of a path is the section, not part of the option.
+    ``model`` (the validated class) lets a model validator's error name the field it blames.
     """
     problems = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        path = ".".join([root, *loc] if root and loc else loc) or root
         names = field_path(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        blamed = None
+        if model is not None and err["type"] == "value_error" and len(names) == len(loc):
+            blamed = _blamed_field(model, names, message)
+        if blamed is not None:
+            loc, names, message = [*loc, blamed[0]], [*names, blamed[0]], blamed[1]
+        path = ".".join([root, *loc] if root and loc else loc) or root
         if flags and not root:
             names = names[1:]  # a whole config: the section is not part of the option
         where = f"{path} / {cli_flag(names)}" if flags and names else path
-        message = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
         if err["type"] != "missing" and loc and not isinstance(value, dict | list):
             message += f" (got {_shown(value)})"
         problems.append(f"{where}: {message}")
     return problems
 
 
-def describe_validation_error(exc: ValidationError, root: str = "", flags: bool = False) -> str:
+def describe_validation_error(
+    exc: ValidationError, root: str = "", flags: bool = False, model: Any = None
+) -> str:
     """:func:`validation_problems` joined by ``; ``."""
-    return "; ".join(validation_problems(exc, root, flags))
+    return "; ".join(validation_problems(exc, root, flags, model))
 
 
 def raises_ecgflow_error(what: str | None, section: str | None = None) -> Any:
@@ -107,7 +141,7 @@ def raises_ecgflow_error(what: str | None, section: str | None = None) -> Any:
         except ValidationError as exc:
             if depth or what is None:
                 raise
-            problems = describe_validation_error(exc, root=section or what, flags=True)
+            problems = describe_validation_error(exc, root=section or what, flags=True, model=cls)
             raise EcgflowError(f"invalid {what} parameters: {problems}") from None
         finally:
             _DEPTH.reset(token)

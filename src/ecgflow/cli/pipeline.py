@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from ecgflow.cli.common import console, run_action, verbose
-from ecgflow.errors import EcgflowError
+from ecgflow.errors import EcgflowError, describe_validation_error
 
 commands = typer.Typer()
 
@@ -67,7 +68,11 @@ def run(
             data["with_gem"] = with_gem
         if gem_qa:
             data["gem_qa"] = [str(Path(p).resolve()) for p in gem_qa]
-        cfg = PipelineConfig.model_validate(data)  # command-line values are validated too
+        try:  # command-line values are validated too, named by config path and option
+            cfg = PipelineConfig.model_validate(data)
+        except ValidationError as exc:
+            problems = describe_validation_error(exc, flags=True, model=PipelineConfig)
+            raise EcgflowError(problems) from None
         if stack == "services":
             from ecgflow.services import load_stack, services_dir
 
