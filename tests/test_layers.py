@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: top to bottom; a module's layer is that of its first package below ``ecgflow`` (or its name)
 LAYERS: list[set[str]] = [
-    {"cli", "cli_params"},
+    {"cli"},
     {"submit", "deploy", "pipeline_runner", "services", "run_view", "step_logs"},
     {"pipelines"},
     {"components"},
