@@ -54,7 +54,6 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
     request ``train_nproc`` / ``finetune_nproc`` accelerators of ``config.accelerator_type``
     and run that many torchrun processes in their pod; locally they run on the CPU.
     """
-    ratios_default = ",".join(f"{r:g}" for r in config.split.ratios)
 
     @dsl.pipeline(
         name=config.name,
@@ -63,16 +62,9 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         pipeline_config=_workspace(config),
     )
     def training_pipeline(
-        source: str = config.ingest.source,
-        limit: int = config.ingest.limit or 0,
-        strict: bool = config.ingest.strict,
-        workers: int = config.ingest.workers,
-        label_set: str = config.label.label_set,
-        drop_empty: bool = config.label.drop_empty,
-        ratios: str = ratios_default,
-        folds: int = config.split.folds or 0,
-        seed: int = config.split.seed,
-        use_strat_fold: bool = config.split.use_strat_fold,
+        ingest_params: str = config.ingest.model_dump_json(),
+        label_params: str = config.label.model_dump_json(),
+        split_params: str = config.split.model_dump_json(),
         preprocess_params: str = config.preprocess.model_dump_json(),
         render_images: bool = config.render_images,
         render_params: str = config.render.model_dump_json(),
@@ -83,9 +75,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         trainjob_params: str = config.trainjob.model_dump_json(),
         eval_params: str = config.eval.model_dump_json(),
         export_params: str = config.export.model_dump_json(),
-        model_name: str = config.promote.name,
-        promote_metric: str = config.promote.metric,
-        min_delta: float = config.promote.min_delta,
+        promote_params: str = config.promote.model_dump_json(),
         with_gem: bool = config.with_gem,
         gem_qa: str = ",".join(config.gem_qa),
         gem_preprocess_params: str = config.gem_preprocess.model_dump_json(),
@@ -93,28 +83,20 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         finetune_gem_params: str = config.finetune_gem.model_dump_json(),
         gem_nproc: int = config.finetune_gem.nproc,
         eval_gem_params: str = config.eval_gem.model_dump_json(),
-        gem_model_name: str = config.gem_promote.name,
-        gem_min_delta: float = config.gem_promote.min_delta,
+        gem_promote_params: str = config.gem_promote.model_dump_json(),
     ) -> TrainingOutputs:
-        """Ingest ``source`` (``limit`` 0: all) and take it through every stage.
+        """Ingest ``ingest_params``' source and take it through every stage.
 
         ``render_images`` switches the image step on or off; its images are that step's
         output (a conditional step's artifacts cannot be pipeline outputs in KFP).
         """
-        ingested = ingest(source=source, limit=limit, strict=strict, workers=workers)
+        ingested = ingest(params=ingest_params)
         # The source's contents can change behind an unchanged URI: never reuse a cached ingest.
         ingested.set_display_name("ingest").set_caching_options(False)
         records = ingested.outputs["records"]
-        labelled = label(
-            records=records, label_set=label_set, drop_empty=drop_empty
-        ).set_display_name("label")
+        labelled = label(records=records, params=label_params).set_display_name("label")
         splitted = split(
-            records=records,
-            labels=labelled.outputs["labels"],
-            ratios=ratios,
-            folds=folds,
-            seed=seed,
-            use_strat_fold=use_strat_fold,
+            records=records, labels=labelled.outputs["labels"], params=split_params
         ).set_display_name("split")
         prepared = preprocess(
             records=records, splits=splitted.outputs["splits"], params=preprocess_params
@@ -157,18 +139,13 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
         registered = register(
             exported=exported.outputs["exported"],
             evaluation=evaluated.outputs["evaluation"],
-            name=model_name,
+            params=promote_params,
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ).set_display_name("register")
         # the registry lives outside the pipeline: always talk to it, never reuse a cached step
         registered.set_caching_options(False)
         promoted = (
-            promote(
-                name=model_name,
-                version=registered.outputs["Output"],
-                metric=promote_metric,
-                min_delta=min_delta,
-            )
+            promote(params=promote_params, version=registered.outputs["Output"])
             .set_display_name("promote")
             .set_caching_options(False)
         )
@@ -185,8 +162,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
                 nproc=gem_nproc,
                 trainjob=trainjob_params,
                 eval_params=eval_gem_params,
-                model_name=gem_model_name,
-                min_delta=gem_min_delta,
+                promote_params=gem_promote_params,
                 config=config,
             )
         _every_step(config)
@@ -217,8 +193,7 @@ def _gem_steps(
     nproc: Any,
     trainjob: Any,
     eval_params: Any,
-    model_name: Any,
-    min_delta: Any,
+    promote_params: Any,
     config: PipelineConfig,
 ) -> None:
     """preprocess-gem → build-instructions → finetune-gem → eval-gem → register → promote."""
@@ -248,17 +223,14 @@ def _gem_steps(
     registered = register_gem(
         gem=gem.outputs["gem"],
         evaluation=evaluated.outputs["evaluation"],
-        name=model_name,
+        params=promote_params,
         pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     ).set_display_name("register-gem")
     registered.set_caching_options(False)
-    promote(
-        name=model_name,
-        version=registered.outputs["Output"],
-        metric="qa_accuracy",
-        min_delta=min_delta,
-        allow_equal=True,
-    ).set_display_name("promote-gem").set_caching_options(False)
+    promoted = promote(
+        params=promote_params, version=registered.outputs["Output"], allow_equal=True
+    )
+    promoted.set_display_name("promote-gem").set_caching_options(False)
 
 
 def _every_step(config: PipelineConfig) -> None:

@@ -26,11 +26,12 @@ from ecgflow.pipelines.catalog import PIPELINES
 GOLDEN = Path(__file__).parent / "golden" / "pipelines"
 TRAINING = {"train-clip", "finetune-classifier", "finetune-gem"}
 TRAINING_PARAMS = {"nproc", "params", "task_config", "trainjob", "workspace"}
-# component → its input parameters (artifacts aside)
+# component → its input parameters (artifacts aside): every stage's settings are one ``params``
+# JSON input, validated by the stage's params model inside the component
 PARAMETERS = {
-    "ingest": {"limit", "source", "strict", "workers"},
-    "label": {"drop_empty", "label_set"},
-    "split": {"folds", "ratios", "seed", "use_strat_fold"},
+    "ingest": {"params"},
+    "label": {"params"},
+    "split": {"params"},
     "preprocess": {"params"},
     "render-images": {"params"},
     "build-instructions": {"params", "qa"},
@@ -40,9 +41,9 @@ PARAMETERS = {
     "evaluate": {"params"},
     "eval-gem": {"params", "qa"},
     "export": {"params"},
-    "register": {"name", "pipeline_run"},
-    "register-gem": {"name", "pipeline_run"},
-    "promote": {"allow_equal", "metric", "min_delta", "name", "version"},
+    "register": {"params", "pipeline_run"},
+    "register-gem": {"params", "pipeline_run"},
+    "promote": {"allow_equal", "params", "version"},
 }
 
 

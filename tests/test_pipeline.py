@@ -40,7 +40,8 @@ def test_pipeline_compiles_with_the_project_image(tmp_path: Path) -> None:
     assert images == {DEFAULT_IMAGE}
     assert {"comp-ingest", "comp-label", "comp-split", "comp-preprocess"} <= set(spec["components"])
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    assert {"source", "limit", "label_set", "ratios", "folds", "seed"} <= set(inputs)
+    assert {"ingest_params", "label_params", "split_params", "promote_params"} <= set(inputs)
+    assert json.loads(inputs["ingest_params"]["defaultValue"])["source"].startswith("synthetic")
     assert inputs["render_images"]["defaultValue"] is True
     tasks = spec["root"]["dag"]["tasks"]
     assert tasks["split"]["dependentTasks"] == ["ingest", "label"]
@@ -66,7 +67,7 @@ def test_gem_steps_sit_in_their_own_switched_branch_after_train_clip(tmp_path: P
     spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "training.yaml").read_text()))
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert inputs["with_gem"]["defaultValue"] is False
-    assert inputs["gem_model_name"]["defaultValue"] == "ecg-gem"
+    assert json.loads(inputs["gem_promote_params"]["defaultValue"])["name"] == "ecg-gem"
     assert '"normalise":"scale"' in inputs["gem_preprocess_params"]["defaultValue"]
     condition = next(
         t for t in spec["root"]["dag"]["tasks"].values()

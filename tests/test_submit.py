@@ -204,15 +204,17 @@ def test_bad_values_name_the_parameter_and_type(raw: str, type_: str, expected: 
 
 def test_the_compiled_pipeline_declares_its_inputs(compiled: CompiledPipeline) -> None:
     assert compiled.display_name == "ecgflow-training"
-    assert compiled.inputs["seed"].type == "NUMBER_INTEGER"
-    assert compiled.inputs["min_delta"].type == "NUMBER_DOUBLE"
-    assert compiled.inputs["strict"].type == "BOOLEAN"
-    assert compiled.inputs["source"].default == PipelineConfig().ingest.source
+    assert compiled.inputs["train_nproc"].type == "NUMBER_INTEGER"
+    assert compiled.inputs["render_images"].type == "BOOLEAN"
+    assert compiled.inputs["ingest_params"].type == "STRING"
+    ingest = json.loads(compiled.inputs["ingest_params"].default)
+    assert ingest["source"] == PipelineConfig().ingest.source
 
 
 def test_unknown_parameter_lists_the_known_ones(compiled: CompiledPipeline) -> None:
-    options = SubmitOptions(host="http://kfp:8888", params=["sead=1"])
-    with pytest.raises(EcgflowError, match=r"unknown pipeline parameter 'sead'; known: .*seed"):
+    options = SubmitOptions(host="http://kfp:8888", params=["train_nproq=1"])
+    match = r"unknown pipeline parameter 'train_nproq'; known: .*train_nproc"
+    with pytest.raises(EcgflowError, match=match):
         plan_submission(compiled, options)
 
 
@@ -264,7 +266,7 @@ def test_malformed_cron_is_rejected(given: str, problem: str) -> None:
             "--param would have no effect",
         ),
         (SubmitOptions(host="http://h", params=["seed"]), "NAME=VALUE"),
-        (SubmitOptions(host="http://h", params=["seed=1", "seed=2"]), "more than once"),
+        (SubmitOptions(host="http://h", params=["gem_qa=a", "gem_qa=b"]), "more than once"),
     ],
 )
 def test_bad_options_are_caught_before_sending(
@@ -284,7 +286,7 @@ def test_run_sends_coerced_parameters_experiment_id_and_token(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    params = ["seed=7", "min_delta=0.5", "strict=true", "label_set=ptbxl-rhythm", "limit=100"]
+    params = ["train_nproc=2", "render_images=false", "with_gem=true", "gem_qa=qa.json"]
     options = SubmitOptions(
         host=fake.url, token=TOKEN, params=params, run_name="nightly", service_account="runner"
     )
@@ -299,9 +301,9 @@ def test_run_sends_coerced_parameters_experiment_id_and_token(
     assert body["display_name"] == "nightly" and body["service_account"] == "runner"
     parameters = body["runtime_config"]["parameters"]
     assert parameters == {
-        "seed": 7, "min_delta": 0.5, "strict": True, "label_set": "ptbxl-rhythm", "limit": 100,
+        "train_nproc": 2, "render_images": False, "with_gem": True, "gem_qa": "qa.json",
     }  # fmt: skip
-    assert [type(parameters[k]) for k in ("seed", "min_delta", "strict")] == [int, float, bool]
+    assert [type(parameters[k]) for k in ("train_nproc", "render_images")] == [int, bool]
     assert _pipeline_spec(body)["pipelineInfo"]["name"] == "ecgflow-training"
     assert result.run_id == "run-1"
     assert result.url == f"{fake.url}/#/runs/details/run-1"
@@ -354,7 +356,8 @@ def test_caching_override_reaches_every_task(compiled: CompiledPipeline, fake: F
 def test_recurring_run_trigger(
     compiled: CompiledPipeline, fake: FakeKfp, options: dict[str, Any], trigger: dict[str, Any]
 ) -> None:
-    plan = plan_submission(compiled, SubmitOptions(host=fake.url, params=["seed=1"], **options))
+    options = SubmitOptions(host=fake.url, params=["train_nproc=1"], **options)
+    plan = plan_submission(compiled, options)
     result = submit(plan)
     assert result.recurring_run_id == "rr-1"
     assert not fake.sent("POST", "/apis/v2beta1/runs")
@@ -363,7 +366,7 @@ def test_recurring_run_trigger(
     assert body["trigger"] == trigger
     assert body["experiment_id"] == "exp-1" and body["mode"] == "ENABLE"
     assert body["max_concurrency"] == 1 and body["no_catchup"] is True
-    assert body["runtime_config"]["parameters"] == {"seed": 1}
+    assert body["runtime_config"]["parameters"] == {"train_nproc": 1}
 
 
 def test_wait_reports_each_state_once(compiled: CompiledPipeline, fake: FakeKfp) -> None:
@@ -465,13 +468,13 @@ def test_cli_dry_run_sends_nothing_and_masks_the_token(
     fake: FakeKfp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KFP_TOKEN", TOKEN)
-    args = ["submit", "--dry-run", "--host", fake.url, "--param", "seed=3"]
+    args = ["submit", "--dry-run", "--host", fake.url, "--param", "train_nproc=3"]
     result = runner.invoke(app, [*args, "--param", "with_gem=yes", "--recurring", "0 3 * * *"])
     assert result.exit_code == 0, result.output
     request = json.loads(result.stdout)
     assert request["host"] == fake.url and request["token"] == "***"
     assert request["experiment"] == "ecgflow" and request["pipeline_name"] == "ecgflow-training"
-    assert request["parameters"] == {"seed": 3, "with_gem": True}
+    assert request["parameters"] == {"train_nproc": 3, "with_gem": True}
     assert request["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
     assert TOKEN not in result.output
     assert fake.requests == []
@@ -489,7 +492,7 @@ def test_cli_dry_run_needs_no_server_or_host() -> None:
     ("param", "message"),
     [
         ("epochs=3", "unknown pipeline parameter 'epochs'; known: "),
-        ("seed=abc", "--param seed: expected an integer (NUMBER_INTEGER), got 'abc'"),
+        ("train_nproc=abc", "--param train_nproc: expected an integer (NUMBER_INTEGER), got 'abc'"),
     ],
 )
 def test_cli_bad_param_fails_before_any_request(fake: FakeKfp, param: str, message: str) -> None:
@@ -528,5 +531,6 @@ def test_cli_upload_only(fake: FakeKfp, tmp_path: Path) -> None:
     assert "pipeline uploaded" in result.stdout
     (upload,) = fake.sent("POST", "/apis/v2beta1/pipelines/upload")
     spec = _first_document(upload["files"]["uploadfile"])
-    source = spec["root"]["inputDefinitions"]["parameters"]["source"]["defaultValue"]
-    assert source == "ptbxl:/data/ptbxl"  # the config's values are the uploaded defaults
+    ingest = spec["root"]["inputDefinitions"]["parameters"]["ingest_params"]["defaultValue"]
+    # the config's values are the uploaded defaults
+    assert json.loads(ingest)["source"] == "ptbxl:/data/ptbxl"

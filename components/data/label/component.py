@@ -9,24 +9,23 @@ from ecgflow.images import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def label(
     records: Input[Dataset],
-    label_set: str,
-    drop_empty: bool,
+    params: str,
     labels: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
-    """Write ``labels.parquet`` + ``label_def.json`` for the ingested ``records``."""
+    """Write ``labels.parquet`` + ``label_def.json`` for ``records``; ``params``: LabelParams."""
     from ecgflow.step_timing import StepClock
 
     clock = StepClock()  # first: the imports below count as start-up
 
     from pathlib import Path
 
-    from ecgflow.stages.label import LabelParams
+    from ecgflow.params import LabelParams
     from ecgflow.stages.label import label as run_label
 
-    params = LabelParams(label_set=label_set, drop_empty=drop_empty)
+    settings = LabelParams.model_validate_json(params)
     with clock.stage():
-        result = run_label(params, Path(records.path), Path(labels.path))
+        result = run_label(settings, Path(records.path), Path(labels.path))
     labels.metadata.update({"label_set": result.label_set, **result.metrics})
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)

@@ -10,31 +10,23 @@ from ecgflow.images import BASE_IMAGE
 def split(
     records: Input[Dataset],
     labels: Input[Dataset],
-    ratios: str,
-    folds: int,
-    seed: int,
-    use_strat_fold: bool,
+    params: str,
     splits: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
-    """Write a patient-disjoint ``split.parquet``; ``ratios`` is "train,val,test", folds 0: none."""
+    """Write a patient-disjoint ``split.parquet``; ``params``: SplitParams as JSON."""
     from ecgflow.step_timing import StepClock
 
     clock = StepClock()  # first: the imports below count as start-up
 
     from pathlib import Path
 
-    from ecgflow.stages.split import SplitParams
+    from ecgflow.params import SplitParams
     from ecgflow.stages.split import split as run_split
 
-    params = SplitParams(
-        ratios=ratios,
-        folds=folds or None,
-        seed=seed,
-        use_strat_fold=use_strat_fold,
-    )
+    settings = SplitParams.model_validate_json(params)
     with clock.stage():
-        result = run_split(params, Path(records.path), Path(labels.path), Path(splits.path))
+        result = run_split(settings, Path(records.path), Path(labels.path), Path(splits.path))
     splits.metadata.update({"method": result.method, **result.metrics})
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)

@@ -10,22 +10,27 @@ from ecgflow.images import BASE_IMAGE
 def register(
     exported: Input[Model],
     evaluation: Input[Dataset],
-    name: str,
+    params: str,
     pipeline_run: str,
     registered: Output[Artifact],
 ) -> str:
-    """Register a new version of ``name``; returns its version number."""
+    """Register a new version of ``params``' model name (PromoteParams); returns the version."""
     from ecgflow.step_timing import StepClock
 
     clock = StepClock()  # first: the imports below count as start-up
 
     from pathlib import Path
 
+    from ecgflow.params import PromoteParams
     from ecgflow.registry import register as run_register
 
+    settings = PromoteParams.model_validate_json(params)
     with clock.stage():
         version = run_register(
-            Path(exported.path), Path(evaluation.path), name=name, pipeline_run=pipeline_run
+            Path(exported.path),
+            Path(evaluation.path),
+            name=settings.name,
+            pipeline_run=pipeline_run,
         )
     registered.metadata.update(
         {"name": version.name, "version": version.version, "uri": version.uri}

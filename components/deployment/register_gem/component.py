@@ -10,22 +10,27 @@ from ecgflow.images import BASE_IMAGE
 def register_gem(
     gem: Input[Model],
     evaluation: Input[Dataset],
-    name: str,
+    params: str,
     pipeline_run: str,
     registered: Output[Artifact],
 ) -> str:
-    """Register finetune-gem's model folder as a new version of ``name``; returns the version."""
+    """Register finetune-gem's model folder as a new version of ``params``' name; the version."""
     from ecgflow.step_timing import StepClock
 
     clock = StepClock()  # first: the imports below count as start-up
 
     from pathlib import Path
 
+    from ecgflow.params import PromoteParams
     from ecgflow.registry import register_gem as run_register_gem
 
+    settings = PromoteParams.model_validate_json(params)
     with clock.stage():
         version = run_register_gem(
-            Path(gem.path) / "model", Path(evaluation.path), name=name, pipeline_run=pipeline_run
+            Path(gem.path) / "model",
+            Path(evaluation.path),
+            name=settings.name,
+            pipeline_run=pipeline_run,
         )
     registered.metadata.update(
         {"name": version.name, "version": version.version, "uri": version.uri}
