@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 SOURCE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run services serve test test-slow test-all lint format compile compile-golden images bench clean
+.PHONY: setup run services serve test test-slow test-all lint format compile compile-golden component-readmes images bench clean
 
 setup: $(STAMP)  ## create .venv and install ecgflow with pinned dependencies (idempotent)
 
@@ -54,6 +54,9 @@ compile-golden: setup  ## regenerate the checked-in compiled pipelines after cha
 	env -u ECGFLOW_CONFIG -u ECGFLOW_IMAGE -u ECGFLOW_SOURCE -u ECGFLOW_TRACKING_URI \
 		-u ECGFLOW_TRAIN_IMAGE -u ECGFLOW_TRAINING_RUNTIME \
 		$(VENV)/bin/ecgflow compile --out-dir tests/golden/pipelines --kubernetes-manifests
+
+component-readmes: setup  ## regenerate components/<category>/<name>/README.md from each component and its params model
+	$(PY) -m ecgflow.pipelines.component_readmes
 
 images: setup  ## build the base, train (CUDA) and serve images with docker, podman or buildah
 	images/build.sh $(PY)

@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import BuildInstructionsParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = BuildInstructionsParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -23,7 +27,7 @@ def build_instructions(
 
     from pathlib import Path
 
-    from ecgflow.stages.build_instructions import BuildInstructionsParams
+    from ecgflow.params import BuildInstructionsParams
     from ecgflow.stages.build_instructions import build_instructions as run_build
 
     qa_files = [Path(p.strip()) for p in qa.split(",") if p.strip()]

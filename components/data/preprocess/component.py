@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import PreprocessParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = PreprocessParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -21,7 +25,7 @@ def preprocess(
 
     from pathlib import Path
 
-    from ecgflow.stages.preprocess import PreprocessParams
+    from ecgflow.params import PreprocessParams
     from ecgflow.stages.preprocess import preprocess as run_preprocess
 
     with clock.stage():

@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import RenderParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = RenderParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -21,7 +25,7 @@ def render_images(
 
     from pathlib import Path
 
-    from ecgflow.stages.render_images import RenderParams
+    from ecgflow.params import RenderParams
     from ecgflow.stages.render_images import render_images as run_render
 
     with clock.stage():

@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import SplitParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = SplitParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import ExportParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = ExportParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -20,7 +24,7 @@ def export(
 
     from pathlib import Path
 
-    from ecgflow.stages.export import ExportParams
+    from ecgflow.params import ExportParams
     from ecgflow.stages.export import export as run_export
 
     with clock.stage():

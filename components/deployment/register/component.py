@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import PromoteParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = PromoteParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

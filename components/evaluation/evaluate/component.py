@@ -4,6 +4,10 @@ from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import EvalParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = EvalParams
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -30,7 +34,7 @@ def evaluate(
 
     from pathlib import Path
 
-    from ecgflow.stages.evaluate import EvalParams
+    from ecgflow.params import EvalParams
     from ecgflow.stages.evaluate import evaluate as run_evaluate
 
     with clock.stage():

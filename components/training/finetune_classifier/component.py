@@ -5,6 +5,10 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from ecgflow.components.training.shared.passthroughs import TRAINING_PASSTHROUGHS
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import FinetuneParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = FinetuneParams
 
 
 @dsl.component(
@@ -27,8 +31,8 @@ def finetune_classifier(
 
     clock = StepClock()  # first: the imports below count as start-up
 
-    from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
-    from ecgflow.stages.finetune_classifier import FinetuneParams
+    from ecgflow.k8s.training_step import TrainingStep
+    from ecgflow.params import FinetuneParams, TrainJobParams
     from ecgflow.stages.finetune_classifier import finetune_classifier as run_finetune
 
     settings = FinetuneParams.model_validate_json(params).model_copy(update={"nproc": nproc})

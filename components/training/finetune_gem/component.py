@@ -5,6 +5,10 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from ecgflow.components.training.shared.passthroughs import TRAINING_PASSTHROUGHS
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import FinetuneGemParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = FinetuneGemParams
 
 
 @dsl.component(
@@ -27,8 +31,8 @@ def finetune_gem(
 
     clock = StepClock()  # first: the imports below count as start-up
 
-    from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
-    from ecgflow.params import FinetuneGemParams
+    from ecgflow.k8s.training_step import TrainingStep
+    from ecgflow.params import FinetuneGemParams, TrainJobParams
     from ecgflow.stages.finetune_gem import GemPaths
     from ecgflow.stages.finetune_gem import finetune_gem as run_finetune_gem
 

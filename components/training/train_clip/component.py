@@ -5,6 +5,10 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from ecgflow.components.training.shared.passthroughs import TRAINING_PASSTHROUGHS
 from ecgflow.images import BASE_IMAGE
+from ecgflow.params import TrainClipParams
+
+#: the model the ``params`` input is validated against (the README's parameter table)
+PARAMS = TrainClipParams
 
 
 @dsl.component(
@@ -26,8 +30,8 @@ def train_clip(
 
     clock = StepClock()  # first: the imports below count as start-up
 
-    from ecgflow.k8s.training_step import TrainingStep, TrainJobParams
-    from ecgflow.stages.train_clip import TrainClipParams
+    from ecgflow.k8s.training_step import TrainingStep
+    from ecgflow.params import TrainClipParams, TrainJobParams
     from ecgflow.stages.train_clip import train_clip as run_train_clip
 
     settings = TrainClipParams.model_validate_json(params).model_copy(update={"nproc": nproc})
