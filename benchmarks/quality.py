@@ -697,16 +697,28 @@ def compare(
     patients: list[str],
     n: int,
     seed: int,
+    own: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Paired patient bootstraps of each pair ``(a, b)``: ``single`` compares the models one by
-    one (macro AUROC averaged over runs, as ``paired``), ``ensemble`` the mean of each side's
-    probabilities over its runs (an ``ensemble`` name ``x`` is ``x`` averaged)."""
-    out: dict[str, dict[str, Any]] = {"single": {}, "ensemble": {}}
-    for a, b in pairs:
-        for mode, pick in (("single", lambda r: r), ("ensemble", ensemble)):
-            result = paired_bootstrap(targets, pick(sets[a]), pick(sets[b]), patients, n, seed)
+    """Paired patient bootstraps of each pair ``(a, b)`` in three modes.
+
+    ``single`` compares the models one by one (macro AUROC averaged over runs, as ``paired``);
+    ``ensemble`` the mean of each side's probabilities over its runs; ``ensemble_vs_single``
+    ``a``'s ensemble with ``b``'s single models, and also each name of ``own`` (default: every
+    ``a``) with more than one run against its own single models (the gain of ensembling).
+    """
+    single = lambda runs: runs  # noqa: E731
+    modes = {"single": (single, single), "ensemble": (ensemble, ensemble),
+             "ensemble_vs_single": (ensemble, single)}  # fmt: skip
+    own = list(dict.fromkeys(a for a, _ in pairs)) if own is None else own
+    gains = [(a, a) for a in own if len(sets[a]) > 1]
+    out: dict[str, dict[str, Any]] = {mode: {} for mode in modes}
+    for mode, (pick_a, pick_b) in modes.items():
+        for a, b in pairs + (gains if mode == "ensemble_vs_single" else []):
+            runs_a, runs_b = pick_a(sets[a]), pick_b(sets[b])
+            result = paired_bootstrap(targets, runs_a, runs_b, patients, n, seed)
             result.pop("_draws")
-            out[mode][f"{a} − {b}"] = {
+            key = f"{a} ensemble − {b}" if mode == "ensemble_vs_single" else f"{a} − {b}"
+            out[mode][key] = {
                 "a": a, "b": b, "n_runs_a": len(sets[a]), "n_runs_b": len(sets[b]), **result
             }  # fmt: skip
     return out
@@ -743,9 +755,11 @@ def print_comparisons(comparisons: dict[str, dict[str, Any]]) -> None:
 
 
 def ensemble_report(args: argparse.Namespace) -> None:
-    """``--ensemble RUN.json``: seed ensembles of a finished run's untouched part, no training.
+    """``--ensemble RUN.json``: ensembles of a finished run's untouched part, no training.
 
-    Patients come from the run's JSON when it stored them, else from ingesting ``--data``.
+    With the run's ``--reference`` its pairs (:func:`comparison_pairs`), else default vs
+    baseline; all three modes of :func:`compare`. Patients come from the run's JSON when it
+    stored them, else from ingesting ``--data``.
     """
     source = json.loads(Path(args.ensemble).read_text())
     held = source["untouched"]
@@ -754,23 +768,22 @@ def ensemble_report(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="ecgflow-quality-") as tmp:
             *_, by_record = prepare(args.data, Path(tmp))
         patients = [by_record[r] for r in held["record_ids"]]
-    sets = score_sets(held)
-    pairs = [(a, b) for a, b in (("default", "baseline"),) if a in sets and b in sets]
+    own = score_sets(held)
+    sets = dict(own)
+    if held.get("reference"):
+        ref_path = Path(held["reference"])
+        ref_path = ref_path if ref_path.is_absolute() else ROOT / ref_path
+        reference = json.loads(ref_path.read_text())["untouched"]
+        if reference["record_ids"] != held["record_ids"]:
+            raise RuntimeError(f"{held['reference']}: other test records than {args.ensemble}")
+        sets |= score_sets(reference, prefix="ref:")
+        pairs = comparison_pairs(own, reference=True)
+    else:
+        pairs = [(a, b) for a, b in (("default", "baseline"),) if a in sets and b in sets]
     comparisons = compare(sets, pairs, np.asarray(held["targets"]), patients,
-                          args.bootstrap, args.seed)  # fmt: skip
-    # the gain of ensembling itself (each recipe's ensemble against its single models), and
-    # the ensembles against the other recipe's single models
-    mixed = [(a, a) for a in sets] + pairs
-    for a, b in mixed:
-        result = paired_bootstrap(np.asarray(held["targets"]), ensemble(sets[a]), sets[b],
-                                  patients, args.bootstrap, args.seed)  # fmt: skip
-        result.pop("_draws")
-        comparisons.setdefault("ensemble_vs_single", {})[f"{a} ensemble − {b}"] = {
-            "a": f"{a} ensemble", "b": b, "n_runs_a": 1, "n_runs_b": len(sets[b]), **result
-        }  # fmt: skip
+                          args.bootstrap, args.seed, own=list(own))  # fmt: skip
     out = {
-        "source": str(Path(args.ensemble).relative_to(ROOT) if Path(args.ensemble).is_absolute()
-                      else args.ensemble),
+        "source": str(args.ensemble), "reference": held.get("reference"),
         "seeds": held["seeds"], "test_folds": held["test_folds"],
         "n_test_records": len(held["record_ids"]), "n_test_patients": len(set(patients)),
         "comparisons": comparisons,

@@ -104,7 +104,12 @@ def test_comparisons_pair_variants_with_the_reference_and_tta_with_its_models() 
     assert ("aux+tta:scale", "aux") in pairs and ("aux", "ref:baseline") in pairs
     assert ("aux", "ref:default") in pairs
     out = quality.compare(sets, pairs, targets, [f"p{i}" for i in range(80)], 200, 0)
-    assert set(out) == {"single", "ensemble"}
+    assert set(out) == {"single", "ensemble", "ensemble_vs_single"}
+    gain = out["ensemble_vs_single"]["aux ensemble − aux"]  # the mean of two noisy runs
+    assert gain["diff"] == pytest.approx(
+        gain["a_macro_auroc"] - np.mean([macro_auroc(targets, g, ["a", "b", "c"]) for g in good])
+    )
+    assert "aux ensemble − ref:baseline" in out["ensemble_vs_single"]
     assert out["single"]["aux − ref:baseline"]["diff_ci95"][0] > 0
     same = out["single"]["aux+tta:scale − aux"]  # identical scores: no difference at all
     assert same["diff"] == 0 and same["diff_ci95"] == [0.0, 0.0]
