@@ -42,6 +42,7 @@ def test_the_stage_settings_are_one_validated_params_input(folder: Path) -> None
     assert str(spec.inputs["params"].type) == "String"
     source = inspect.getsource(component.python_func)
     assert f"{model.__name__}.model_validate_json(params)" in source
+    assert (folder / "tests" / "test_component_unit.py").is_file()  # through .python_func
 
 
 def test_the_readme_lists_the_params_fields_and_the_wiring(wired: dict[str, Wiring]) -> None:

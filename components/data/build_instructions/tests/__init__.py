@@ -1,0 +1,1 @@
+"""Unit tests of the build-instructions component (never installed)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the ingest component (never installed)."""

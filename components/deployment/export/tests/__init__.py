@@ -1,0 +1,1 @@
+"""Unit tests of the export component (never installed)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the promote component (never installed)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the register component (never installed)."""

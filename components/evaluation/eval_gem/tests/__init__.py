@@ -1,0 +1,1 @@
+"""Unit tests of the eval-gem component (never installed)."""

@@ -1,0 +1,1 @@
+"""What the components' unit tests share (never installed: the wheel leaves ``tests`` out)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the finetune-classifier component (never installed)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the finetune-gem component (never installed)."""

@@ -1,0 +1,1 @@
+"""Unit tests of the train-clip component (never installed)."""
