@@ -1,31 +1,24 @@
-"""Every pipeline ecgflow compiles and submits, by name.
+"""Every pipeline ecgflow compiles and submits, by name, on the project's registry pattern.
 
-``ecgflow compile`` writes each of them; ``ecgflow submit --pipeline NAME`` sends one.
+``ecgflow compile`` writes each of them; ``ecgflow submit --pipeline NAME`` sends one. A builder
+takes the config whose values become the pipeline parameters' defaults; entries are lazy, so
+listing the names imports neither kfp nor the components.
 """
+
+from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
 from ecgflow.config import PipelineConfig
-from ecgflow.errors import EcgflowError
-from ecgflow.pipelines.training import build_training_pipeline
-
-
-def _training_with_gem(config: PipelineConfig) -> Any:
-    return build_training_pipeline(
-        config.model_copy(update={"with_gem": True, "name": f"{config.name}-gem"})
-    )
-
+from ecgflow.plugins import Registry
 
 #: pipeline name → builder taking the config whose values become the parameters' defaults
-PIPELINES: dict[str, Callable[[PipelineConfig], Any]] = {
-    "training": build_training_pipeline,
-    "training-gem": _training_with_gem,
-}
+PIPELINES: Registry[Callable[[PipelineConfig], Any]] = Registry("pipeline")
+PIPELINES.register_lazy("training", "ecgflow.pipelines.training:build_training_pipeline")
+PIPELINES.register_lazy("training-gem", "ecgflow.pipelines.training:build_training_gem_pipeline")
 
 
 def build_pipeline(name: str, config: PipelineConfig | None = None) -> Any:
     """The pipeline called ``name`` with ``config``'s values (embedded defaults without one)."""
-    if name not in PIPELINES:
-        raise EcgflowError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}")
-    return PIPELINES[name](config or PipelineConfig())
+    return PIPELINES.get(name)(config or PipelineConfig())

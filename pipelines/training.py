@@ -181,6 +181,13 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
     return training_pipeline
 
 
+def build_training_gem_pipeline(config: PipelineConfig) -> Any:
+    """The training pipeline with the GEM steps on by default, named ``<config name>-gem``."""
+    return build_training_pipeline(
+        config.model_copy(update={"with_gem": True, "name": f"{config.name}-gem"})
+    )
+
+
 def _gem_steps(
     records: Any,
     labels: Any,

@@ -69,7 +69,7 @@ def _component(name: str) -> str:
     return head if tail.isdigit() else base
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+@pytest.mark.parametrize("pipeline", PIPELINES.names())
 @pytest.mark.parametrize("suffix", [".yaml", ".k8s.yaml"])
 def test_compiled_pipelines_match_the_golden_files(
     compiled: Path, pipeline: str, suffix: str
@@ -83,7 +83,7 @@ def test_compiled_pipelines_match_the_golden_files(
     )
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+@pytest.mark.parametrize("pipeline", PIPELINES.names())
 def test_every_component_has_its_image_resources_and_parameters(
     compiled: Path, pipeline: str
 ) -> None:
@@ -197,7 +197,7 @@ def test_the_gem_pipeline_runs_the_gem_steps_by_default(compiled: Path) -> None:
     assert '"launcher":"auto"' in plain["trainjob_params"]["defaultValue"]
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+@pytest.mark.parametrize("pipeline", PIPELINES.names())
 def test_kubernetes_native_objects_are_valid(compiled: Path, pipeline: str) -> None:
     require_schemas()
     docs = _documents(compiled / f"{pipeline}.k8s.yaml")
@@ -216,10 +216,10 @@ def test_cli_compiles_one_pipeline_or_refuses_an_unknown_one(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["training.yaml"]
     result = runner.invoke(app, ["compile", "--out-dir", str(tmp_path), "--pipeline", "nope"])
     assert result.exit_code == 2
-    assert "unknown pipeline 'nope'; known: training, training-gem" in result.output
+    assert "unknown pipeline 'nope'; expected one of: training, training-gem" in result.output
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+@pytest.mark.parametrize("pipeline", PIPELINES.names())
 def test_eval_gives_the_kfp_ui_a_roc_a_confusion_matrix_and_a_summary(
     compiled: Path, pipeline: str
 ) -> None:
@@ -230,3 +230,23 @@ def test_eval_gives_the_kfp_ui_a_roc_a_confusion_matrix_and_a_summary(
     assert kinds["classification"] == "system.ClassificationMetrics"
     assert kinds["summary"] == "system.Markdown"
     assert kinds["metrics"] == "system.Metrics"
+
+
+def test_the_catalog_is_a_registry_whose_names_import_no_kfp() -> None:
+    """Pipelines sit on the project's registry pattern (register / get / names), lazily."""
+    import subprocess
+    import sys
+
+    from ecgflow.errors import EcgflowError
+    from ecgflow.pipelines.training import build_training_pipeline
+
+    assert PIPELINES.names() == ("training", "training-gem")
+    assert PIPELINES.get("training") is build_training_pipeline
+    with pytest.raises(EcgflowError, match="unknown pipeline 'nope'; expected one of: training"):
+        PIPELINES.get("nope")
+    code = (
+        "import sys; from ecgflow.pipelines.catalog import PIPELINES; PIPELINES.names()\n"
+        "print(sorted({'kfp', 'ecgflow.components'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

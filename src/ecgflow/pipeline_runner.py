@@ -161,7 +161,7 @@ def compile_all(
     from ecgflow.pipelines.catalog import PIPELINES
 
     written = []
-    for name in names or list(PIPELINES):
+    for name in names or PIPELINES.names():
         written.append(compile_pipeline(out_dir / f"{name}.yaml", config, name))
         if kubernetes_manifests:
             written.append(compile_pipeline(out_dir / f"{name}.k8s.yaml", config, name, True))

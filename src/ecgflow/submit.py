@@ -2,8 +2,8 @@
 
 Three steps, so everything a user can get wrong is caught before any request:
 
-1. :func:`compile_package` builds a pipeline of :mod:`pipelines.catalog` with a config's values
-   as its defaults and compiles it to a temporary IR YAML (no server).
+1. :func:`compile_package` builds a pipeline of :mod:`ecgflow.pipelines.catalog` with a config's
+   values as its defaults and compiles it to a temporary IR YAML (no server).
 2. :func:`plan_submission` resolves the host and token (``--host``/``$KFP_HOST``,
    ``--token``/``$KFP_TOKEN``), checks ``NAME=VALUE`` parameters against the compiled pipeline's
    inputs and coerces them to their declared types, and normalises a cron schedule (no server).
