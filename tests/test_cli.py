@@ -343,3 +343,29 @@ def test_a_bad_value_is_named_by_config_path_and_option_from_every_source(
         assert result.exit_code == 2, (source, result.output)
         assert named in result.output, (source, result.output)
         assert "Traceback" not in result.output, source
+
+
+def test_every_command_module_is_assembled_in_the_workflows_order() -> None:
+    """A command added to any ecgflow.cli module reaches ``ecgflow``, listed in today's order."""
+    import pkgutil
+
+    import typer.main
+
+    import ecgflow.cli
+
+    assembled = {id(info) for info in app.registered_commands}
+    for module_info in pkgutil.iter_modules(ecgflow.cli.__path__):
+        if module_info.name == "__main__":
+            continue
+        module = importlib.import_module(f"ecgflow.cli.{module_info.name}")
+        commands = getattr(module, "commands", None)
+        if commands is not None:
+            missing = [c for c in commands.registered_commands if id(c) not in assembled]
+            assert missing == [], module_info.name
+    listed = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert listed == [
+        "version", "ingest", "label", "split", "preprocess", "build-instructions",
+        "render-images", "train-clip", "finetune-classifier", "finetune-gem", "eval-gem", "eval",
+        "export", "register", "promote", "serve", "deploy", "run", "validate-config", "compile",
+        "submit", "services", "config",
+    ]  # fmt: skip
