@@ -369,3 +369,30 @@ def test_every_command_module_is_assembled_in_the_workflows_order() -> None:
         "export", "register", "promote", "serve", "deploy", "run", "validate-config", "compile",
         "submit", "services", "config",
     ]  # fmt: skip
+
+
+def test_a_cross_field_check_blames_a_field_only_when_it_names_one_first() -> None:
+    from pydantic import BaseModel, ValidationError, model_validator
+
+    from ecgflow.errors import validation_problems
+
+    class Band(BaseModel):
+        low: float = 0.5
+        high: float = 40.0
+        message: str = ""
+
+        @model_validator(mode="after")
+        def _ordered(self) -> Band:
+            if self.low >= self.high:
+                raise ValueError(self.message)
+            return self
+
+    def problems(message: str) -> list[str]:
+        with pytest.raises(ValidationError) as caught:
+            Band(low=50, message=message)
+        return validation_problems(caught.value, root="band", flags=True, model=Band)
+
+    assert problems("high: must exceed low") == ["band.high / --high: must exceed low"]
+    assert problems("low must be below high") == ["band.low / --low: low must be below high"]
+    assert problems("need low < high") == ["band: need low < high"]  # no field named: the model
+    assert problems("bandwidth: too small") == ["band: bandwidth: too small"]  # not a field
