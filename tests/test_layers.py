@@ -24,9 +24,10 @@ LAYERS: list[set[str]] = [
     {"components"},
     {"config"},
     {"stages"},
-    {"serving", "text", "evaluation", "render", "k8s"},
+    {"serving", "evaluation", "render", "k8s"},
     {
-        "signal",
+        "models",
+        "text",
         "labels",
         "training",
         "registry",
@@ -36,7 +37,7 @@ LAYERS: list[set[str]] = [
     },
     {
         "io",
-        "models",
+        "signal",
         "params",
         "tracking",
         "manifest",
