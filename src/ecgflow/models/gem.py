@@ -170,6 +170,8 @@ class GemModel(nn.Module):
         self.eos_id = int(tokenizer.eos_token_id)
         #: closed-set offsets (:mod:`ecgflow.models.gem_calibration`); load_gem sets it
         self.calibration: Calibration | None = None
+        #: how its prompts' evidence is measured (ecgflow.models.gem_evidence); None: none
+        self.evidence_reader: Any = None
         self.pad_id = int(tokenizer.pad_token_id)
         self._lead_labels = [self._ids(f" {lead}:") for lead in config.leads]
 
@@ -354,14 +356,21 @@ class GemModel(nn.Module):
         candidates: list[list[str]],
         images: torch.Tensor | None = None,
         groups: list[tuple[str, str, str]] | None = None,
+        evidence: list[str | None] | None = None,
     ) -> list[str]:
         """Per question, the candidate with the highest calibrated score.
 
         The score is the summed log-probability plus the offset of the model's calibration
         (``calibration.json``; none: the raw argmax) for the question's group — given in
-        ``groups`` (eval), else found from the question's text (serving).
+        ``groups`` (eval), else found from the question's text (serving). ``evidence``: each
+        question's evidence lines, read after ``<ecg>`` (the offsets follow the question alone).
         """
-        scores = self.candidate_scores(signals, questions, candidates, images)
+        from ecgflow.text.evidence import with_evidence
+
+        prompts = questions
+        if evidence is not None:
+            prompts = [with_evidence(q, e) for q, e in zip(questions, evidence, strict=True)]
+        scores = self.candidate_scores(signals, prompts, candidates, images)
         chosen = []
         for i, (question, options) in enumerate(zip(questions, candidates, strict=True)):
             offsets = self.offsets(question, None if groups is None else groups[i])

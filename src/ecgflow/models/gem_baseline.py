@@ -10,9 +10,13 @@ Evidence per record (``ecgflow.stages.finetune_gem.record_evidence``, which meas
 - per record: heart rate, RR coefficient of variation and the QRS axis (cos, sin) measured by
   :func:`ecgflow.signal.rhythm.measure_rhythm` (zeros plus a "missing" flag when no beats).
 
-A question's features (:func:`question_features`) are the asked lead's statistics (the
-question names it, ``"lead V1"``; the record's maximum otherwise, with a flag), the maximum and
-median over the leads, and the record's rhythm. One scikit-learn ``LogisticRegression``
+- per lead: the per-lead quality model's p(static noise, burst noise, baseline drift,
+  electrode problems) (:mod:`ecgflow.models.lead_quality`; the same probabilities the
+  evidence text shows; zeros when the model has none).
+
+A question's features (:func:`question_features`) are the asked lead's statistics and quality
+(the question names it, ``"lead V1"``; the record's maximum otherwise, with a flag), the maximum
+and median over the leads, and the record's rhythm. One scikit-learn ``LogisticRegression``
 (standardised features, C = 1) is fitted per ``(source, template, attribute)`` family on the
 training questions; a family with fewer than ``min_questions`` questions or a single answer
 falls back to ``(source, template)``, then to the source — except that a family with enough
@@ -40,12 +44,27 @@ LEAD_STATS = ("log_std", "log_diff_std", "log_drift", "noise_ratio", "diff_zero_
 RHYTHM = ("heart_rate_bpm", "rr_cv", "axis_cos", "axis_sin", "no_beats")
 
 
+QUALITY = ("p_static_noise", "p_burst_noise", "p_baseline_drift", "p_electrodes_problems")
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """Per-lead statistics ``[C, len(LEAD_STATS)]`` and the record's rhythm features."""
+    """Per-lead statistics ``[C, len(LEAD_STATS)]`` and the record's rhythm features.
+
+    ``quality``: ``[C, len(QUALITY)]`` per-lead quality probabilities (zeros: none).
+    """
 
     leads: np.ndarray
     rhythm: np.ndarray
+    quality: np.ndarray | None = None
+
+    @property
+    def per_lead(self) -> np.ndarray:
+        """``[C, len(LEAD_STATS) + len(QUALITY)]``: the statistics and the quality."""
+        quality = self.quality
+        if quality is None:
+            quality = np.zeros((self.leads.shape[0], len(QUALITY)))
+        return np.concatenate([self.leads, quality], axis=1)
 
     @property
     def heart_rate_bpm(self) -> float:
@@ -56,12 +75,15 @@ class Evidence:
 def question_features(evidence: Evidence, question: str, leads: Sequence[str]) -> np.ndarray:
     """The feature vector of one question about one record (see the module docstring)."""
     lead = asked_lead(question, leads)
-    per_lead = evidence.leads
+    per_lead = evidence.per_lead
     top = per_lead.max(axis=0)
     asked = top if lead is None else per_lead[lead]
     return np.concatenate(
         [asked, [float(lead is None)], top, np.median(per_lead, axis=0), evidence.rhythm]
     )
+
+
+_FEATURES = {"lead": [*LEAD_STATS, *QUALITY], "rhythm": list(RHYTHM)}
 
 
 @dataclass
@@ -135,7 +157,7 @@ class EvidenceBaseline:
             families[key] = entry
         return {
             "kind": "gem-evidence-baseline",
-            "features": {"lead": list(LEAD_STATS), "rhythm": list(RHYTHM)},
+            "features": _FEATURES,
             "families": families,
             "counts": dict(sorted(self.counts.items())),
             "min_questions": self.min_questions,
@@ -147,6 +169,8 @@ class EvidenceBaseline:
         try:
             if data.get("kind") != "gem-evidence-baseline":
                 raise ValueError("kind is not 'gem-evidence-baseline'")
+            if data.get("features") != _FEATURES:
+                raise ValueError("fitted on other features than this version's: fit it again")
             families = {}
             for key, e in data["families"].items():
                 arrays = {

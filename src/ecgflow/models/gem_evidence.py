@@ -75,3 +75,75 @@ def load_evidence_reader(folder: Path) -> EvidenceReader | None:
     if model is None:
         raise EcgflowError(f"{path} names {name}, which is not in {folder}")
     return EvidenceReader(model)
+
+
+def scale_mv(info: Mapping[str, Any]) -> float | None:
+    """Millivolts per unit of a preprocess output's signals, None when they are z-scored.
+
+    GEM's preprocessing keeps signals as recorded divided by ``scale`` mV; a z-scored signal
+    has lost its amplitude and cannot be measured in mV.
+    """
+    params = info.get("params") or {}
+    normalise = params.get("normalise", "none")
+    if normalise == "scale":
+        return float(params.get("scale", 1.0))
+    return 1.0 if normalise == "none" else None
+
+
+def read_record_evidence(path: Path) -> dict[str, RecordEvidence]:
+    """build-instructions' ``record_evidence.json``: evidence by record id ({} when absent)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EcgflowError(f"{path}: unreadable ({exc})") from None
+    try:
+        return {str(k): RecordEvidence.from_json(v) for k, v in document.items()}
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise EcgflowError(f"{path}: not record evidence ({exc})") from None
+
+
+class EvidenceSource:
+    """A record's evidence: build-instructions' stored one, else measured on its GEM signal.
+
+    ``stored``: by record id (training records carry out-of-fold lead quality there);
+    ``reader``: the model's (None: nothing is measured); signals are at ``fs`` in units of
+    ``scale`` mV (None: z-scored, not measurable) with channels ``leads``.
+    """
+
+    def __init__(
+        self,
+        stored: dict[str, RecordEvidence],
+        reader: EvidenceReader | None,
+        fs: float,
+        leads: Sequence[str],
+        scale: float | None,
+    ) -> None:
+        self.stored, self.reader, self.fs = stored, reader, fs
+        self.leads, self.scale = list(leads), scale
+        self._measured: dict[str, RecordEvidence | None] = {}
+
+    def evidence(self, record_id: str, x: np.ndarray) -> RecordEvidence | None:
+        """The record's evidence (``x``: its ``[C, T]`` GEM signal), None when there is none."""
+        if record_id in self.stored:
+            return self.stored[record_id]
+        if record_id not in self._measured:
+            measurable = self.reader is not None and self.scale is not None
+            self._measured[record_id] = (
+                self.reader.measure(x, self.fs, self.leads, self.scale)  # type: ignore[union-attr]
+                if measurable
+                else None
+            )
+        return self._measured[record_id]
+
+    def quality(self, record_id: str, x: np.ndarray) -> np.ndarray | None:
+        """``[C, 4]`` lead-quality probabilities in the signal's channel order, or None."""
+        from ecgflow.models.lead_quality import lead_index
+
+        evidence = self.evidence(record_id, x)
+        if evidence is None or evidence.lead_quality is None:
+            return None
+        matrix = evidence.quality_matrix()
+        rows = [lead_index(lead) for lead in self.leads]
+        return np.stack([matrix[i] if i is not None else np.zeros(4) for i in rows])

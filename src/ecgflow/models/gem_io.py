@@ -10,6 +10,8 @@ Layout::
     tokenizer/             the base LM's tokenizer (saves converting it from GGUF again)
     calibration.json       optional: closed-set offsets (ecgflow.models.gem_calibration),
                            fitted by finetune-gem on validation questions; load_gem applies it
+    evidence.json          optional: the prompts carry evidence text, measured with
+    lead_quality.json      this per-lead quality model (ecgflow.models.gem_evidence)
 
 The base LM's weights are not copied: ``config.lm`` names them (``None``: the bundled
 SmolLM2-135M-Instruct), and they must exist where the model is loaded.
@@ -30,6 +32,7 @@ import ecgflow
 from ecgflow.errors import EcgflowError, describe_validation_error
 from ecgflow.models.configs import GemConfig
 from ecgflow.models.gem_calibration import load_calibration
+from ecgflow.models.gem_evidence import load_evidence_reader
 
 GEM_JSON = "gem.json"
 TOWERS = "towers.safetensors"
@@ -113,6 +116,7 @@ def load_gem(folder: Path, device: str | torch.device = "cpu", lm: Any = None) -
     if unexpected:
         raise EcgflowError(f"{folder / ADAPTER}: unexpected adapter tensors {unexpected[:3]}")
     model.calibration = load_calibration(folder)
+    model.evidence_reader = load_evidence_reader(folder)
     return model.to(device).eval()
 
 

@@ -312,7 +312,7 @@ def cross_fitted(
 
 
 def lead_auroc(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Per kind: lead-level AUROC, leads scored (n), positive leads and records (NaN: one class)."""
+    """Per kind: lead-level AUROC (None: one class only), leads scored (n), positives, records."""
     from sklearn.metrics import roc_auc_score
 
     out = {}
@@ -323,7 +323,7 @@ def lead_auroc(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, dict
         truth = y[use, k].astype(int)
         both = 0 < truth.sum() < len(truth)
         out[kind] = {
-            "auroc": float(roc_auc_score(truth, p[use, k])) if both else math.nan,
+            "auroc": float(roc_auc_score(truth, p[use, k])) if both else None,
             "n": int(use.sum()),
             "positives": int(truth.sum()),
             "records": int(targets.shape[0]),

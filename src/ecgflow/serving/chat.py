@@ -16,8 +16,10 @@ The question is the text of the last user message; the ECG is the last ``ecg`` p
 user messages (earlier turns are not fed to the model: GEM answers single-turn). Decoding is
 greedy (``temperature`` and ``top_p`` are accepted and ignored; ``n`` must be 1). With
 ``"stream": true`` the answer comes as server-sent events of ``chat.completion.chunk``
-objects, then ``data: [DONE]``. ``GET /openai/v1/models`` lists the model. Errors answer 400
-(404 for an unknown model) as ``{"error": {"message", "type", "param"}}``.
+objects, then ``data: [DONE]``. A model trained with evidence states it: the answer ends with
+"Measured on this ECG:" and the evidence lines (:mod:`ecgflow.text.evidence`), and the
+response carries it as ``"evidence": {...}``. ``GET /openai/v1/models`` lists the model.
+Errors answer 400 (404 for an unknown model) as ``{"error": {"message", "type", "param"}}``.
 """
 
 from __future__ import annotations
@@ -76,10 +78,14 @@ def add_chat_routes(app: Any, model: ECGGem) -> None:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": answer.text},
+                        "message": {
+                            "role": "assistant",
+                            "content": answer.text + stated_evidence(answer.evidence),
+                        },
                         "finish_reason": answer.finish_reason,
                     }
                 ],
+                **({} if answer.evidence is None else {"evidence": answer.evidence}),
                 "usage": {
                     "prompt_tokens": answer.prompt_tokens,
                     "completion_tokens": answer.completion_tokens,
@@ -138,13 +144,22 @@ def parse_chat(body: Any, model: ECGGem) -> tuple[Question, bool]:
                 image = (url, f"{where}.content[{k}].image_url.url")
     if ecg is None:
         raise ChatError("messages: no user message has an {'type': 'ecg'} content part", "messages")
+    signal = model.decode_ecg(ecg[0], ecg[1])
     question = Question(
-        signal=model.decode_ecg(ecg[0], ecg[1]),
+        signal=signal,
+        evidence=model.measure_evidence(signal),
         image=model.decode_image(*(image or (None, "messages: image_url"))),
         text=model.check_question(text, "messages: the last user message's text"),
         max_new_tokens=model.check_new_tokens(limit, "max_tokens"),
     )
     return question, stream
+
+
+def stated_evidence(evidence: dict[str, Any] | None) -> str:
+    """The evidence paragraph a chat answer ends with ("" when the model reads none)."""
+    if not evidence or not evidence.get("text"):
+        return ""
+    return "\n\nMeasured on this ECG:\n" + str(evidence["text"])
 
 
 def _parts(content: Any, where: str) -> list[dict[str, Any]]:
@@ -219,5 +234,7 @@ async def _stream(model: ECGGem, question: Question, completion_id: str) -> Asyn
         if piece:
             yield chunk({"content": piece})
     answer = await future
+    if answer.evidence is not None:
+        yield chunk({"content": stated_evidence(answer.evidence)})
     yield chunk({}, answer.finish_reason)
     yield "data: [DONE]\n\n"

@@ -9,7 +9,9 @@ V1 (``POST /v1/models/NAME:predict``)::
 
 ``ECG`` is any instance form of :mod:`ecgflow.serving.requests` — a raw signal
 ``{"signal": [[...]], "fs": HZ, "leads": [...]}``, a base64 WFDB record ``{"wfdb": {...}}`` or
-a preprocessed ``[C, T]`` tensor — prepared with the model's own ``preprocess.json``. With
+a preprocessed ``[C, T]`` tensor — prepared with the model's own ``preprocess.json``. A model
+trained with evidence (``evidence.json``) reads the ECG's measured evidence after ``<ecg>``
+(:mod:`ecgflow.text.evidence`) and each prediction carries it as ``"evidence": {...}``. With
 ``candidates`` the answer is the most likely candidate (closed set, as eval-gem scores);
 otherwise it is generated greedily, at most ``max_new_tokens`` tokens and ``timeout_s``
 seconds. The OpenAI-style chat route is in :mod:`ecgflow.serving.chat`. Bad requests raise
@@ -52,6 +54,7 @@ class Question:
     text: str
     max_new_tokens: int
     candidates: list[str] | None = None
+    evidence: Any = None  # ecgflow.text.evidence.RecordEvidence, when the model reads evidence
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Answer:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    evidence: dict[str, Any] | None = None  # what the prompt stated (RecordEvidence.to_json)
 
 
 class ECGGem(Model):
@@ -153,6 +157,7 @@ class ECGGem(Model):
                     "finish_reason": a.finish_reason,
                     "model": self.name,
                     "version": self.version,
+                    **({} if a.evidence is None else {"evidence": a.evidence}),
                 }
                 for a in result
             ],
@@ -173,8 +178,10 @@ class ECGGem(Model):
             raise RequestError(f"{where}: unknown fields {unknown}")
         if "ecg" not in instance:
             raise RequestError(f"{where}.ecg: missing (a raw signal, WFDB record or tensor)")
+        signal = self.decode_ecg(instance["ecg"], f"{where}.ecg", budget)
         return Question(
-            signal=self.decode_ecg(instance["ecg"], f"{where}.ecg", budget),
+            signal=signal,
+            evidence=self.measure_evidence(signal),
             image=self.decode_image(instance.get("image"), f"{where}.image"),
             text=self.check_question(instance.get("question"), f"{where}.question"),
             max_new_tokens=self.check_new_tokens(
@@ -188,6 +195,23 @@ class ECGGem(Model):
         assert self.preprocess_params is not None
         rows, _ = decode_instance(ecg, self.preprocess_params, self.limits, where, budget)
         return torch.from_numpy(rows[:1].copy())  # a windowed record: its first window
+
+    def measure_evidence(self, signal: torch.Tensor) -> Any:
+        """The evidence of a decoded ``[1, C, T]`` ECG, or None when the model reads none.
+
+        Measured on the model's input (GEM's preprocessing keeps the signal as recorded, in
+        units of ``scale`` mV, at the preprocess rate) with the model's lead-quality model.
+        """
+        from ecgflow.models.gem_evidence import scale_mv
+
+        reader = self.gem.evidence_reader
+        params = self.preprocess_params
+        if reader is None or params is None:
+            return None
+        scale = scale_mv({"params": params.model_dump(mode="json")})
+        if scale is None:
+            return None
+        return reader.measure(signal[0].numpy(), params.fs, list(params.channels), scale)
 
     def decode_image(self, image: Any, where: str) -> torch.Tensor | None:
         """A base64 PNG (or a ``data:`` URL) as the image tower's input; required if it has one."""
@@ -280,19 +304,28 @@ class ECGGem(Model):
 
     def answer(self, question: Question, streamer: Any = None) -> Answer:
         """Choose among the candidates, or generate (token and time limits)."""
+        from ecgflow.text.evidence import with_evidence
+
         gem = self.gem
-        prompt_tokens = len(gem._ids(gem.prompt(question.text)))
+        lines = None if question.evidence is None else question.evidence.text()
+        stated = None if question.evidence is None else question.evidence.to_json()
+        prompt = with_evidence(question.text, lines)
+        prompt_tokens = len(gem._ids(gem.prompt(prompt)))
         with self._lock, torch.no_grad():
             if question.candidates:
                 text = gem.choose(
-                    question.signal, [question.text], [question.candidates], question.image
+                    question.signal,
+                    [question.text],
+                    [question.candidates],
+                    question.image,
+                    evidence=[lines],
                 )[0]
                 if streamer is not None:
                     streamer.put_text(text)
-                return Answer(text, "stop", prompt_tokens, len(gem._ids(text)))
+                return Answer(text, "stop", prompt_tokens, len(gem._ids(text)), stated)
             ids = gem.generate_ids(
                 question.signal,
-                [question.text],
+                [prompt],
                 question.image,
                 max_new_tokens=question.max_new_tokens,
                 max_time=self.gem_limits.timeout_s,
@@ -301,7 +334,7 @@ class ECGGem(Model):
         finished = gem.eos_id in ids
         text = gem.tokenizer.decode(ids, skip_special_tokens=True).strip()
         used = ids.index(gem.eos_id) if finished else len(ids)
-        return Answer(text, "stop" if finished else "length", prompt_tokens, used)
+        return Answer(text, "stop" if finished else "length", prompt_tokens, used, stated)
 
 
 def _short_hash(path: Path) -> str:

@@ -266,7 +266,7 @@ def quality_of(records: list[str], quality: dict[str, np.ndarray]) -> np.ndarray
 
 def _auroc_line(metrics: dict[str, Any]) -> str:
     scores = metrics.get("test") or metrics.get("val") or {}
-    return ", ".join(f"{k} AUROC {v['auroc']:.3f} (n={v['n']})" for k, v in scores.items())
+    return ", ".join(f"{k} AUROC {v['auroc']} (n={v['n']})" for k, v in scores.items())
 
 
 def _positives(labels: pd.DataFrame, names: list[str]) -> dict[str, list[str]]:

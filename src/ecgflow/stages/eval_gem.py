@@ -16,7 +16,12 @@ candidate with the highest summed log-probability plus the model's calibration o
 question's (source, template, attribute) (``calibration.json``; the raw argmax is reported too,
 as ``uncalibrated``); the others by greedy generation. Answers match by exact equality after
 normalisation (:func:`ecgflow.evaluation.qa.normalise_answer`). The model sees only the signal
-(and image) and the question text — never metadata. ECG-QA and generated questions are reported
+(and image), the question text and — for a model trained with evidence (``evidence.json``) —
+the record's evidence lines after ``<ecg>`` (build-instructions' ``record_evidence.json`` beside
+an instructions file, else measured on the GEM signal with the model's lead-quality model) —
+never metadata. ``lead_quality`` reports the per-lead quality model's own AUROC: per kind over
+the test split's 48 lead × kind annotations (from build-instructions) and per attribute over
+the evaluated lead-level noise questions. ECG-QA and generated questions are reported
 separately (``by_source``: accuracy, balanced accuracy over the true answers, AUROC of p(yes), n;
 per template and per family); "not sure" is never a true answer, so choosing it is just wrong.
 Beside GEM: the **label prior** (the majority answer of the question's (source, template,
@@ -43,7 +48,7 @@ import logging
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +58,19 @@ import torch
 from sklearn.metrics import f1_score
 
 from ecgflow import tracking
-from ecgflow.artifacts import LABELS, METRICS, PLOTS, PREDICTIONS, SKIPPED
+from ecgflow.artifacts import LABELS, METRICS, PLOTS, PREDICTIONS, RECORD_EVIDENCE, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics, qa_report
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
 from ecgflow.models.gem_baseline import EVIDENCE_BASELINE, load_evidence_baseline
-from ecgflow.models.gem_calibration import decide, question_group, yes_probability
+from ecgflow.models.gem_calibration import asked_lead, decide, question_group, yes_probability
+from ecgflow.models.gem_evidence import (
+    EvidenceSource,
+    load_evidence_reader,
+    read_record_evidence,
+    scale_mv,
+)
 from ecgflow.models.gem_io import load_gem
 from ecgflow.params import EvalGemParams
 from ecgflow.stages.finetune_gem import (
@@ -71,7 +82,13 @@ from ecgflow.stages.finetune_gem import (
     score_closed_set,
 )
 from ecgflow.text import load_label_def
-from ecgflow.text.instructions import ecgqa_instruction, label_instructions, read_ecgqa
+from ecgflow.text.instructions import (
+    NOISE_COLUMNS,
+    YES_NO,
+    ecgqa_instruction,
+    label_instructions,
+    read_ecgqa,
+)
 from ecgflow.training.data import ShardRows, preprocess_info
 from ecgflow.training.gem_data import GemExample, ImageLookup, RecordSignals, read_instructions
 
@@ -119,6 +136,7 @@ def eval_gem(
     if params.split != "all" and params.split not in by_split:
         raise EcgflowError(f"{data_dir}: no '{params.split}' split (has {', '.join(splits)})")
     examples, skipped = _questions(qa_files, signals, images)
+    source = _evidence_source(model_dir, model, qa_files, info)
     if params.split != "all":
         elsewhere = [e for e in examples if split_of[e.record_id] != params.split]
         skipped += [
@@ -132,6 +150,7 @@ def eval_gem(
             f"(split {params.split})"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    examples = _with_evidence(examples, source, signals)
     answers = _answer(model, examples, signals, images, params)
     predicted = answers.decided
     truth = [e.answer for e in examples]
@@ -144,12 +163,13 @@ def eval_gem(
     metrics["uncalibrated"] = qa_report(truth, answers.raw, groups, answers.p_yes_raw)
     metrics["label_prior"] = qa_metrics(truth, baseline, templates)
     metrics["label_prior"]["by_source"] = qa_report(truth, baseline, groups)["by_source"]
-    evidence = _evidence_answers(model_dir, model, examples, groups, signals, info)
+    evidence = _evidence_answers(model_dir, model, examples, groups, signals, info, source)
     if evidence is None:
         metrics["evidence_baseline"] = {"missing": f"{model_dir / EVIDENCE_BASELINE} not found"}
     else:
         metrics["evidence_baseline"] = qa_report(truth, evidence[0], groups, evidence[1])
         metrics["evidence_baseline"]["uses"] = EVIDENCE_USES
+    metrics["lead_quality"] = _lead_quality_scores(source, examples, groups, signals)
     attributes = [f"{g[0]}: {g[1]}: {g[2]}" for g in groups]
     metrics["qa_accuracy_by_attribute"] = qa_metrics(truth, predicted, attributes)[
         "qa_accuracy_by_template"
@@ -167,7 +187,9 @@ def eval_gem(
     metrics["n_duplicates"] = sum(1 for s in skipped if s.get("duplicate_of"))
     if labels_dir is not None:
         records = sorted({e.record_id for e in examples}, key=_numeric_first)
-        metrics["labels"] = _label_scores(model, records, signals, images, labels_dir, params)
+        metrics["labels"] = _label_scores(
+            model, records, signals, images, labels_dir, params, source
+        )
     rows = [
         {
             "id": e.id,
@@ -359,7 +381,8 @@ def _answer(
 EVIDENCE_USES = (
     "per lead: log std, log first-difference std, log range of the 0.2 s moving average, "
     "high-frequency power share (ecgflow.signal.quality.noise_ratio), first-difference "
-    "zero-crossing rate; per record: heart rate, RR CV, QRS axis (ecgflow.signal.rhythm); a "
+    "zero-crossing rate, the per-lead quality model's p of the four noise kinds (the evidence "
+    "text's); per record: heart rate, RR CV, QRS axis (ecgflow.signal.rhythm); a "
     "logistic regression per (source, template, attribute) fitted on the training questions"
 )
 
@@ -371,12 +394,13 @@ def _evidence_answers(
     groups: list[tuple[str, str, str]],
     signals: RecordSignals,
     info: dict[str, Any],
+    source: EvidenceSource,
 ) -> tuple[list[str], list[float]] | None:
     """The evidence-only baseline's answers and p(yes), or None when the model has none."""
     baseline = load_evidence_baseline(model_dir)
     if baseline is None:
         return None
-    cache = EvidenceCache(signals, float(info["fs"]), list(model.config.leads))
+    cache = EvidenceCache(signals, float(info["fs"]), list(model.config.leads), source)
     answers, p_yes = [], []
     for e, group in zip(examples, groups, strict=True):
         features = cache.features(e)
@@ -390,6 +414,80 @@ def _evidence_answers(
         answers.append(answer)
         p_yes.append(p)
     return answers, p_yes
+
+
+def _evidence_source(
+    model_dir: Path, model: Any, qa_files: list[Path], info: dict[str, Any]
+) -> EvidenceSource:
+    """Evidence by record: build-instructions' (beside an instructions file), else measured.
+
+    Measured with the model's own lead-quality model (``evidence.json``) on the GEM signal;
+    a model trained without evidence gets none (``source.reader`` is None).
+    """
+    stored = {}
+    for path in qa_files:
+        if _is_instructions(Path(path)):
+            stored |= read_record_evidence(Path(path).parent / RECORD_EVIDENCE)
+    reader = load_evidence_reader(model_dir)
+    leads = list(model.config.leads)
+    return EvidenceSource(stored, reader, float(info["fs"]), leads, scale_mv(info))
+
+
+def _with_evidence(
+    examples: list[GemExample], source: EvidenceSource, signals: RecordSignals
+) -> list[GemExample]:
+    """Each example with its record's evidence text when the model reads evidence, else none."""
+    if source.reader is None:
+        return [replace(e, evidence=None) for e in examples]
+    out = []
+    for e in examples:
+        if e.evidence is None:
+            found = source.evidence(e.record_id, signals.get(e.record_id).numpy())
+            e = replace(e, evidence=None if found is None else found.text())
+        out.append(e)
+    return out
+
+
+def _lead_quality_scores(
+    source: EvidenceSource,
+    examples: list[GemExample],
+    groups: list[tuple[str, str, str]],
+    signals: RecordSignals,
+) -> dict[str, Any]:
+    """The per-lead quality model's own scores.
+
+    ``build_instructions``: its lead-level AUROC per kind on the test split's annotations (all
+    48 targets per record, from ``lead_quality.json``); ``questions``: the AUROC of its p for
+    the asked lead and kind over this evaluation's lead-level noise questions, per source and
+    attribute, with n and positives.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from ecgflow.models.lead_quality import KINDS
+
+    kind_of = {NOISE_COLUMNS[k]: i for i, k in enumerate(KINDS)}
+    scored: dict[str, tuple[list[int], list[float]]] = {}
+    for e, group in zip(examples, groups, strict=True):
+        lead = asked_lead(e.question, source.leads)
+        if e.attribute not in kind_of or lead is None or normalise_answer(e.answer) not in YES_NO:
+            continue
+        quality = source.quality(e.record_id, signals.get(e.record_id).numpy())
+        if quality is None:
+            continue
+        truth, p = scored.setdefault(f"{group[0]}: {e.attribute}", ([], []))
+        truth.append(int(normalise_answer(e.answer) == "yes"))
+        p.append(float(quality[lead, kind_of[e.attribute]]))
+    questions = {
+        key: {
+            "auroc": float(roc_auc_score(y, p)) if 0 < sum(y) < len(y) else None,
+            "n": len(y),
+            "positives": sum(y),
+        }
+        for key, (y, p) in sorted(scored.items())
+    }
+    model = None if source.reader is None else source.reader.lead_quality
+    stored = None if model is None else model.metrics.get("test")
+    return {"build_instructions_test": stored, "questions": questions}
 
 
 def _finite(value: float) -> float | None:
@@ -419,6 +517,7 @@ def _label_scores(
     images: ImageLookup | None,
     labels_dir: Path,
     params: EvalGemParams,
+    source: EvidenceSource,
 ) -> dict[str, Any]:
     """Macro F1 of the labels as answered by yes/no questions and read from interpretations."""
     label_def = load_label_def(labels_dir)
@@ -443,6 +542,7 @@ def _label_scores(
                     candidates=tuple(item["meta"]["candidates"]),
                 )
             )
+    questions = _with_evidence(questions, source, signals)
     chosen = _answer(model, questions, signals, images, params).decided
     asked = np.array([a == "yes" for a in chosen], dtype=int).reshape(len(records), len(names))
     result: dict[str, Any] = {
@@ -455,7 +555,7 @@ def _label_scores(
             GemExample(id=f"{r}-describe", record_id=r, question=DESCRIBE, answer="", kind="report")
             for r in records
         ]
-        texts = _generate(model, describe, signals, images, params)
+        texts = _generate(model, _with_evidence(describe, source, signals), signals, images, params)
         mentioned = np.array([_mentions(t, label_def) for t in texts], dtype=int)
         result["interpretation_macro_f1"] = float(
             f1_score(truth, mentioned, average="macro", zero_division=0)

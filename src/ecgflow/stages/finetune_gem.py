@@ -18,8 +18,11 @@ Output (``out_dir``)::
     model/                        the best GEM folder (see ecgflow.models.gem_io), plus
                                   preprocess.json (serving prepares input the same way) and
                                   answer_prior.json (the label-prior baseline's counts),
-                                  calibration.json (closed-set offsets, applied by load_gem)
-                                  and evidence_baseline.json (the no-LM baseline)
+                                  calibration.json (closed-set offsets, applied by load_gem),
+                                  evidence_baseline.json (the no-LM baseline) and, when the
+                                  instructions carry evidence, evidence.json with the
+                                  instructions' lead_quality.json (serving and eval-gem
+                                  measure the same evidence)
     checkpoints/, metrics.json    as train-clip
     skipped.json                  instructions left out, with the reason
     manifest.json                 inputs, params, counts, sha256 of every file
@@ -43,7 +46,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ecgflow import progress
-from ecgflow.artifacts import MODEL, SKIPPED
+from ecgflow.artifacts import LEAD_QUALITY, MODEL, RECORD_EVIDENCE, SKIPPED
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
@@ -233,6 +236,7 @@ class GemTask:
                 f"{paths.instructions_dir}/val.json: {len(self.val)} closed-set questions "
                 "with signals; need at least 2 to select a model"
             )
+        self.reads_evidence = any(e.evidence for e in train)
         self.sample_weights = answer_balancing_weights(train) if params.balance_answers else None
         self.prior = answer_prior(train)
         self.fs = float(info["fs"])
@@ -305,6 +309,12 @@ class GemTask:
         shutil.copyfile(self.paths.data_dir / "preprocess.json", target / "preprocess.json")
         _write_json(target / ANSWER_PRIOR, self.prior.to_json())
         self.fit_calibration().save(target)
+        if self.reads_evidence:
+            from ecgflow.models.gem_evidence import EvidenceReader
+            from ecgflow.models.lead_quality import load_lead_quality
+
+            lead_quality = load_lead_quality(self.paths.instructions_dir / LEAD_QUALITY)
+            EvidenceReader(lead_quality).save(target)
 
     def fit_calibration(self) -> Any:
         """The calibration fitted on the val questions' scores of the last :meth:`evaluate`."""
@@ -334,10 +344,26 @@ class GemTask:
         examples = [e for e in self.train_dataset.examples if e.candidates]
         if not examples:
             return
-        evidence = EvidenceCache(self.train_dataset.signals, self.fs, self.config.leads)
+        evidence = EvidenceCache(
+            self.train_dataset.signals, self.fs, self.config.leads, self.evidence_source(target)
+        )
         features = np.stack([evidence.features(e) for e in examples])
         groups = [question_group(e.kind, e.template_id, e.attribute) for e in examples]
         fit_evidence_baseline(groups, features, [e.answer for e in examples]).save(target)
+
+    def evidence_source(self, model_dir: Path) -> Any:
+        """Each training record's stored evidence (out-of-fold lead quality), else measured."""
+        from ecgflow.models.gem_evidence import (
+            EvidenceSource,
+            load_evidence_reader,
+            read_record_evidence,
+            scale_mv,
+        )
+
+        stored = read_record_evidence(self.paths.instructions_dir / RECORD_EVIDENCE)
+        reader = load_evidence_reader(model_dir)
+        scale = scale_mv(preprocess_info(self.paths.data_dir))
+        return EvidenceSource(stored, reader, self.fs, self.config.leads, scale)
 
     def params(self) -> dict[str, Any]:
         """What MLflow records."""
@@ -383,10 +409,16 @@ def score_closed_set(
 
 
 class EvidenceCache:
-    """The evidence baseline's features per question, each record's evidence computed once."""
+    """The evidence baseline's features per question, each record's evidence computed once.
 
-    def __init__(self, signals: RecordSignals, fs: float, leads: list[str]) -> None:
-        self.signals, self.fs, self.leads = signals, fs, leads
+    ``source`` gives each record's lead-quality probabilities (the evidence text's); without
+    it they are zeros.
+    """
+
+    def __init__(
+        self, signals: RecordSignals, fs: float, leads: list[str], source: Any = None
+    ) -> None:
+        self.signals, self.fs, self.leads, self.source = signals, fs, leads, source
         self._records: dict[str, Any] = {}
 
     def evidence(self, record_id: str) -> Any:
@@ -394,7 +426,8 @@ class EvidenceCache:
         evidence = self._records.get(record_id)
         if evidence is None:
             x = self.signals.get(record_id).numpy()
-            evidence = record_evidence(x, self.fs, self.leads)
+            quality = None if self.source is None else self.source.quality(record_id, x)
+            evidence = record_evidence(x, self.fs, self.leads, quality)
             self._records[record_id] = evidence
         return evidence
 
@@ -405,8 +438,13 @@ class EvidenceCache:
         return question_features(self.evidence(example.record_id), example.question, self.leads)
 
 
-def record_evidence(x: np.ndarray, fs: float, leads: list[str]) -> Any:
-    """The evidence-only baseline's evidence of one ``[C, T]`` record (see models.gem_baseline)."""
+def record_evidence(
+    x: np.ndarray, fs: float, leads: list[str], quality: np.ndarray | None = None
+) -> Any:
+    """The evidence-only baseline's evidence of one ``[C, T]`` record (see models.gem_baseline).
+
+    ``quality``: the record's ``[C, 4]`` lead-quality probabilities, when known.
+    """
     import math
 
     from ecgflow.models.gem_baseline import Evidence
@@ -439,7 +477,7 @@ def record_evidence(x: np.ndarray, fs: float, leads: list[str]) -> Any:
         0.0 if math.isnan(axis) else math.sin(axis),
         float(missing),
     ]
-    return Evidence(stats, np.array(values))
+    return Evidence(stats, np.array(values), quality)
 
 
 def answer_prior(examples: list[GemExample]) -> AnswerPrior:
