@@ -37,7 +37,7 @@ def test_synthetic_record_evidence_names_the_noisy_lead_and_the_rate() -> None:
     assert lines[0].startswith("Leads: I ")
     words = dict(part.split(" ", 1) for part in lines[0].removeprefix("Leads: ").split("; "))
     assert list(words) == list(LEADS)
-    assert words["V1"].startswith("static noise 0.")
+    assert words["V1"].startswith("static 0.")
     assert words["II"] == "ok"
     rate = record.metadata["heart_rate"]
     assert f"Heart rate {round(evidence.heart_rate_bpm or 0)} bpm" in lines[1]

@@ -140,3 +140,26 @@ def test_the_evidence_baseline_reads_the_asked_lead(tmp_path):
     # a family never seen falls back to the source's model; a single-answer family answers it
     f = question_features(test, "Is there any static noise in lead aVR?", LEADS)
     assert baseline.predict(("generated", "27", "static noise"), f, ["yes", "no"])[0] == "yes"
+
+
+def test_noise_questions_read_the_lead_quality_of_their_kind_and_others_do_not():
+    quality = np.zeros((12, 4))
+    quality[6, 0] = 0.9  # V1: static noise
+    quality[2, 2] = 0.4  # III: baseline drift
+    evidence = record_evidence(_record(3, 1), 100.0, LEADS, quality)
+    static = question_features(
+        evidence, "Is there any static noise in lead V1?", LEADS, "static noise"
+    )
+    assert static[-3:].tolist() == pytest.approx([0.9, 0.9, 0.9 / 12])
+    drift = question_features(
+        evidence, "Is there any baseline drift in lead V1?", LEADS, "baseline drift"
+    )
+    assert drift[-3:].tolist() == pytest.approx([0.0, 0.4, 0.4 / 12])
+    any_noise = question_features(
+        evidence, "Does lead III on this ECG have any noises?", LEADS, "any kind of noises"
+    )
+    assert any_noise[-3] == pytest.approx(0.4) and any_noise[-2] == pytest.approx(0.9)
+    label = question_features(evidence, "Does this ECG show MI?", LEADS, "MI")
+    assert label[-3:].tolist() == [0.0, 0.0, 0.0]  # only noise families read the quality
+    without = record_evidence(_record(3, 1), 100.0, LEADS)
+    assert question_features(without, "lead V1", LEADS, "static noise")[-3:].tolist() == [0, 0, 0]

@@ -53,6 +53,21 @@ def test_soft_tokens_replace_the_placeholder_each_lead_after_its_name(base_lm):
     assert torch.equal(embeds[start], leads[0, 11])
 
 
+def test_long_evidence_is_cut_from_its_start_so_the_question_stays(base_lm):
+    from ecgflow.text.evidence import with_evidence
+
+    model = _model(base_lm).eval()
+    record, leads, _ = model.encode(_signals(1))
+    evidence = "Leads: " + "; ".join(f"V{i % 6 + 1} static 0.{i:02d}" for i in range(60))
+    prompt = model.prompt(with_evidence(QUESTION, evidence))
+    embeds = model._embed_prompt(prompt, record[0], leads[0], None)
+    after = prompt.split("<ecg>")[1]
+    assert len(model._ids(after)) > TINY.max_prompt_tokens
+    tail = model._ids(after)[-5:]
+    embed = model.lm.get_input_embeddings()
+    assert torch.equal(embeds[-5:], embed(torch.tensor(tail)))  # the answer header kept
+
+
 def test_lora_steps_lower_the_loss_and_leave_the_base_weights_alone(base_lm):
     model = _model(base_lm).train()
     base = model.lm.get_base_model()

@@ -240,7 +240,8 @@ class GemModel(nn.Module):
                 if image is not None:
                     parts.append(image)
             elif piece:
-                ids = self._ids(piece)[: self.config.max_prompt_tokens]
+                # a long piece keeps its end: the question and the answer header come last
+                ids = self._ids(piece)[-self.config.max_prompt_tokens :]
                 parts.append(embed(torch.tensor(ids, device=device)))
         return torch.cat([p.to(record.dtype) for p in parts])
 

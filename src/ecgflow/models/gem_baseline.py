@@ -12,11 +12,15 @@ Evidence per record (``ecgflow.stages.finetune_gem.record_evidence``, which meas
 
 - per lead: the per-lead quality model's p(static noise, burst noise, baseline drift,
   electrode problems) (:mod:`ecgflow.models.lead_quality`; the same probabilities the
-  evidence text shows; zeros when the model has none).
+  evidence text shows).
 
-A question's features (:func:`question_features`) are the asked lead's statistics and quality
-(the question names it, ``"lead V1"``; the record's maximum otherwise, with a flag), the maximum
-and median over the leads, and the record's rhythm. One scikit-learn ``LogisticRegression``
+A question's features (:func:`question_features`) are the asked lead's statistics (the
+question names it, ``"lead V1"``; the record's maximum otherwise, with a flag), the maximum and
+median over the leads, the record's rhythm and, for a noise question, the lead-quality p of
+the asked kind (``"any kind of noises"``: of any kind, 1 − Π(1 − p)) at the asked lead, its
+maximum and its mean over the leads (zeros for other questions and without a model: only the
+noise families use them; given to every family they cost the label and feature families
+balanced accuracy on the shared data). One scikit-learn ``LogisticRegression``
 (standardised features, C = 1) is fitted per ``(source, template, attribute)`` family on the
 training questions; a family with fewer than ``min_questions`` questions or a single answer
 falls back to ``(source, template)``, then to the source — except that a family with enough
@@ -44,14 +48,23 @@ LEAD_STATS = ("log_std", "log_diff_std", "log_drift", "noise_ratio", "diff_zero_
 RHYTHM = ("heart_rate_bpm", "rr_cv", "axis_cos", "axis_sin", "no_beats")
 
 
-QUALITY = ("p_static_noise", "p_burst_noise", "p_baseline_drift", "p_electrodes_problems")
+QUALITY = ("p_asked_kind_asked_lead", "p_asked_kind_max", "p_asked_kind_mean")
+#: the noise attributes' column in the quality matrix (None: any kind)
+_KIND_COLUMN: dict[str, int | None] = {
+    "static noise": 0,
+    "burst noise": 1,
+    "baseline drift": 2,
+    "electrodes problems": 3,
+    "any kind of noises": None,
+}
 
 
 @dataclass(frozen=True)
 class Evidence:
     """Per-lead statistics ``[C, len(LEAD_STATS)]`` and the record's rhythm features.
 
-    ``quality``: ``[C, len(QUALITY)]`` per-lead quality probabilities (zeros: none).
+    ``quality``: ``[C, 4]`` per-lead p(static noise, burst noise, baseline drift, electrode
+    problems), or None.
     """
 
     leads: np.ndarray
@@ -59,31 +72,34 @@ class Evidence:
     quality: np.ndarray | None = None
 
     @property
-    def per_lead(self) -> np.ndarray:
-        """``[C, len(LEAD_STATS) + len(QUALITY)]``: the statistics and the quality."""
-        quality = self.quality
-        if quality is None:
-            quality = np.zeros((self.leads.shape[0], len(QUALITY)))
-        return np.concatenate([self.leads, quality], axis=1)
-
-    @property
     def heart_rate_bpm(self) -> float:
         """The measured heart rate (NaN when no beats were found)."""
         return math.nan if self.rhythm[4] else float(self.rhythm[0]) * 100.0
 
 
-def question_features(evidence: Evidence, question: str, leads: Sequence[str]) -> np.ndarray:
-    """The feature vector of one question about one record (see the module docstring)."""
+def question_features(
+    evidence: Evidence, question: str, leads: Sequence[str], attribute: Any = None
+) -> np.ndarray:
+    """The feature vector of one question about one record (see the module docstring).
+
+    ``attribute``: the question's (``"static noise"``, …); its lead quality is used for noise.
+    """
     lead = asked_lead(question, leads)
-    per_lead = evidence.per_lead
+    per_lead = evidence.leads
     top = per_lead.max(axis=0)
     asked = top if lead is None else per_lead[lead]
+    quality = np.zeros(len(QUALITY))
+    if evidence.quality is not None and attribute in _KIND_COLUMN:
+        column = _KIND_COLUMN[attribute]
+        p = evidence.quality
+        own = 1.0 - np.prod(1.0 - p, axis=1) if column is None else p[:, column]
+        quality = np.array([own.max() if lead is None else own[lead], own.max(), own.mean()])
     return np.concatenate(
-        [asked, [float(lead is None)], top, np.median(per_lead, axis=0), evidence.rhythm]
+        [asked, [float(lead is None)], top, np.median(per_lead, axis=0), evidence.rhythm, quality]
     )
 
 
-_FEATURES = {"lead": [*LEAD_STATS, *QUALITY], "rhythm": list(RHYTHM)}
+_FEATURES = {"lead": list(LEAD_STATS), "rhythm": list(RHYTHM), "quality": list(QUALITY)}
 
 
 @dataclass

@@ -381,8 +381,9 @@ def _answer(
 EVIDENCE_USES = (
     "per lead: log std, log first-difference std, log range of the 0.2 s moving average, "
     "high-frequency power share (ecgflow.signal.quality.noise_ratio), first-difference "
-    "zero-crossing rate, the per-lead quality model's p of the four noise kinds (the evidence "
-    "text's); per record: heart rate, RR CV, QRS axis (ecgflow.signal.rhythm); a "
+    "zero-crossing rate; per record: heart rate, RR CV, QRS axis (ecgflow.signal.rhythm); for "
+    "noise questions the per-lead quality model's p of the asked kind (the evidence text's) at "
+    "the asked lead, its maximum and mean over leads; a "
     "logistic regression per (source, template, attribute) fitted on the training questions"
 )
 

@@ -435,7 +435,8 @@ class EvidenceCache:
         """:func:`ecgflow.models.gem_baseline.question_features` of ``example``."""
         from ecgflow.models.gem_baseline import question_features
 
-        return question_features(self.evidence(example.record_id), example.question, self.leads)
+        evidence = self.evidence(example.record_id)
+        return question_features(evidence, example.question, self.leads, example.attribute)
 
 
 def record_evidence(

@@ -4,14 +4,14 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
 (build-instructions writes it into every conversation), evaluation and serving alike::
 
     <ecg>
-    Leads: I ok; II ok; III ok; aVR ok; aVL ok; aVF ok; V1 static noise 0.82; V2 ok; ...
+    Leads: I ok; II ok; III ok; aVR ok; aVL ok; aVF ok; V1 static 0.82; V2 ok; ...
     Heart rate 72 bpm; RR variability 4 %; QRS axis 45° (normal)
     Classifier: NORM 0.91, MI 0.04, STTC 0.03
     Is there static noise in lead V1?
 
-- **Leads**: each lead's name, then the kinds the per-lead quality model
-  (:mod:`ecgflow.models.lead_quality`) gives at least :data:`REPORT_P` (at most two, the
-  likeliest first, probability to 2 decimals), else ``ok``;
+- **Leads**: each lead's name, then the kinds (:data:`KIND_WORDS`: static, burst, drift,
+  electrode) the per-lead quality model (:mod:`ecgflow.models.lead_quality`) gives at least
+  :data:`REPORT_P` (at most two, the likeliest first, probability to 2 decimals), else ``ok``;
 - **rhythm**: heart rate, RR variability (standard deviation / mean of the RR intervals) and
   the QRS axis with its category, from :func:`ecgflow.signal.rhythm.measure_rhythm` (R peaks
   on the 5–15 Hz energy of all leads). PR, QRS and QT durations are left out: the project has
@@ -43,6 +43,13 @@ REPORT_P = 0.25
 MAX_KINDS = 2
 #: Classifier labels shown, at most (the likeliest).
 MAX_LABELS = 5
+#: Each kind's word in the leads line (short: twelve leads share the prompt's token budget).
+KIND_WORDS: dict[str, str] = {
+    "static_noise": "static",
+    "burst_noise": "burst",
+    "baseline_drift": "drift",
+    "electrodes_problems": "electrode",
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class RecordEvidence:
         words = []
         for lead in LEADS:
             found = [
-                (p, NOISE_COLUMNS[kind])
+                (p, KIND_WORDS.get(kind, kind))
                 for kind, per_lead in self.lead_quality.items()
                 if (p := per_lead.get(lead)) is not None and p >= REPORT_P
             ]
