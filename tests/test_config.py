@@ -93,6 +93,25 @@ def test_param_json_is_merged_onto_the_compiled_default() -> None:
     assert merge_param("label_set", "auto", "synthetic") == "synthetic"  # not a section
 
 
+def test_every_json_input_of_the_compiled_pipelines_deep_merges() -> None:
+    """Each pipeline input that carries a section as JSON is one ``--param`` deep-merges."""
+    from ecgflow.config import PARAM_SECTIONS
+    from ecgflow.pipelines.catalog import build_pipeline
+
+    compiled = PipelineConfig.model_validate({"ingest": {"source": "synthetic://?n=7"}})
+    for name in ("training", "training-gem"):
+        spec = build_pipeline(name, compiled).pipeline_spec
+        defaults = {
+            key: value.default_value.string_value
+            for key, value in spec.root.input_definitions.parameters.items()
+        }
+        json_inputs = {key for key, value in defaults.items() if value.startswith("{")}
+        assert json_inputs and json_inputs <= PARAM_SECTIONS.keys(), name
+    merged = merge_param("ingest_params", defaults["ingest_params"], '{"limit": 5}')
+    assert json.loads(merged)["limit"] == 5
+    assert json.loads(merged)["source"] == "synthetic://?n=7"  # the compiled value kept
+
+
 def test_every_bad_field_is_listed_with_path_flag_value_and_rule(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

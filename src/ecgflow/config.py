@@ -59,21 +59,6 @@ ENV_OVERRIDES = {
     "ECGFLOW_MLFLOW_SECRET": ("", "mlflow_secret"),
 }
 
-#: compiled pipeline parameter holding a section as JSON text → that section
-PARAM_SECTIONS = {
-    "preprocess_params": "preprocess",
-    "render_params": "render",
-    "train_clip_params": "train_clip",
-    "finetune_params": "finetune",
-    "trainjob_params": "trainjob",
-    "eval_params": "eval",
-    "export_params": "export",
-    "gem_preprocess_params": "gem_preprocess",
-    "instructions_params": "instructions",
-    "finetune_gem_params": "finetune_gem",
-    "eval_gem_params": "eval_gem",
-}
-
 
 class PipelineConfig(Params):
     """Everything a pipeline run needs: the image and each stage's parameters."""
@@ -159,6 +144,15 @@ class PipelineConfig(Params):
     )
 
     _collect_errors = raises_ecgflow_error(None)
+
+
+#: compiled pipeline parameter holding a section as JSON text → that section: every params-model
+#: section ``X`` of the config is the pipeline input ``X_params`` (pipelines/training.py)
+PARAM_SECTIONS = {
+    f"{name}_params": name
+    for name, field in PipelineConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Params)
+}
 
 
 def config_layers(
