@@ -30,7 +30,8 @@ the other in this process:
   clip        train-clip alone (for CLIP experiments with ``--clip`` overrides)
   aux         the default recipe with a second head over every SCP statement of the record
               (label set ``ptbxl-all``, PTB-XL's 71) trained beside the superdiagnostic one
-              (``--aux-weight``); scored on the superdiagnostic head only (:class:`AuxTask`)
+              (``--aux-weight``; ``--aux-likelihood``: soft targets from PTB-XL's likelihoods);
+              scored on the superdiagnostic head only (:class:`AuxTask`)
 
 Variants of the untouched part (issue 31.2), each paired with a stored run's baseline and
 default by ``--reference RUN.json`` (same test records; the variant run trains only the
@@ -52,6 +53,7 @@ Usage: python benchmarks/quality.py [--data ../shared/data/ptbxl] [--recipes def
            [--seeds 3] [--untouched-only | --cv-only] [--splits 4] [--threads 1]
            [--clip '{"train": {"epochs": 20}}'] [--finetune '{"train": {"epochs": 30}}']
            [--reference RUN.json] [--fold-ensemble 2,5,8] [--tta] [--ensemble RUN.json]
+           [--recipes aux [--aux-weight 1.0] [--aux-likelihood]]
 """
 
 from __future__ import annotations
@@ -482,14 +484,17 @@ class AuxTask(ClassifierTask):
     PTB-XL's 71 statements, present/absent whatever the likelihood, as the PTB-XL benchmark
     counts them); a linear head over the same features, so one linear layer with both blocks of
     outputs is the same model. Loss: the main BCE (with pos_weight) + ``weight`` × the mean BCE
-    over the statements (no pos_weight). Validation, selection, thresholds and the saved model
-    use the main labels only: the saved classifier is an ordinary one (the aux rows of the
-    head are dropped), scored like the default.
+    over the statements (no pos_weight). With ``likelihoods`` (record id → statement →
+    PTB-XL's likelihood in %) a present statement's target is its likelihood / 100 (soft
+    targets; 0, which PTB-XL gives non-diagnostic statements, counts as certain).
+    Validation, selection, thresholds and the saved model use the main labels only: the saved
+    classifier is an ordinary one (the aux rows of the head are dropped), scored like the
+    default.
     """
 
     def __init__(
         self, params: FinetuneParams, data_dir: Path, labels_dir: Path, aux_dir: Path,
-        weight: float,
+        weight: float, likelihoods: dict[str, dict[str, float]] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(params, None, data_dir, labels_dir)
         aux_def = json.loads((aux_dir / "label_def.json").read_text())
@@ -499,6 +504,12 @@ class AuxTask(ClassifierTask):
         rows = self.train_dataset
         ids = [rows.rows.record_ids[i] for i in rows.keep]
         aux = table.loc[ids, self.aux_names].to_numpy(dtype=np.float32)
+        if likelihoods is not None:
+            soft = np.array(
+                [[likelihoods[r].get(code, 0.0) for code in self.aux_names] for r in ids],
+                dtype=np.float32,
+            )
+            aux = np.where(aux > 0, np.where(soft > 0, soft / 100.0, 1.0), 0.0).astype(np.float32)
         self.train_dataset = _WithAux(rows, aux)
         self.n_main, self.weight = len(self.names), weight
         labels = self.names + [f"aux:{a}" for a in self.aux_names]
@@ -533,8 +544,15 @@ def run_aux(ctx: dict[str, Any], out: Path) -> dict[str, Any]:
     env = init_distributed(params.train.device)
     try:
         seed_everything(params.train.seed)
+        likelihoods = None
+        if ctx["args"].aux_likelihood:
+            table = pd.read_parquet(ctx["records"] / "records.parquet",
+                                    columns=["record_id", "scp_codes"])  # fmt: skip
+            likelihoods = {str(r): {k: float(v or 0.0) for k, v in json.loads(c).items()}
+                           for r, c in zip(table["record_id"], table["scp_codes"], strict=True)
+                           if isinstance(c, str)}  # fmt: skip
         task = AuxTask(params, ctx["data"], ctx["labels"], ctx["aux_labels"],
-                       ctx["args"].aux_weight)  # fmt: skip
+                       ctx["args"].aux_weight, likelihoods)  # fmt: skip
         fitted = fit(task, params.train, out / "ft", env, False)
     finally:
         shutdown(env)
@@ -944,6 +962,10 @@ def main() -> None:
     parser.add_argument(
         "--aux-weight", type=float, default=1.0, help="aux recipe: weight of the SCP-statement loss"
     )
+    parser.add_argument(
+        "--aux-likelihood", action="store_true",
+        help="aux recipe: soft statement targets, PTB-XL's likelihood / 100",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.ensemble:
         ensemble_report(args)

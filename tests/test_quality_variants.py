@@ -1,5 +1,5 @@
-"""inception1d, and the quality benchmark's variants (issue 31.2): seed/fold ensembles and their
-paired comparisons, test-time augmentation, the auxiliary SCP-statement head."""
+"""inception1d and xresnet1d; the quality benchmark's variants (issue 31.2): seed and fold
+ensembles and their paired comparisons, test-time augmentation, the auxiliary statement head."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from ecgflow.evaluation.classification import macro_auroc
 from ecgflow.models import Classifier, ClassifierConfig, load_model
 from ecgflow.models.configs import EncoderConfig
-from ecgflow.models.encoders import Inception1d, build_encoder
+from ecgflow.models.encoders import XRESNET_LAYERS, Inception1d, XResNet1d, build_encoder
 from ecgflow.params import FinetuneParams
 from ecgflow.training.distributed import DistEnv
 from ecgflow.training.loop import fit
@@ -64,6 +64,21 @@ def test_inception_learns_through_the_shortcuts_and_rejects_even_kernels() -> No
     assert model.encoder.blocks[0].bottleneck.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="odd"):
         EncoderConfig(kind="inception1d", kernel_size=40)
+
+
+@pytest.mark.parametrize("depth", [50, 101])
+def test_xresnet_shapes_and_depths(depth: int) -> None:
+    torch.manual_seed(0)
+    config = EncoderConfig(kind="xresnet1d", width=8, depth=depth, kernel_size=5)
+    encoder = build_encoder(config)
+    assert isinstance(encoder, XResNet1d)
+    assert len(encoder.stages) == sum(XRESNET_LAYERS[depth])
+    assert encoder.out_dim == 2 * 8 * 8 * 4  # concat pooling of the last stage (8 × 8 × 4)
+    for length in (250, 37):
+        out = encoder(torch.randn(2, 12, length))
+        assert out.shape == (2, encoder.out_dim) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="50 or 101"):
+        EncoderConfig(kind="xresnet1d", depth=34)
 
 
 # --- ensembles, comparisons, test-time augmentation --------------------------------------------
@@ -182,6 +197,12 @@ def test_aux_task_trains_both_heads_and_saves_an_ordinary_classifier(tmp_path, m
             task.model(x)[:, :2], y[:, :2], pos_weight=task.pos_weight
         )
         assert float(task.loss(task.model, (x, y), torch.device("cpu"))) > float(main)
+    # soft targets: a present statement's likelihood / 100, 0 (non-diagnostic) as certain
+    ids = [task.train_dataset.main.rows.record_ids[i] for i in task.train_dataset.main.keep]
+    likelihoods = {r: {"X": 50.0, "Y": 0.0, "Z": 80.0} for r in ids}
+    soft = quality.AuxTask(params, data, labels, aux, 1.0, likelihoods).train_dataset.aux
+    hard = task.train_dataset.aux
+    torch.testing.assert_close(soft, hard * torch.tensor([0.5, 1.0, 0.8]))
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     result = fit(task, params.train, tmp_path / "out", env, resume=False)
     assert "macro_auroc" in result.best

@@ -1,4 +1,4 @@
-"""ECG signal encoders: a 1-D xresnet-style CNN, inception1d and a 1-D vision transformer.
+"""ECG signal encoders: 1-D xresnet-style CNNs, inception1d and a 1-D vision transformer.
 
 Every encoder maps a float32 batch ``[B, C, T]`` to features ``[B, out_dim]`` and exposes
 ``out_dim`` so heads can be sized without running a forward pass.
@@ -82,6 +82,82 @@ class ResNet1d(nn.Module):
             )
             c_in = c_out
         self.stages = nn.Sequential(*stages)
+        self.avg_pool = nn.AdaptiveAvgPool1d(1)
+        self.max_pool = nn.AdaptiveMaxPool1d(1)
+        self.out_dim: int = 2 * c_in
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``[B, C, T]`` into ``[B, out_dim]``."""
+        h = self.stages(self.stem(x))
+        return torch.cat([self.avg_pool(h), self.max_pool(h)], dim=1).flatten(1)
+
+
+class Bottleneck1d(nn.Module):
+    """xresnet bottleneck: 1x1 → k (with the stride) → 1x1 to ``4 * width``; zero-init last BN.
+
+    The shortcut average-pools when strided and projects (1x1 conv + BN) when widths differ.
+    """
+
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, kernel_size: int, stride: int = 1) -> None:
+        super().__init__()
+        c_out = width * self.expansion
+        self.body = nn.Sequential(
+            _conv_bn(c_in, width, 1),
+            _conv_bn(width, width, kernel_size, stride=stride),
+            _conv_bn(width, c_out, 1, relu=False),
+        )
+        nn.init.zeros_(self.body[2][1].weight)
+        shortcut: list[nn.Module] = []
+        if stride != 1:
+            shortcut.append(nn.AvgPool1d(stride, ceil_mode=True))
+        if c_in != c_out:
+            shortcut.append(_conv_bn(c_in, c_out, 1, relu=False))
+        self.shortcut = nn.Sequential(*shortcut)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``[B, c_in, T]``."""
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+#: xresnet1d depth → bottleneck blocks per stage
+XRESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+@ENCODERS.register("xresnet1d")
+class XResNet1d(nn.Module):
+    """xresnet1d50 / xresnet1d101 of Strodthoff et al. 2020 (``depth`` 50 or 101).
+
+    Stem: three conv-BN-ReLU layers (32, 32, ``width`` channels; the first with stride 2) and
+    a max-pool; four stages of bottleneck blocks (:data:`XRESNET_LAYERS`) of ``width`` × 1, 2,
+    4, 8 inner channels (× 4 out), every stage after the first halving the length; concat
+    pooling, so ``out_dim = 2 * 32 * width``. The paper's configuration: width 64,
+    kernel_size 5.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        k, width = config.kernel_size, config.width
+        self.stem = nn.Sequential(
+            _conv_bn(config.in_channels, 32, k, stride=2),
+            _conv_bn(32, 32, k),
+            _conv_bn(32, width, k),
+            nn.MaxPool1d(kernel_size=3, stride=2, padding=1),
+        )
+        blocks: list[nn.Module] = []
+        c_in = width
+        for i, n in enumerate(XRESNET_LAYERS[config.depth]):
+            inner = width * 2**i
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(Bottleneck1d(c_in, inner, k, stride=stride))
+                c_in = inner * Bottleneck1d.expansion
+        self.stages = nn.Sequential(*blocks)
         self.avg_pool = nn.AdaptiveAvgPool1d(1)
         self.max_pool = nn.AdaptiveMaxPool1d(1)
         self.out_dim: int = 2 * c_in

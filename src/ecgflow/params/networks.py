@@ -16,21 +16,21 @@ from ecgflow.params.base import Params
 class EncoderConfig(Params):
     """Hyperparameters of an ECG encoder (``kind`` picks the architecture)."""
 
-    kind: Literal["resnet1d", "inception1d", "vit1d"] = Field(
+    kind: Literal["resnet1d", "xresnet1d", "inception1d", "vit1d"] = Field(
         "resnet1d", description="architecture"
     )
     in_channels: int = Field(default=12, gt=0, description="input leads (channels)")
     width: int = Field(
         default=64,
         gt=0,
-        description="ResNet: stem/base channels. Inception: filters per branch. ViT: embedding "
-        "dimension.",
+        description="ResNet: stem/base channels. xresnet1d: first stage's inner channels "
+        "(×1, 2, 4, 8 per stage, ×4 out). Inception: filters per branch. ViT: embedding dimension.",
     )
     depth: int = Field(
         default=4,
         gt=0,
-        description="ResNet: residual stages. Inception: inception blocks (a shortcut per 3). "
-        "ViT: transformer layers.",
+        description="ResNet: residual stages. xresnet1d: 50 or 101. Inception: inception blocks "
+        "(a shortcut per 3). ViT: transformer layers.",
     )
     kernel_size: int = Field(
         default=7,
@@ -49,8 +49,10 @@ class EncoderConfig(Params):
 
     @model_validator(mode="after")
     def _check_architecture(self) -> Self:
-        if self.kind in ("resnet1d", "inception1d") and self.kernel_size % 2 == 0:
+        if self.kind in ("resnet1d", "xresnet1d", "inception1d") and self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.kind == "xresnet1d" and self.depth not in (50, 101):
+            raise ValueError(f"xresnet1d depth must be 50 or 101, got {self.depth}")
         if self.kind == "vit1d" and self.width % self.heads != 0:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
         return self
