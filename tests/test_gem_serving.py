@@ -33,6 +33,7 @@ from ecgflow.signal.transform import PreprocessParams, transform_record
 pytestmark = pytest.mark.slow
 NAME = "ecg-gem"
 QUESTION = "Does lead V1 show any static noise on this ECG?"
+DESCRIBE = "Describe the findings of this ECG."
 PREPROCESS = PreprocessParams(baseline=False, bandpass=None, normalise="scale", workers=1)
 
 
@@ -242,5 +243,66 @@ def test_images_are_bounded_in_pixels_and_shape_before_decoding(tmp_path: Path) 
         assert paper.status_code == 200, log_path.read_text()[-2000:]
         grown = _peak_kib(process.pid) - before
         assert grown < 256 * 1024, f"peak RSS grew {grown / 1024:.0f} MiB"
+    finally:
+        stop(process)
+
+
+def _lead_quality() -> Any:
+    """A lead-quality model fitted on synthetic records with static noise in some leads."""
+    from ecgflow.io.synthetic_ecg import synthesize_record
+    from ecgflow.models.lead_quality import aligned_features, fit_lead_quality
+
+    features, targets = [], []
+    for i in range(12):
+        record = synthesize_record(i, seed=7, fs=100.0).record
+        x = record.signal.astype(np.float64).copy()
+        target = np.zeros((12, 4))
+        for lead in (i % 12, (i + 5) % 12):
+            x[lead] += 0.15 * np.random.default_rng([i, lead]).standard_normal(x.shape[1])
+            target[lead, 0] = 1.0
+        features.append(aligned_features(x, 100.0, record.leads, 100.0))
+        targets.append(target)
+    return fit_lead_quality(np.stack(features), np.stack(targets), 100.0)
+
+
+def test_answers_carry_the_evidence_the_prompt_stated(tmp_path: Path) -> None:
+    """A model trained with evidence: V1 and chat state the same evidence as in-process."""
+    from ecgflow.models.gem_evidence import EvidenceReader
+
+    folder = _save_gem(tmp_path / "gem")
+    EvidenceReader(_lead_quality()).save(folder)
+    model = load_gem(folder)
+    header = wfdb_header(SHARED_DATA, tmp_path)
+    x = _signal(header)
+    evidence = model.evidence_reader.measure(x[0].numpy(), 100.0, PREPROCESS.channels)
+    lines = evidence.text()
+    assert lines.startswith("Leads: I ") and "\nHeart rate " in lines
+    url, process, log_path = start_ecgflow_serve(
+        str(folder), tmp_path, "--max-new-tokens", "6", timeout=180
+    )
+    try:
+        ask = {"ecg": wfdb_instance(header), "question": QUESTION, "candidates": ["yes", "no"]}
+        response = httpx.post(
+            f"{url}/v1/models/{NAME}:predict", json={"instances": [ask]}, timeout=120
+        )
+        assert response.status_code == 200, log_path.read_text()[-2000:]
+        served = response.json()["predictions"][0]
+        assert served["evidence"]["text"] == lines
+        assert served["evidence"]["heart_rate_bpm"] == evidence.to_json()["heart_rate_bpm"]
+        want = model.choose(x, [QUESTION], [["yes", "no"]], evidence=[lines])[0]
+        assert served["answer"] == want
+        record = read_wfdb(header)
+        ecg = {"signal": record.signal.tolist(), "fs": record.fs, "leads": record.leads}
+        body = {
+            "model": NAME,
+            "messages": [{"role": "user", "content": [{"type": "ecg", "ecg": ecg},
+                                                      {"type": "text", "text": DESCRIBE}]}],
+            "max_tokens": 6,
+        }  # fmt: skip
+        reply = httpx.post(f"{url}/openai/v1/chat/completions", json=body, timeout=120).json()
+        content = reply["choices"][0]["message"]["content"]
+        generated = model.generate(x, [f"<ecg>\n{lines}\n{DESCRIBE}"], None, 6)[0]
+        assert content == f"{generated}\n\nMeasured on this ECG:\n{lines}"
+        assert reply["evidence"]["text"] == lines
     finally:
         stop(process)
