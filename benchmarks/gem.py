@@ -9,7 +9,9 @@ on (``--data DIR``), and reports on this machine:
   latency     p50 / p90 of one closed-set answer (yes / no) and one generated answer (16 tokens)
               in-process vs over HTTP (``ecgflow serve`` V1 predict), same record and question
   quality     with ``--eval DIR`` (an eval-gem output): QA accuracy and balanced accuracy of
-              the model beside the label-prior baseline, per template
+              the model beside the label-prior baseline, per template; per source (ECG-QA,
+              generated) GEM, the label prior and the evidence-only baseline; the per-lead
+              quality model's AUROC (test split per kind, and on the evaluated noise questions)
 
 Usage: python benchmarks/gem.py --run RUN --data PRE [--eval EVAL] [--repeats 10]
 """
@@ -124,6 +126,33 @@ def quality(eval_dir: Path) -> None:
     for template, value in metrics["qa_accuracy_by_template"].items():
         other = prior["qa_accuracy_by_template"].get(template, float("nan"))
         print(f"quality    template {template}: {value:.3f} (prior {other:.3f})")
+    baselines = {
+        "GEM": metrics.get("by_source") or {},
+        "label prior": prior.get("by_source") or {},
+        "evidence baseline": (metrics.get("evidence_baseline") or {}).get("by_source") or {},
+    }
+    for name, by_source in baselines.items():
+        for source, entry in sorted(by_source.items()):
+            print(
+                f"quality    {name:17s} {source:9s} n {entry['n']:5d}  accuracy "
+                f"{_number(entry['accuracy'])}  balanced {_number(entry['balanced_accuracy'])}  "
+                f"AUROC {_number(entry.get('auroc'))}"
+            )
+    lead_quality = metrics.get("lead_quality") or {}
+    for kind, entry in sorted((lead_quality.get("build_instructions_test") or {}).items()):
+        print(
+            f"evidence   lead quality {kind:20s} test AUROC {_number(entry['auroc'])} "
+            f"(leads {entry['n']}, positive {entry['positives']}, records {entry['records']})"
+        )
+    for key, entry in sorted((lead_quality.get("questions") or {}).items()):
+        print(
+            f"evidence   lead quality on {key:34s} AUROC {_number(entry['auroc'])} "
+            f"(n {entry['n']}, yes {entry['positives']})"
+        )
+
+
+def _number(value: float | None) -> str:
+    return "  n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def main() -> None:
