@@ -9,8 +9,11 @@ Features per lead (:func:`lead_features`) from the raw signal in mV, at the mode
 rate (a record at another rate is resampled to it first; the model is fitted at the rate its
 training records have, 500 Hz where the ingest read ``records500``): log standard deviation,
 log range, log standard deviation of the first difference, the share of 15–45 Hz power (of
-0.7–45 Hz; the band stops at 0.9 × Nyquist), log power below 0.7 Hz and its share, log range
-of the < 0.7 Hz component, kurtosis (signed log), burst ratio (log max / median of 0.5 s window
+0.7–45 Hz; the band stops at 0.9 × Nyquist), the log share above 45 Hz (of 0.7 Hz to 0.9 ×
+Nyquist; a constant at 100 Hz, where the band does not exist; at 500 Hz it lifts the
+out-of-fold static-noise AUROC on the 100 shared 500 Hz records from 0.71 to 0.75, against
+0.72 for the same records at 100 Hz), log power below 0.7 Hz and its share, log range of the
+< 0.7 Hz component, kurtosis (signed log), burst ratio (log max / median of 0.5 s window
 standard deviations of the first difference), zero-crossing rate of the first difference and
 the correlation of each beat with the lead's median beat (R peaks of
 :func:`ecgflow.signal.rhythm.r_peaks`; 0 and a record-level flag when fewer than 3 beats).
@@ -44,6 +47,7 @@ BASE_FEATURES: tuple[str, ...] = (
     "log_range",
     "log_diff_std",
     "hf_share",
+    "log_vhf_share",
     "log_lf_power",
     "lf_share",
     "log_drift_range",
@@ -90,6 +94,10 @@ def lead_features(x: np.ndarray, fs: float, leads: Sequence[str]) -> np.ndarray:
     total = power[:, band].sum(axis=-1) * df
     lf_power = power[:, lf].sum(axis=-1) * df
     hf_share = power[:, hf].sum(axis=-1) * df / np.maximum(total, 1e-12)
+    # above 45 Hz (to 0.9 × Nyquist): only a record sampled above ~100 Hz has this band
+    vhf = (freqs > HF_BAND_HZ[1]) & (freqs <= 0.9 * fs / 2)
+    whole = power[:, (freqs >= LF_CUTOFF_HZ) & (freqs <= 0.9 * fs / 2)].sum(axis=-1)
+    vhf_share = power[:, vhf].sum(axis=-1) / np.maximum(whole, 1e-12)
     lf_share = lf_power / np.maximum(total + lf_power, 1e-12)
     sos = sps.butter(2, LF_CUTOFF_HZ, btype="lowpass", fs=fs, output="sos")
     slow = sps.sosfiltfilt(sos, x, axis=-1) if n > 30 else x
@@ -107,6 +115,7 @@ def lead_features(x: np.ndarray, fs: float, leads: Sequence[str]) -> np.ndarray:
             np.log(np.ptp(x, axis=-1) + 1e-3),
             np.log(diff.std(axis=-1) + 1e-4),
             hf_share,
+            np.log(vhf_share + 1e-6),
             np.log(lf_power + 1e-6),
             lf_share,
             np.log(np.ptp(slow, axis=-1) + 1e-3),
