@@ -135,6 +135,7 @@ def test_finetune_gem_writes_a_self_contained_model(gem_run):
         "answer_prior.json",
         "calibration.json",
         "evidence_baseline.json",
+        "evidence.json",
     ):
         assert (model_dir / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
@@ -147,6 +148,12 @@ def test_finetune_gem_writes_a_self_contained_model(gem_run):
     assert model.calibration is not None  # fitted on the val questions, applied by choose
     baseline = json.loads((model_dir / "evidence_baseline.json").read_text())
     assert baseline["kind"] == "gem-evidence-baseline" and baseline["families"]
+    assert "p_asked_kind_asked_lead" in baseline["features"]["quality"]
+    # the prompts carried evidence: the model measures it the same way at eval and serving
+    assert model.evidence_reader is not None
+    if (SHARED_DATA / "ptbxl").is_dir():  # lead annotations: the lead-quality model beside it
+        assert (model_dir / "lead_quality.json").is_file()
+        assert model.evidence_reader.lead_quality is not None
 
 
 def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path):
@@ -179,6 +186,11 @@ def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path)
         assert entry["by_template"] and "balanced_accuracy" in entry and "auroc" in entry
     assert set(metrics["evidence_baseline"]["by_source"]) == {"ecgqa", "generated"}
     assert "logistic regression" in metrics["evidence_baseline"]["uses"]
+    assert "quality model" in metrics["evidence_baseline"]["uses"]
+    if (SHARED_DATA / "ptbxl").is_dir():  # the lead-quality model's own scores
+        lead_quality = metrics["lead_quality"]
+        assert lead_quality["build_instructions_test"]["static_noise"]["n"] > 0
+        assert any(v["n"] > 0 for v in lead_quality["questions"].values())
     assert set(metrics["label_prior"]["by_source"]) == {"ecgqa", "generated"}
     assert metrics["calibrated"] is True and "by_source" in metrics["uncalibrated"]
     for key in ("qa_accuracy", "qa_balanced_accuracy"):
