@@ -154,6 +154,7 @@ def test_finetune_gem_writes_a_self_contained_model(gem_run):
     if (SHARED_DATA / "ptbxl").is_dir():  # lead annotations: the lead-quality model beside it
         assert (model_dir / "lead_quality.json").is_file()
         assert model.evidence_reader.lead_quality is not None
+        assert {"lead_quality.json", "record_evidence.json"} <= set(manifest["inputs"])
 
 
 def test_eval_gem_scores_the_questions_beside_the_label_prior(gem_run, tmp_path):

@@ -151,6 +151,11 @@ def _train(params: FinetuneGemParams, paths: GemPaths, resume: bool) -> dict[str
                 "preprocess.json": sha256_file(paths.data_dir / "preprocess.json"),
                 "train.json": sha256_file(paths.instructions_dir / "train.json"),
                 "val.json": sha256_file(paths.instructions_dir / "val.json"),
+                **{
+                    name: sha256_file(paths.instructions_dir / name)
+                    for name in (LEAD_QUALITY, RECORD_EVIDENCE)
+                    if (paths.instructions_dir / name).is_file()
+                },
             }
             write_manifest(
                 paths.out_dir,
