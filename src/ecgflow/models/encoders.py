@@ -30,6 +30,21 @@ def _conv_bn(
     return nn.Sequential(*layers)
 
 
+class ConcatPool1d(nn.Module):
+    """Average and max pooling over time, concatenated: ``[B, C, T]`` → ``[B, 2C]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool ``[B, C, T]`` into ``[B, 2C]``."""
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+
+
+def kaiming_init_convs(model: nn.Module) -> None:
+    """He-normal initialisation (ReLU gain) of every ``Conv1d`` weight in ``model``."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv1d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+
+
 class BasicBlock1d(nn.Module):
     """Two conv-BN layers with a residual connection; the last BN starts at zero gamma."""
 
@@ -82,17 +97,13 @@ class ResNet1d(nn.Module):
             )
             c_in = c_out
         self.stages = nn.Sequential(*stages)
-        self.avg_pool = nn.AdaptiveAvgPool1d(1)
-        self.max_pool = nn.AdaptiveMaxPool1d(1)
+        self.pool = ConcatPool1d()
         self.out_dim: int = 2 * c_in
-        for module in self.modules():
-            if isinstance(module, nn.Conv1d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        kaiming_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``[B, C, T]`` into ``[B, out_dim]``."""
-        h = self.stages(self.stem(x))
-        return torch.cat([self.avg_pool(h), self.max_pool(h)], dim=1).flatten(1)
+        return self.pool(self.stages(self.stem(x)))
 
 
 class Bottleneck1d(nn.Module):
@@ -158,17 +169,13 @@ class XResNet1d(nn.Module):
                 blocks.append(Bottleneck1d(c_in, inner, k, stride=stride))
                 c_in = inner * Bottleneck1d.expansion
         self.stages = nn.Sequential(*blocks)
-        self.avg_pool = nn.AdaptiveAvgPool1d(1)
-        self.max_pool = nn.AdaptiveMaxPool1d(1)
+        self.pool = ConcatPool1d()
         self.out_dim: int = 2 * c_in
-        for module in self.modules():
-            if isinstance(module, nn.Conv1d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        kaiming_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``[B, C, T]`` into ``[B, out_dim]``."""
-        h = self.stages(self.stem(x))
-        return torch.cat([self.avg_pool(h), self.max_pool(h)], dim=1).flatten(1)
+        return self.pool(self.stages(self.stem(x)))
 
 
 class InceptionBlock1d(nn.Module):
@@ -225,8 +232,7 @@ class Inception1d(nn.Module):
             )
             for d in range(config.depth // 3)
         )
-        self.avg_pool = nn.AdaptiveAvgPool1d(1)
-        self.max_pool = nn.AdaptiveMaxPool1d(1)
+        self.pool = ConcatPool1d()
         self.out_dim: int = 2 * channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,7 +243,7 @@ class Inception1d(nn.Module):
             if d % 3 == 2:
                 x = torch.relu(x + self.shortcuts[d // 3](residual))
                 residual = x
-        return torch.cat([self.avg_pool(x), self.max_pool(x)], dim=1).flatten(1)
+        return self.pool(x)
 
 
 @ENCODERS.register("vit1d")
