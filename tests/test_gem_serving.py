@@ -2,8 +2,9 @@
 
 The model is a small GEM (real SmolLM2 weights, random towers and adapter): these tests check
 that the server answers exactly what the model answers in-process, for a real WFDB record,
-through V1 predict and the OpenAI-style chat route (plain and streamed), and that every bad
-request gets a 4xx naming its field while the server keeps serving.
+through V1 predict and the OpenAI-style chat route (plain and streamed), that a model trained
+with paper images reads the ECG printed by the project's renderer when a request sends none,
+and that every bad request gets a 4xx naming its field while the server keeps serving.
 """
 
 from __future__ import annotations
@@ -220,13 +221,39 @@ def _peak_kib(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
-def test_images_are_bounded_in_pixels_and_shape_before_decoding(tmp_path: Path) -> None:
+def _paper(header: Path, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A record's model input and its page as render-images prints it, read at ``width``."""
+    from ecgflow.params.render import RenderParams
+    from ecgflow.render.paper import render_paper
+    from ecgflow.training.gem_data import load_paper_image
+
+    x, info = transform_record(read_wfdb(header), PREPROCESS)
+    scale, offset = (np.asarray(info[k])[:, None] for k in ("lead_scale_mv", "lead_offset_mv"))
+    page = render_paper(
+        x * scale + offset, PREPROCESS.fs, list(PREPROCESS.channels), RenderParams().dpi,
+        np.asarray(info["lead_mask"], dtype=bool),
+    )  # fmt: skip
+    assert (np.asarray(page.convert("L")) < 128).mean() > 0.005, "the printed ECG has ink"
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    buffer.seek(0)
+    signal = torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32))
+    return signal, load_paper_image(buffer, width)[None]
+
+
+def test_an_image_model_bounds_images_and_prints_the_ecg_when_none_is_sent(
+    tmp_path: Path,
+) -> None:
+    """Images are bounded in pixels and shape before decoding; a request without one is
+    answered from the ECG printed by the project's renderer, and an open question gets a
+    generated interpretation (V1 and chat), as the model answers in-process."""
     folder = _save_gem(tmp_path / "gem", image=True, image_size=64)
     url, process, log_path = start_ecgflow_serve(
         str(folder), tmp_path, "--max-new-tokens", "4", timeout=180
     )
     try:
-        ecg = wfdb_instance(wfdb_header(SHARED_DATA, tmp_path))
+        header = wfdb_header(SHARED_DATA, tmp_path)
+        ecg = wfdb_instance(header)
         ask = {"ecg": ecg, "question": QUESTION, "candidates": ["yes", "no"]}
         v1 = f"{url}/v1/models/{NAME}:predict"
         before = _peak_kib(process.pid)
@@ -243,6 +270,32 @@ def test_images_are_bounded_in_pixels_and_shape_before_decoding(tmp_path: Path) 
         assert paper.status_code == 200, log_path.read_text()[-2000:]
         grown = _peak_kib(process.pid) - before
         assert grown < 256 * 1024, f"peak RSS grew {grown / 1024:.0f} MiB"
+
+        model = load_gem(folder)
+        signal, image = _paper(header, 64)
+        instances = [
+            {"ecg": ecg, "question": DESCRIBE, "max_new_tokens": 4},
+            {"ecg": ecg, "question": QUESTION, "candidates": ["yes", "no"]},
+        ]
+        response = httpx.post(v1, json={"instances": instances}, timeout=120)
+        assert response.status_code == 200, log_path.read_text()[-2000:]
+        described, closed = response.json()["predictions"]
+        want = model.generate(signal, [DESCRIBE], image, 4)[0]
+        assert described["answer"] == want
+        assert described["answer"].strip().lower().rstrip(".") not in ("yes", "no", "")
+        assert closed["answer"] == model.choose(signal, [QUESTION], [["yes", "no"]], image)[0]
+        record = read_wfdb(header)
+        body = {
+            "model": NAME,
+            "messages": [{"role": "user", "content": [
+                {"type": "ecg", "ecg": {"signal": record.signal.tolist(), "fs": record.fs,
+                                        "leads": record.leads}},
+                {"type": "text", "text": DESCRIBE}]}],
+            "max_tokens": 4,
+        }  # fmt: skip
+        reply = httpx.post(f"{url}/openai/v1/chat/completions", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["choices"][0]["message"]["content"] == want
     finally:
         stop(process)
 

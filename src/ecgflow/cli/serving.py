@@ -43,8 +43,9 @@ def serve(
     threads: Annotated[
         int,
         typer.Option(
-            help="onnxruntime threads per model call (0: one per core); 1 lets concurrent "
-            "requests use the cores (measured fastest, see docs/performance.md#serving)"
+            help="onnxruntime threads per model call, torch threads for a GEM (0: one per "
+            "core); 1 lets concurrent requests use the cores (measured fastest, see "
+            "docs/performance.md#serving) and keeps GEM steady on shared cores"
         ),
     ] = 1,
     max_body_mb: Annotated[float, typer.Option(help="largest request body in MiB")] = 64.0,
@@ -79,8 +80,9 @@ def serve(
                 **{"max_new_tokens": max_new_tokens, "timeout_s": timeout_s, **gem_options}
             )
             served = ECGGem(
-                "ecg-gem" if name == "ecg-classifier" else name, model, limits, gem_limits
-            )
+                "ecg-gem" if name == "ecg-classifier" else name, model, limits, gem_limits,
+                threads=threads,
+            )  # fmt: skip
             routes = partial(add_chat_routes, model=served)
         else:
             served = ECGClassifier(

@@ -13,8 +13,9 @@ shapes:
      "max_tokens": 64, "stream": false}
 
 The question is the text of the last user message; the ECG is the last ``ecg`` part of the
-user messages (earlier turns are not fed to the model: GEM answers single-turn). Decoding is
-greedy (``temperature`` and ``top_p`` are accepted and ignored; ``n`` must be 1). With
+user messages (earlier turns are not fed to the model: GEM answers single-turn). Without an
+``image_url`` part a model trained with paper images reads the ECG printed from the signal.
+Decoding is greedy (``temperature`` and ``top_p`` are accepted and ignored; ``n`` must be 1). With
 ``"stream": true`` the answer comes as server-sent events of ``chat.completion.chunk``
 objects, then ``data: [DONE]``. A model trained with evidence states it: the answer ends with
 "Measured on this ECG:" and the evidence lines (:mod:`ecgflow.text.evidence`), and the
@@ -144,11 +145,12 @@ def parse_chat(body: Any, model: ECGGem) -> tuple[Question, bool]:
                 image = (url, f"{where}.content[{k}].image_url.url")
     if ecg is None:
         raise ChatError("messages: no user message has an {'type': 'ecg'} content part", "messages")
-    signal = model.decode_ecg(ecg[0], ecg[1])
+    signal, info = model.decode_ecg_info(ecg[0], ecg[1])
+    url, where = image or (None, "messages: image_url")
     question = Question(
         signal=signal,
         evidence=model.measure_evidence(signal),
-        image=model.decode_image(*(image or (None, "messages: image_url"))),
+        image=model.image_for(url, where, signal, info),
         text=model.check_question(text, "messages: the last user message's text"),
         max_new_tokens=model.check_new_tokens(limit, "max_tokens"),
     )
@@ -212,7 +214,7 @@ async def _stream(model: ECGGem, question: Question, completion_id: str) -> Asyn
         finally:
             streamer.end()
 
-    future = loop.run_in_executor(None, run)
+    future = asyncio.ensure_future(model.in_model_thread(run))
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:

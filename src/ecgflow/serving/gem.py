@@ -13,9 +13,17 @@ a preprocessed ``[C, T]`` tensor — prepared with the model's own ``preprocess.
 trained with evidence (``evidence.json``) reads the ECG's measured evidence after ``<ecg>``
 (:mod:`ecgflow.text.evidence`) and each prediction carries it as ``"evidence": {...}``. With
 ``candidates`` the answer is the most likely candidate (closed set, as eval-gem scores);
-otherwise it is generated greedily, at most ``max_new_tokens`` tokens and ``timeout_s``
-seconds. The OpenAI-style chat route is in :mod:`ecgflow.serving.chat`. Bad requests raise
-:class:`kserve.errors.InvalidInput` (HTTP 400) naming the field.
+otherwise it is generated greedily (an open question such as "Describe the findings of this
+ECG" gets a generated interpretation), at most ``max_new_tokens`` tokens and ``timeout_s``
+seconds. A model trained with paper images reads ``image`` when given, else the ECG printed by
+the project's own renderer (:func:`ecgflow.render.paper.render_paper`, as render-images does).
+
+The model runs in one dedicated thread with ``threads`` torch threads (default 1): with two
+intra-op threads on a 2-core machine that anything else also uses, a 16-token answer took
+1.4–36 s (OpenMP threads waiting for each other at every op), with one a steady 1.4 s
+(docs/performance.md#gem-over-http). The OpenAI-style chat route is in
+:mod:`ecgflow.serving.chat`. Bad requests raise :class:`kserve.errors.InvalidInput` (HTTP 400)
+naming the field.
 """
 
 from __future__ import annotations
@@ -27,10 +35,12 @@ import io
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from kserve import Model
 from kserve.errors import InvalidInput
@@ -78,6 +88,7 @@ class ECGGem(Model):
         limits: ServingLimits | None = None,
         gem_limits: GemLimits | None = None,
         cache_dir: Path | None = None,
+        threads: int = 1,
     ) -> None:
         super().__init__(name)
         self.model_uri = model_uri
@@ -87,7 +98,9 @@ class ECGGem(Model):
         self.gem: Any = None
         self.preprocess_params: PreprocessParams | None = None
         self.version: str | None = None
+        self.threads = threads
         self._lock = threading.Lock()  # one generation at a time: the cores are shared anyway
+        self._runner: ThreadPoolExecutor | None = None
 
     def load(self) -> bool:
         """Resolve and open the GEM folder; raises :class:`EcgflowError` when it cannot."""
@@ -100,6 +113,8 @@ class ECGGem(Model):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EcgflowError(f"{path}: unreadable ({exc}); is {folder} a GEM model?") from None
         self.preprocess_params = PreprocessParams.model_validate(params)
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
         self.gem = load_gem(folder)
         self.version = version or _short_hash(folder / GEM_TOWERS)
         self.ready = True
@@ -178,11 +193,11 @@ class ECGGem(Model):
             raise RequestError(f"{where}: unknown fields {unknown}")
         if "ecg" not in instance:
             raise RequestError(f"{where}.ecg: missing (a raw signal, WFDB record or tensor)")
-        signal = self.decode_ecg(instance["ecg"], f"{where}.ecg", budget)
+        signal, info = self.decode_ecg_info(instance["ecg"], f"{where}.ecg", budget)
         return Question(
             signal=signal,
             evidence=self.measure_evidence(signal),
-            image=self.decode_image(instance.get("image"), f"{where}.image"),
+            image=self.image_for(instance.get("image"), f"{where}.image", signal, info),
             text=self.check_question(instance.get("question"), f"{where}.question"),
             max_new_tokens=self.check_new_tokens(
                 instance.get("max_new_tokens"), f"{where}.max_new_tokens"
@@ -192,9 +207,57 @@ class ECGGem(Model):
 
     def decode_ecg(self, ecg: Any, where: str, budget: SampleBudget | None = None) -> torch.Tensor:
         """The model's ``[1, C, T]`` input for an ECG in any instance form."""
+        return self.decode_ecg_info(ecg, where, budget)[0]
+
+    def decode_ecg_info(
+        self, ecg: Any, where: str, budget: SampleBudget | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """:meth:`decode_ecg` and the transform's info (``lead_scale_mv``, ``lead_mask``, ...)."""
         assert self.preprocess_params is not None
-        rows, _ = decode_instance(ecg, self.preprocess_params, self.limits, where, budget)
-        return torch.from_numpy(rows[:1].copy())  # a windowed record: its first window
+        rows, info = decode_instance(ecg, self.preprocess_params, self.limits, where, budget)
+        return torch.from_numpy(rows[:1].copy()), info  # a windowed record: its first window
+
+    def image_for(
+        self, image: Any, where: str, signal: torch.Tensor, info: dict[str, Any]
+    ) -> torch.Tensor | None:
+        """The image tower's input: the request's image, else the ECG rendered on paper."""
+        if image is None and self.gem.config.image:
+            return self.render_image(signal, info, where)
+        return self.decode_image(image, where)
+
+    def render_image(self, signal: torch.Tensor, info: dict[str, Any], where: str) -> torch.Tensor:
+        """``[1, 1, H, W]``: the ``[1, C, T]`` input printed as render-images prints it.
+
+        Back in mV with the transform's per-lead scale and offset (a tensor instance: the
+        preprocessing's ``scale``), blank where a lead is missing, at render-images' default
+        resolution, then read as a training image is (PNG, grayscale, the model's width).
+        """
+        from ecgflow.models.gem_evidence import scale_mv
+        from ecgflow.params.render import RenderParams
+        from ecgflow.render.paper import render_paper
+        from ecgflow.training.gem_data import load_paper_image
+
+        params = self.preprocess_params
+        assert params is not None
+        x = signal[0].numpy().astype(np.float64)
+        present = None
+        if "lead_scale_mv" in info:
+            scale = np.asarray(info["lead_scale_mv"], dtype=np.float64)[:, None]
+            mv = x * scale + np.asarray(info["lead_offset_mv"], dtype=np.float64)[:, None]
+            present = np.asarray(info["lead_mask"], dtype=bool)
+        else:
+            factor = scale_mv({"params": params.model_dump(mode="json")})
+            if factor is None:
+                raise RequestError(
+                    f"{where}: missing, and a normalised tensor cannot be printed in mV "
+                    "(send the paper image, or the ECG as a signal or WFDB record)"
+                )
+            mv = x * factor
+        paper = render_paper(mv, params.fs, list(params.channels), RenderParams().dpi, present)
+        buffer = io.BytesIO()
+        paper.save(buffer, format="PNG", compress_level=1)
+        buffer.seek(0)
+        return load_paper_image(buffer, self.gem.config.image_size)[None]
 
     def measure_evidence(self, signal: torch.Tensor) -> Any:
         """The evidence of a decoded ``[1, C, T]`` ECG, or None when the model reads none.
@@ -297,10 +360,14 @@ class ECGGem(Model):
     # --- answering -----------------------------------------------------------------------------
 
     async def answer_async(self, question: Question, streamer: Any = None) -> Answer:
-        """:meth:`answer` in a worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(
-            None, self.answer, question, streamer
-        )
+        """:meth:`answer` in the model's thread."""
+        return await self.in_model_thread(self.answer, question, streamer)
+
+    async def in_model_thread(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` in the one thread that runs the model (its torch threads stay)."""
+        if self._runner is None:
+            self._runner = ThreadPoolExecutor(1, thread_name_prefix="ecgflow-gem")
+        return await asyncio.get_running_loop().run_in_executor(self._runner, function, *args)
 
     def answer(self, question: Question, streamer: Any = None) -> Answer:
         """Choose among the candidates, or generate (token and time limits)."""
