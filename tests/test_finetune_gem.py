@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import SHARED_DATA
 from typer.testing import CliRunner
@@ -88,7 +89,8 @@ def gem_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         preprocess(PreprocessParams(workers=1), root / "records", root / "split", root / "data")
         gem_signal = PreprocessParams(workers=1, baseline=False, bandpass=None, normalise="scale")
         preprocess(gem_signal, root / "records", root / "split", root / "gem-data")
-        ids = [p.name.split("_")[0].lstrip("0") for p in (root / "records").rglob("*.hea")]
+        # the ingested record ids (PTB-XL: the ecg_id; synthetic: syn00001, ...)
+        ids = [str(r) for r in pd.read_parquet(root / "records" / "records.parquet")["record_id"]]
         qa = _qa_file(root, shared, sorted(ids))
         build_instructions(
             BuildInstructionsParams(noise_questions_per_record=4),
