@@ -104,6 +104,26 @@ def test_v1_answers_a_real_record_like_the_model_in_process(server, in_process, 
     assert closed["model"] == NAME and closed["version"].startswith("sha-")
 
 
+def test_an_open_question_never_gets_a_bare_yes_or_no(server, in_process, tmp_path):
+    """Asked to describe, the model in-process says a bare "No"; served, it never starts so."""
+    from ecgflow.serving.gem import is_open_question
+
+    url, log_path = server
+    header = wfdb_header(SHARED_DATA, tmp_path)
+    tempted = "Describe the findings of this ECG in one word: yes or no?"
+    assert is_open_question(tempted) and is_open_question(DESCRIBE)
+    assert not is_open_question(QUESTION) and not is_open_question("is it normal?")
+    assert in_process.generate(_signal(header), [tempted], None, 6)[0] == "No"
+    instance = {"ecg": wfdb_instance(header), "question": tempted, "max_new_tokens": 6}
+    response = httpx.post(
+        f"{url}/v1/models/{NAME}:predict", json={"instances": [instance]}, timeout=120
+    )
+    assert response.status_code == 200, log_path.read_text()[-2000:]
+    answer = response.json()["predictions"][0]["answer"]
+    first = answer.split()[0].strip(".,!").lower() if answer.split() else ""
+    assert answer and first not in ("yes", "no"), answer
+
+
 def test_chat_completions_plain_and_streamed_agree(server, in_process, tmp_path):
     url, _ = server
     header = wfdb_header(SHARED_DATA, tmp_path)

@@ -14,9 +14,10 @@ trained with evidence (``evidence.json``) reads the ECG's measured evidence afte
 (:mod:`ecgflow.text.evidence`) and each prediction carries it as ``"evidence": {...}``. With
 ``candidates`` the answer is the most likely candidate (closed set, as eval-gem scores);
 otherwise it is generated greedily (an open question such as "Describe the findings of this
-ECG" gets a generated interpretation), at most ``max_new_tokens`` tokens and ``timeout_s``
-seconds. A model trained with paper images reads ``image`` when given, else the ECG printed by
-the project's own renderer (:func:`ecgflow.render.paper.render_paper`, as render-images does).
+ECG" gets a generated interpretation: it never starts with yes or no, see
+:func:`is_open_question`), at most ``max_new_tokens`` tokens and ``timeout_s`` seconds. A
+model trained with paper images reads ``image`` when given, else the ECG printed by the
+project's own renderer (:func:`ecgflow.render.paper.render_paper`, as render-images does).
 
 The model runs in one dedicated thread with ``threads`` torch threads (default 1): with two
 intra-op threads on a 2-core machine that anything else also uses, a 16-token answer took
@@ -34,6 +35,7 @@ import binascii
 import io
 import json
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -390,18 +392,48 @@ class ECGGem(Model):
                 if streamer is not None:
                     streamer.put_text(text)
                 return Answer(text, "stop", prompt_tokens, len(gem._ids(text)), stated)
-            ids = gem.generate_ids(
-                question.signal,
-                [prompt],
-                question.image,
-                max_new_tokens=question.max_new_tokens,
-                max_time=self.gem_limits.timeout_s,
-                streamer=streamer,
-            )[0]
+            config = gem.lm.get_base_model().generation_config
+            saved = config.begin_suppress_tokens
+            if is_open_question(question.text):  # an interpretation, never a bare yes / no
+                config.begin_suppress_tokens = self._yes_no_ids()
+            try:
+                ids = gem.generate_ids(
+                    question.signal,
+                    [prompt],
+                    question.image,
+                    max_new_tokens=question.max_new_tokens,
+                    max_time=self.gem_limits.timeout_s,
+                    streamer=streamer,
+                )[0]
+            finally:
+                config.begin_suppress_tokens = saved
         finished = gem.eos_id in ids
         text = gem.tokenizer.decode(ids, skip_special_tokens=True).strip()
         used = ids.index(gem.eos_id) if finished else len(ids)
         return Answer(text, "stop" if finished else "length", prompt_tokens, used, stated)
+
+    def _yes_no_ids(self) -> list[int]:
+        """The tokens that are "yes" or "no" as a whole word (cased, with a space or not)."""
+        words = [p + w for w in ("yes", "Yes", "YES", "no", "No", "NO") for p in ("", " ")]
+        return sorted({ids[0] for ids in map(self.gem._ids, words) if len(ids) == 1})
+
+
+_CLOSED_START = re.compile(
+    r"^\s*(is|are|was|were|does|do|did|has|have|had|can|could|should|would|will|shall|may|"
+    r"might|must)\b",
+    re.IGNORECASE,
+)
+
+
+def is_open_question(text: str) -> bool:
+    """Whether ``text`` asks for a description, not a yes / no ("Describe ...", "What ...").
+
+    A question that opens with an auxiliary verb ("Is there ...", "Does lead V1 ...") is
+    closed; every other question is open, and its generated answer may not start with a bare
+    yes or no (the first token is kept from them: a model trained mostly on yes / no
+    questions would otherwise answer "Describe the findings" with "No").
+    """
+    return _CLOSED_START.match(text) is None
 
 
 def _short_hash(path: Path) -> str:
