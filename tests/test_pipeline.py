@@ -185,6 +185,7 @@ def test_pipeline_render_switch_off(tmp_path: Path) -> None:
     assert not (run_dir / "render-images").exists()
 
 
+@pytest.mark.slow  # a whole `ecgflow run` in a subprocess, ~45 s on 2 cores
 def test_cli_run_prints_a_line_per_step_and_a_summary_with_next_steps(tmp_path: Path) -> None:
     """Without a terminal: one plain line per step, then the summary; the rest is in logs."""
     env = {**os.environ, "ECGFLOW_HOME": str(tmp_path)}

@@ -176,6 +176,7 @@ def test_down_stops_exactly_what_up_started(tmp_path: Path) -> None:
     assert services.down(folder) == []  # nothing left to stop
 
 
+@pytest.mark.slow  # stops and restarts the MLflow server, ~40 s on 2 cores
 def test_mlflow_down_fails_fast_naming_the_server_and_a_restart_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
