@@ -155,6 +155,7 @@ def build_training_pipeline(config: PipelineConfig) -> Any:
                 labels=labelled.outputs["labels"],
                 splits=splitted.outputs["splits"],
                 clip=clip.outputs["clip"],
+                exported=exported.outputs["exported"],
                 qa=gem_qa,
                 preprocess_params=gem_preprocess_params,
                 instructions_params=instructions_params,
@@ -193,6 +194,7 @@ def _gem_steps(
     labels: Any,
     splits: Any,
     clip: Any,
+    exported: Any,
     qa: Any,
     preprocess_params: Any,
     instructions_params: Any,
@@ -207,7 +209,12 @@ def _gem_steps(
     signals = preprocess(records=records, splits=splits, params=preprocess_params)
     signals.set_display_name("preprocess-gem")
     instructions = build_instructions(
-        records=records, labels=labels, splits=splits, qa=qa, params=instructions_params
+        records=records,
+        labels=labels,
+        splits=splits,
+        qa=qa,
+        params=instructions_params,
+        classifier=exported,
     ).set_display_name("build-instructions")
     gem = finetune_gem(
         clip=clip,

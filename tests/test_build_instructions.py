@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ecgflow.cli import app
 from ecgflow.errors import EcgflowError
+from ecgflow.manifest import write_manifest
 from ecgflow.stages.build_instructions import BuildInstructionsParams, build_instructions
 from ecgflow.stages.ingest import IngestParams, ingest
 from ecgflow.stages.label import LabelParams, label
@@ -103,6 +104,48 @@ def test_synthetic_records_get_label_and_report_questions(tmp_path):
     assert not (tmp_path / "out" / "lead_quality.json").exists()  # nothing to fit it on
     items = json.loads((tmp_path / "out" / "train.json").read_text())
     assert all(i["meta"]["evidence"].startswith("Heart rate ") for i in items)
+
+
+def test_a_classifier_states_its_probabilities_in_every_conversation_and_travels(tmp_path):
+    """--classifier: each record's probabilities in its evidence; GEM's reader re-measures them."""
+    from datasets import tiny_onnx_export
+
+    from ecgflow.io.readers import read_record
+    from ecgflow.mlflow_model import RawECGClassifier
+    from ecgflow.models.gem_evidence import EvidenceReader, load_evidence_reader
+
+    records, labels, splits = _prepare(tmp_path, "synthetic://?n=24&seed=6", "synthetic")
+    names = ["NORM", "MI", "STTC"]
+    export = tiny_onnx_export(
+        tmp_path / "export", names, dict.fromkeys(names, 0.5), {"fs": 100.0, "length_s": 1.0}
+    )
+    write_manifest(export, stage="export", inputs={}, params={}, counts={})
+    out = tmp_path / "out"
+    counts = build_instructions(
+        BuildInstructionsParams(), records, labels, splits, out, classifier_dir=export
+    )
+    assert counts["classifier_records"] == 24
+    assert (out / "classifier" / "model.onnx").is_file()  # finetune-gem ships this copy
+    stored = json.loads((out / "record_evidence.json").read_text())
+    row = pd.read_parquet(records / "records.parquet").iloc[0]
+    record = read_record(records / "raw" / str(row["path"]), record_id=str(row["record_id"]))
+    expected = RawECGClassifier(export).probabilities(record)
+    got = stored[str(row["record_id"])]["classifier"]
+    assert got == pytest.approx(expected, abs=1e-4)
+    items = json.loads((out / "train.json").read_text())
+    assert all("\nClassifier: " in i["conversations"][0]["value"] for i in items)
+    # the GEM folder's copy answers the same for the record's signal in mV
+    model_dir = tmp_path / "gem"
+    model_dir.mkdir()
+    EvidenceReader(None, out / "classifier").save(model_dir)
+    reader = load_evidence_reader(model_dir)
+    assert reader is not None and reader.classifier_dir == model_dir / "classifier"
+    measured = reader.measure(record.signal, record.fs, record.leads)
+    assert measured.classifier == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(EcgflowError, match=r"no model\.onnx"):  # an ingest folder is no export
+        build_instructions(
+            BuildInstructionsParams(), records, labels, splits, out, classifier_dir=records
+        )
 
 
 def test_cli_and_bad_inputs(tmp_path):

@@ -8,7 +8,12 @@ from conftest import SHARED_DATA
 
 from ecgflow.io.synthetic_ecg import synthesize_record
 from ecgflow.models.lead_quality import fit_lead_quality, lead_features
-from ecgflow.text.evidence import RecordEvidence, measure_evidence, with_evidence
+from ecgflow.text.evidence import (
+    RecordEvidence,
+    evidence_from,
+    measure_evidence,
+    with_evidence,
+)
 from ecgflow.text.instructions import LEADS
 
 
@@ -55,13 +60,40 @@ def test_classifier_line_keeps_the_likeliest_labels_and_json_round_trips() -> No
         classifier={"NORM": 0.91, "MI": 0.04, "STTC": 0.03, "CD": 0.02, "HYP": 0.01, "X": 0.0},
     )
     assert evidence.text().splitlines() == [
-        "Heart rate 72 bpm; RR variability 4 %; QRS axis 45° (normal)",
+        "Heart rate 72 bpm (normal rate); RR variability 4 % (regular); QRS axis 45° (normal)",
         "Classifier: NORM 0.91, MI 0.04, STTC 0.03, CD 0.02, HYP 0.01",
     ]
     again = RecordEvidence.from_json(evidence.to_json())
     assert again.text() == evidence.text()
     none = RecordEvidence(n_beats=1, heart_rate_bpm=None, rr_cv=None, axis_deg=None)
     assert none.text() == "Heart rate not measured (fewer than 3 beats found)"
+
+
+@pytest.mark.parametrize(
+    ("rate", "rr_cv", "word", "fast", "slow", "regular"),
+    [
+        (101.0, 0.05, "tachycardia", "yes", "no", "yes"),
+        (100.0, 0.12, "normal rate", "no", "no", "no"),
+        (59.6, 0.02, "bradycardia", "no", "yes", "yes"),
+    ],
+)
+def test_rhythm_words_give_the_feature_questions_answers(
+    rate: float, rr_cv: float, word: str, fast: str, slow: str, regular: str
+) -> None:
+    """The evidence names the category the feature questions' answers are measured from."""
+    from ecgflow.signal.rhythm import Rhythm
+    from ecgflow.text.instructions import feature_instructions
+
+    rhythm = Rhythm(n_beats=10, heart_rate_bpm=rate, rr_cv=rr_cv, axis_deg=30.0)
+    line = evidence_from(rhythm).text()
+    assert f"({word})" in line
+    assert ("(regular)" if regular == "yes" else "(irregular)") in line
+    answers = {
+        item["meta"]["attribute"]: item["conversations"][1]["value"]
+        for item in feature_instructions("r1", "raw/r1", rhythm)
+    }
+    assert (answers["tachycardia"], answers["bradycardia"]) == (fast, slow)
+    assert answers["rhythm regularity"] == regular
 
 
 def test_with_evidence_puts_the_lines_between_ecg_and_the_question() -> None:

@@ -72,3 +72,32 @@ def test_answer_prior_keys_untemplated_questions_by_kind():
     assert prior.predict("feature", "heart axis") == "normal"
     assert prior.predict("label", "NORM") == "yes"
     assert prior.predict(26, "static noise") == "no"
+
+
+def test_model_selection_sees_every_family_and_averages_their_balanced_accuracy():
+    from ecgflow.stages.finetune_gem import _eval_subset, family_balanced_accuracy
+
+    def example(i: int, kind: str, answer: str) -> GemExample:
+        return GemExample(f"{kind}{i}", str(i), "q", answer, kind, None, kind, ("yes", "no"))
+
+    ecgqa = [example(i, "ecgqa", "no") for i in range(50)]
+    noise = [example(i, "noise", "yes" if i % 5 == 0 else "no") for i in range(50)]
+    label = [example(i, "label", "yes" if i % 2 else "no") for i in range(4)]
+    chosen = _eval_subset([*ecgqa, *noise, *label], limit=12)
+    kinds = [e.kind for e in chosen]
+    # 50 ECG-QA questions do not crowd out the 4 label ones: the families take turns
+    assert len(chosen) == 12 and kinds.count("label") == 4 and kinds.count("ecgqa") == 4
+    assert [e.id for e in chosen if e.kind == "ecgqa"] == ["ecgqa0", "ecgqa1", "ecgqa2", "ecgqa3"]
+    # always "no": ECG-QA (all no) is perfect, noise and label get 0.5 (yes never recalled)
+    scores = family_balanced_accuracy(chosen, ["no"] * len(chosen))
+    assert scores["ecgqa"] == 1.0
+    assert scores["label"] == 0.5
+    assert abs(sum(scores.values()) / 3 - (1.0 + scores["noise"] + 0.5) / 3) < 1e-12
+
+
+def test_projector_share_must_leave_lora_a_stage():
+    assert 0 < FinetuneGemParams().projector_share < 1
+    with pytest.raises(EcgflowError, match="projector_share"):
+        FinetuneGemParams.model_validate({"projector_share": 1.0})
+    with pytest.raises(EcgflowError, match="tower_lr"):
+        FinetuneGemParams.model_validate({"tower_lr": 0})

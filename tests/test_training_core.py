@@ -53,6 +53,24 @@ def test_warmup_then_cosine_with_restarts() -> None:
     assert rates[-1] < 0.01
 
 
+def test_a_late_group_waits_at_zero_then_gets_its_own_warmup_and_cosine() -> None:
+    early, late = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [early], "lr": 1.0}, {"params": [late], "lr": 0.1}])
+    schedule = warmup_cosine(optimizer, total_steps=100, warmup_steps=10, starts=[0, 40])
+    rates = []
+    for _ in range(100):
+        rates.append(schedule.get_last_lr())
+        optimizer.step()
+        schedule.step()
+    first, second = [r[0] for r in rates], [r[1] for r in rates]
+    assert first[10] == pytest.approx(1.0) and first[-1] < 0.01  # the first group as before
+    assert second[:40] == [0.0] * 40  # stage 1: the late group does not move
+    assert 0 < second[40] < second[45] < second[49] < 0.1  # its own warm-up from step 40
+    assert second[50] == pytest.approx(0.1) and second[-1] < 0.001  # its peak, then cosine
+    with pytest.raises(ValueError, match="starts"):
+        warmup_cosine(optimizer, total_steps=100, warmup_steps=10, starts=[0])
+
+
 def test_train_config_errors_name_the_field() -> None:
     with pytest.raises(EcgflowError, match=r"train.*batch_size"):
         TrainConfig(batch_size=1)

@@ -46,6 +46,9 @@ GEM_TOKENIZER = "tokenizer"  # the tokenizer folder
 LEAD_QUALITY = "lead_quality.json"  # per-lead quality model (build-instructions, GEM folder)
 RECORD_EVIDENCE = "record_evidence.json"  # build-instructions: each record's evidence + text
 GEM_EVIDENCE = "evidence.json"  # a GEM folder whose prompts carry evidence text (how it is made)
+#: build-instructions' and the GEM folder's copy of the classifier export whose probabilities
+#: the evidence states (model.onnx + its side files)
+EVIDENCE_CLASSIFIER = "classifier"
 #: what a GEM model folder holds: registered with it, checked before serving
 GEM_FILES: tuple[str, ...] = (GEM_JSON, GEM_TOWERS, GEM_ADAPTER, GEM_TOKENIZER, PREPROCESS_JSON)
 # export

@@ -69,6 +69,14 @@ class RawECGClassifier:
             )
         self.input_name = model_input.name
 
+    def probabilities(self, record: ECGRecord) -> dict[str, float]:
+        """One record's probability per label (mean over windows), by label name."""
+        x, _ = transform_record(record, self.preprocess)
+        batch = x if x.ndim == 3 else x[None]
+        out = self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]
+        mean = np.asarray(out, dtype=np.float64).mean(axis=0)
+        return {name: float(mean[j]) for j, name in enumerate(self.labels)}
+
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         """A DataFrame with one row per input row (see the module docstring)."""
         import pandas as pd

@@ -1,7 +1,7 @@
 """KFP component: the build-instructions stage (see ``ecgflow.stages.build_instructions``)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from ecgflow.images import BASE_IMAGE
 from ecgflow.params import BuildInstructionsParams
@@ -19,8 +19,12 @@ def build_instructions(
     params: str,
     instructions: Output[Dataset],
     metrics: Output[Metrics],
+    classifier: Input[Model] = None,
 ) -> None:
-    """LLaVA-style train/val instructions; ``qa``: comma-separated ECG-QA JSON paths (or "")."""
+    """LLaVA-style train/val instructions; ``qa``: comma-separated ECG-QA JSON paths (or "").
+
+    ``classifier``: an export output whose per-label probabilities join each record's evidence.
+    """
     from ecgflow.step_timing import StepClock
 
     clock = StepClock()  # first: the imports below count as start-up
@@ -39,6 +43,7 @@ def build_instructions(
             Path(splits.path),
             Path(instructions.path),
             qa_files,
+            None if classifier is None else Path(classifier.path),
         )
     instructions.metadata.update(counts)
     for name, value in counts.items():

@@ -124,12 +124,19 @@ def build_instructions(
     qa: Annotated[
         list[Path] | None, typer.Option(help="ECG-QA JSON file (repeatable), matched by ecg_id")
     ] = None,
+    classifier: Annotated[
+        Path | None,
+        typer.Option(
+            help="export output folder (model.onnx): its per-label probabilities join each "
+            "record's evidence"
+        ),
+    ] = None,
 ) -> None:
     """Write LLaVA-style question/answer instructions per record (train.json, val.json)."""
     from ecgflow.stages.build_instructions import build_instructions as run_build
 
     def action() -> None:
-        counts = run_build(params(), records, labels, splits, out, qa)
+        counts = run_build(params(), records, labels, splits, out, qa, classifier)
         console.print(
             f"instructions: train {counts['train_instructions']}, val "
             f"{counts['val_instructions']} ({counts['held_out_records']} test records held "

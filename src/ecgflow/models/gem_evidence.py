@@ -3,7 +3,10 @@
 A model trained on instructions with evidence (build-instructions' default) must see the same
 evidence at evaluation and serving. ``evidence.json`` says so and names the per-lead quality
 model saved beside it (``lead_quality.json``; absent when the training data had no lead
-annotations: then the evidence is the rhythm line only). :meth:`EvidenceReader.measure`
+annotations: then the evidence is the rhythm line only) and the classifier whose per-label
+probabilities the evidence states (``classifier/``: an export's ``model.onnx`` and side files,
+run by :class:`ecgflow.mlflow_model.RawECGClassifier` on the record in mV; absent when the
+instructions were built without one). :meth:`EvidenceReader.measure`
 computes a record's evidence from its signal in mV at its rate (preprocessed GEM inputs: as
 recorded, scaled by ``scale`` mV, which :meth:`EvidenceReader.measure` multiplies back).
 """
@@ -11,14 +14,15 @@ recorded, scaled by ``scale`` mV, which :meth:`EvidenceReader.measure` multiplie
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ecgflow.artifacts import GEM_EVIDENCE, LEAD_QUALITY
+from ecgflow.artifacts import EVIDENCE_CLASSIFIER, GEM_EVIDENCE, LEAD_QUALITY, MODEL_ONNX
 from ecgflow.errors import EcgflowError
 from ecgflow.models.lead_quality import LeadQuality, load_lead_quality
 from ecgflow.text.evidence import REPORT_P, RecordEvidence, measure_evidence
@@ -31,6 +35,8 @@ class EvidenceReader:
     """What a GEM model's evidence is made from."""
 
     lead_quality: LeadQuality | None = None
+    classifier_dir: Path | None = None  # a classifier export folder (see the module docstring)
+    _classifier: Any = field(default=None, init=False, repr=False, compare=False)
 
     def measure(
         self,
@@ -40,18 +46,44 @@ class EvidenceReader:
         scale_mv: float = 1.0,
         classifier: Mapping[str, float] | None = None,
     ) -> RecordEvidence:
-        """The evidence of ``x [C, T]`` at ``fs`` (values × ``scale_mv`` are mV)."""
+        """The evidence of ``x [C, T]`` at ``fs`` (values × ``scale_mv`` are mV).
+
+        ``classifier``: the probabilities to state; by default the folder's classifier's.
+        """
         signal = np.asarray(x, dtype=np.float64) * float(scale_mv)
+        if classifier is None and self.classifier_dir is not None:
+            classifier = self.classify(signal, fs, leads)
         return measure_evidence(signal, fs, leads, self.lead_quality, classifier)
 
+    def classify(self, signal_mv: np.ndarray, fs: float, leads: Sequence[str]) -> dict[str, float]:
+        """The classifier's probability per label for a ``[C, T]`` signal in mV."""
+        from ecgflow.io.record import ECGRecord
+        from ecgflow.mlflow_model import RawECGClassifier
+
+        if self._classifier is None:
+            self._classifier = RawECGClassifier(Path(str(self.classifier_dir)))
+        record = ECGRecord(
+            signal=np.asarray(signal_mv, dtype=np.float32),
+            fs=float(fs),
+            leads=list(leads),
+            units=["mV"] * len(leads),
+            record_id="request",
+        )
+        return self._classifier.probabilities(record)
+
     def save(self, folder: Path) -> None:
-        """Write ``folder/evidence.json`` (and ``lead_quality.json`` when there is a model)."""
+        """Write ``folder/evidence.json``, ``lead_quality.json`` and ``classifier/`` (if any)."""
         folder = Path(folder)
         if self.lead_quality is not None:
             self.lead_quality.save(folder / LEAD_QUALITY)
+        if self.classifier_dir is not None:
+            target = folder / EVIDENCE_CLASSIFIER
+            if Path(self.classifier_dir).resolve() != target.resolve():
+                copy_classifier(Path(self.classifier_dir), target)
         document = {
             "kind": KIND,
             "lead_quality": None if self.lead_quality is None else LEAD_QUALITY,
+            "classifier": None if self.classifier_dir is None else EVIDENCE_CLASSIFIER,
             "report_p": REPORT_P,
         }
         (folder / GEM_EVIDENCE).write_text(json.dumps(document, indent=2) + "\n", "utf-8")
@@ -69,12 +101,31 @@ def load_evidence_reader(folder: Path) -> EvidenceReader | None:
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise EcgflowError(f"{path}: expected an object with kind {KIND!r}")
     name = document.get("lead_quality")
-    if name is None:
-        return EvidenceReader()
-    model = load_lead_quality(Path(folder) / str(name))
-    if model is None:
-        raise EcgflowError(f"{path} names {name}, which is not in {folder}")
-    return EvidenceReader(model)
+    model = None
+    if name is not None:
+        model = load_lead_quality(Path(folder) / str(name))
+        if model is None:
+            raise EcgflowError(f"{path} names {name}, which is not in {folder}")
+    classifier = document.get("classifier")
+    classifier_dir = None
+    if classifier is not None:
+        classifier_dir = Path(folder) / EVIDENCE_CLASSIFIER
+        if classifier != EVIDENCE_CLASSIFIER or not (classifier_dir / MODEL_ONNX).is_file():
+            raise EcgflowError(f"{path}: classifier {classifier!r} is not in {folder}")
+    return EvidenceReader(model, classifier_dir)
+
+
+def copy_classifier(export_dir: Path, target: Path) -> None:
+    """Copy a classifier export's ``model.onnx`` and side files into ``target``."""
+    from ecgflow.artifacts import CLASSIFIER_SIDE_FILES
+
+    source = Path(export_dir)
+    if not (source / MODEL_ONNX).is_file():
+        raise EcgflowError(f"{source}: no {MODEL_ONNX} (expected an export output folder)")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (MODEL_ONNX, *CLASSIFIER_SIDE_FILES):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
 
 
 def scale_mv(info: Mapping[str, Any]) -> float | None:

@@ -31,11 +31,26 @@ class FinetuneGemParams(Params):
     balance_answers: bool = Field(
         True, description="draw yes and no equally often within each template and attribute"
     )
+    projector_share: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="stage 1: the share of the training steps in which the towers and projector "
+        "train alone; LoRA joins after (its own warm-up and cosine, peak train.lr)",
+    )
+    tower_lr: float = Field(
+        1e-3, gt=0, description="peak learning rate of the towers and projector (both stages)"
+    )
     eval_questions: int = Field(
         160, ge=2, description="closed-set val questions scored per epoch (ECG-QA first)"
     )
-    selection_metric: Literal["qa_accuracy", "qa_balanced_accuracy"] = Field(
-        "qa_balanced_accuracy", description="val metric for early stopping and the best model"
+    selection_metric: Literal["qa_accuracy", "qa_balanced_accuracy", "family_balanced_accuracy"] = (
+        Field(
+            "family_balanced_accuracy",
+            description="val metric for early stopping and the best model; "
+            "family_balanced_accuracy: the mean of each question family's balanced accuracy "
+            "(ECG-QA, noise, label, feature), so no family outvotes another",
+        )
     )
     nproc: int = Field(1, ge=1, description="processes (torchrun --nproc_per_node)")
     eval_batch_size: int = Field(16, ge=1, description="questions per scoring batch")

@@ -14,7 +14,12 @@ Output (``out_dir``)::
     test.json              the same for the test split's records: evaluation only
     record_evidence.json   (``evidence``, the default) each record's evidence
                            (:mod:`ecgflow.text.evidence`): its text is also in every
-                           conversation's human turn after ``<ecg>`` and in ``meta.evidence``
+                           conversation's human turn after ``<ecg>`` and in ``meta.evidence``;
+                           with ``--classifier EXPORT`` it states that classifier's per-label
+                           probabilities (the training records': from a classifier trained on
+                           them, so more confident than on new records)
+    classifier/            (with ``--classifier``) a copy of that export's model.onnx and side
+                           files: finetune-gem ships it in the GEM folder
     lead_quality.json      the per-lead quality model (:mod:`ecgflow.models.lead_quality`)
                            fitted on the train split's PTB-XL lead annotations at the rate most
                            records have, with its val/test AUROC per kind (PTB-XL only)
@@ -35,7 +40,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ecgflow.artifacts import LABELS, LEAD_QUALITY, RAW, RECORD_EVIDENCE, RECORDS, SKIPPED, SPLIT
+from ecgflow.artifacts import (
+    EVIDENCE_CLASSIFIER,
+    LABELS,
+    LEAD_QUALITY,
+    MODEL_ONNX,
+    RAW,
+    RECORD_EVIDENCE,
+    RECORDS,
+    SKIPPED,
+    SPLIT,
+)
 from ecgflow.errors import EcgflowError
 from ecgflow.io.readers import read_record
 from ecgflow.io.stage_tables import read_stage_table
@@ -54,6 +69,7 @@ from ecgflow.text.instructions import (
 )
 
 if TYPE_CHECKING:  # scipy.signal (~0.5 s): imported when the rhythm is measured
+    from ecgflow.mlflow_model import RawECGClassifier
     from ecgflow.signal.rhythm import Rhythm
 
 log = logging.getLogger(__name__)
@@ -72,8 +88,13 @@ def build_instructions(
     splits_dir: Path,
     out_dir: Path,
     qa_files: list[Path] | None = None,
+    classifier_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``train.json`` / ``val.json`` (module docstring); returns the counts."""
+    """Write ``train.json`` / ``val.json`` (module docstring); returns the counts.
+
+    ``classifier_dir``: a classifier export (``model.onnx`` + side files) whose per-label
+    probabilities join each record's evidence (``params.evidence``).
+    """
     records_dir, labels_dir, out_dir = Path(records_dir), Path(labels_dir), Path(out_dir)
     records = read_stage_table(records_dir / RECORDS, ("record_id", "files", "path"), "ingest")
     split = read_stage_table(Path(splits_dir) / SPLIT, ("record_id", "split"), "split")
@@ -94,6 +115,8 @@ def build_instructions(
     model_fs = _common_rate(records)
     rhythms: dict[str, Rhythm] = {}
     lead_features: dict[str, np.ndarray] = {}
+    classified: dict[str, dict[str, float]] = {}
+    classifier = _classifier(classifier_dir) if params.evidence else None
     for row in records.to_dict(orient="records"):
         record_id = row["record_id"]
         ecg = _record_path(row["files"])
@@ -119,13 +142,17 @@ def build_instructions(
             items += [report] if report else []
         if params.feature_questions or params.evidence:
             try:
-                rhythm, features = _measure(records_dir / RAW, row, model_fs, params.evidence)
+                rhythm, features, probabilities = _measure(
+                    records_dir / RAW, row, model_fs, params.evidence, classifier
+                )
             except EcgflowError as exc:
                 skipped.append({"record_id": record_id, "reason": f"features: {exc}"})
             else:
                 rhythms[record_id] = rhythm
                 if features is not None:
                     lead_features[record_id] = features
+                if probabilities is not None:
+                    classified[record_id] = probabilities
                 if params.feature_questions:
                     items += feature_instructions(record_id, ecg, rhythm)
         out[part] += items
@@ -135,8 +162,13 @@ def build_instructions(
     evidence_counts = {}
     if params.evidence:
         evidence_counts = _write_evidence(
-            out, rhythms, lead_features, noise, split_of, model_fs, out_dir
+            out, rhythms, lead_features, noise, split_of, model_fs, out_dir, classified
         )
+        if classifier is not None and classifier_dir is not None:
+            from ecgflow.models.gem_evidence import copy_classifier
+
+            copy_classifier(Path(classifier_dir), out_dir / EVIDENCE_CLASSIFIER)
+            evidence_counts["classifier_records"] = len(classified)
     for part, items in out.items():
         _write_json(out_dir / f"{part}.json", items)
     _write_json(out_dir / SKIPPED, skipped)
@@ -153,6 +185,11 @@ def build_instructions(
         LABELS: sha256_file(labels_dir / LABELS),
         SPLIT: sha256_file(Path(splits_dir) / SPLIT),
         **{str(path): sha256_file(Path(path)) for path in qa_files or []},
+        **(
+            {"classifier": sha256_file(Path(classifier_dir) / MODEL_ONNX)}
+            if classifier is not None and classifier_dir is not None
+            else {}
+        ),
     }
     write_manifest(
         out_dir, stage=STAGE, inputs=inputs, params=params.model_dump(mode="json"), counts=counts
@@ -160,10 +197,28 @@ def build_instructions(
     return counts
 
 
+def _classifier(classifier_dir: Path | None) -> RawECGClassifier | None:
+    """The export's classifier on raw records, or None without one."""
+    if classifier_dir is None:
+        return None
+    from ecgflow.mlflow_model import RawECGClassifier
+
+    if not (Path(classifier_dir) / MODEL_ONNX).is_file():
+        raise EcgflowError(f"--classifier {classifier_dir}: no {MODEL_ONNX} (an export output)")
+    return RawECGClassifier(Path(classifier_dir))
+
+
 def _measure(
-    raw_dir: Path, row: dict[str, Any], model_fs: float, with_features: bool
-) -> tuple[Rhythm, np.ndarray | None]:
-    """One ingested record's rhythm and (``with_features``) lead-quality features, in mV."""
+    raw_dir: Path,
+    row: dict[str, Any],
+    model_fs: float,
+    with_features: bool,
+    classifier: RawECGClassifier | None = None,
+) -> tuple[Rhythm, np.ndarray | None, dict[str, float] | None]:
+    """One record's rhythm, lead-quality features (``with_features``) and classifier output.
+
+    Measured in mV; the classifier's probabilities are None without one.
+    """
     from ecgflow.models.lead_quality import aligned_features
     from ecgflow.signal.rhythm import measure_rhythm  # scipy.signal: only when measuring
 
@@ -176,9 +231,11 @@ def _measure(
         record_id=str(row["record_id"]),
     )
     rhythm = measure_rhythm(record.signal, record.fs, record.leads)
+    probabilities = None if classifier is None else classifier.probabilities(record)
     if not with_features:
-        return rhythm, None
-    return rhythm, aligned_features(record.signal, record.fs, record.leads, model_fs)
+        return rhythm, None, probabilities
+    features = aligned_features(record.signal, record.fs, record.leads, model_fs)
+    return rhythm, features, probabilities
 
 
 def _common_rate(records: pd.DataFrame) -> float:
@@ -197,8 +254,11 @@ def _write_evidence(
     split_of: dict[str, str],
     model_fs: float,
     out_dir: Path,
+    classified: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, int]:
     """Fit the lead-quality model, write each record's evidence into its conversations.
+
+    ``classified``: the classifier's probabilities by record, stated in the evidence.
 
     The model is fitted on the train split's annotated records; their own evidence uses
     out-of-fold probabilities (5 folds), so training conversations show what the model says
@@ -246,7 +306,7 @@ def _write_evidence(
                 kind: {LEADS[i]: float(p[i, k]) for i in range(len(LEADS)) if np.isfinite(p[i, k])}
                 for k, kind in enumerate(KINDS)
             }
-        evidence[record_id] = evidence_from(rhythm, per_lead)
+        evidence[record_id] = evidence_from(rhythm, per_lead, (classified or {}).get(record_id))
     texts = {r: e.text() for r, e in evidence.items()}
     for items in out.values():
         for item in items:

@@ -6,8 +6,12 @@ Inputs: a train-clip output (its ECG encoder becomes the signal tower), a prepro
 a build-instructions output (``train.json``, ``val.json``) and optionally a render-images
 output (paper images, for the image tower). Training: LoRA on the LM plus the towers and the
 projector, the answer tokens' NLL; rows are drawn by weight so that within each (kind,
-template, attribute) every answer is drawn equally often. Selection and early stopping: the
-val closed-set questions' QA (balanced) accuracy, answers chosen by candidate likelihood.
+template, attribute) every answer is drawn equally often. Two stages with their own learning
+rates: the towers and projector alone for ``projector_share`` of the steps (``tower_lr``), then
+LoRA joins (``train.lr``, its own warm-up). Selection and early stopping: the mean over
+question families (ECG-QA, noise, label, feature) of the val closed-set questions' balanced
+accuracy (the families take turns in the ``eval_questions`` scored), answers chosen by
+candidate likelihood.
 With the best model the stage also fits, on those same val questions' candidate scores, the
 closed-set calibration (per (source, template, attribute) option offsets,
 :mod:`ecgflow.models.gem_calibration`), and at the end, on the training questions, the
@@ -21,8 +25,8 @@ Output (``out_dir``)::
                                   calibration.json (closed-set offsets, applied by load_gem),
                                   evidence_baseline.json (the no-LM baseline) and, when the
                                   instructions carry evidence, evidence.json with the
-                                  instructions' lead_quality.json (serving and eval-gem
-                                  measure the same evidence)
+                                  instructions' lead_quality.json and classifier/ (serving
+                                  and eval-gem measure the same evidence)
     checkpoints/, metrics.json    as train-clip
     skipped.json                  instructions left out, with the reason
     manifest.json                 inputs, params, counts, sha256 of every file
@@ -46,7 +50,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ecgflow import progress
-from ecgflow.artifacts import LEAD_QUALITY, MODEL, RECORD_EVIDENCE, SKIPPED
+from ecgflow.artifacts import (
+    EVIDENCE_CLASSIFIER,
+    LEAD_QUALITY,
+    MODEL,
+    MODEL_ONNX,
+    RECORD_EVIDENCE,
+    SKIPPED,
+)
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation.qa import AnswerPrior, qa_metrics
 from ecgflow.manifest import sha256_file, write_manifest, writes_output
@@ -156,6 +167,13 @@ def _train(params: FinetuneGemParams, paths: GemPaths, resume: bool) -> dict[str
                     for name in (LEAD_QUALITY, RECORD_EVIDENCE)
                     if (paths.instructions_dir / name).is_file()
                 },
+                **(
+                    {"classifier": sha256_file(classifier)}
+                    if (
+                        classifier := paths.instructions_dir / EVIDENCE_CLASSIFIER / MODEL_ONNX
+                    ).is_file()
+                    else {}
+                ),
             }
             write_manifest(
                 paths.out_dir,
@@ -300,12 +318,43 @@ class GemTask:
         metrics = qa_metrics(truth, predicted, templates)
         prior = [self.prior.predict(prior_key(e), e.attribute) for e in examples]
         baseline = qa_metrics(truth, prior, templates)
+        families = family_balanced_accuracy(examples, predicted)
         return {
             "qa_accuracy": metrics["qa_accuracy"],
             "qa_balanced_accuracy": metrics["qa_balanced_accuracy"],
+            "family_balanced_accuracy": float(np.mean(list(families.values()))),
+            **{f"{family}_balanced_accuracy": v for family, v in families.items()},
             "prior_qa_accuracy": baseline["qa_accuracy"],
             "prior_qa_balanced_accuracy": baseline["qa_balanced_accuracy"],
         }
+
+    def optimizer_groups(self, config: Any) -> list[dict[str, Any]]:
+        """Two stages of AdamW groups (weight decay on matrices only).
+
+        The towers and projector at ``tower_lr`` from the start; LoRA at ``train.lr`` from
+        ``projector_share`` of the epochs on, with its own warm-up.
+        """
+        towers: list[nn.Parameter] = []
+        lora: list[nn.Parameter] = []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (lora if "lora_" in name else towers).append(param)
+        groups = []
+        stages = (
+            (towers, self.settings.tower_lr, 0.0),
+            (lora, config.lr, self.settings.projector_share * config.epochs),
+        )
+        for params, lr, start in stages:
+            for decayed in (True, False):
+                groups.append(
+                    {
+                        "params": [p for p in params if (p.ndim >= 2) == decayed],
+                        "weight_decay": config.weight_decay if decayed else 0.0,
+                        "lr": lr,
+                        "start_epoch": start,
+                    }
+                )
+        return groups
 
     def save_best(self, model: nn.Module, folder: Path) -> None:
         """GEM folder, preprocess.json, the answer prior and the calibration → ``folder/model``."""
@@ -319,7 +368,9 @@ class GemTask:
             from ecgflow.models.lead_quality import load_lead_quality
 
             lead_quality = load_lead_quality(self.paths.instructions_dir / LEAD_QUALITY)
-            EvidenceReader(lead_quality).save(target)
+            classifier = self.paths.instructions_dir / EVIDENCE_CLASSIFIER
+            shipped = classifier if (classifier / MODEL_ONNX).is_file() else None
+            EvidenceReader(lead_quality, shipped).save(target)
 
     def fit_calibration(self) -> Any:
         """The calibration fitted on the val questions' scores of the last :meth:`evaluate`."""
@@ -378,6 +429,8 @@ class GemTask:
             "kinds": self.settings.kinds,
             "epoch_samples": self.settings.epoch_samples,
             "balance_answers": self.settings.balance_answers,
+            "projector_share": self.settings.projector_share,
+            "tower_lr": self.settings.tower_lr,
             "train_instructions": len(self.train_dataset),
             "val_questions": len(self.val),
         }
@@ -524,13 +577,42 @@ def answer_balancing_weights(examples: list[GemExample]) -> np.ndarray:
     )
 
 
+def family_balanced_accuracy(examples: list[GemExample], predicted: list[str]) -> dict[str, float]:
+    """Balanced accuracy per question family (the kind: ecgqa, noise, label, feature)."""
+    from ecgflow.evaluation.qa import scores
+
+    by_family: dict[str, tuple[list[str], list[str]]] = {}
+    for example, answer in zip(examples, predicted, strict=True):
+        truth, guess = by_family.setdefault(example.kind, ([], []))
+        truth.append(example.answer)
+        guess.append(answer)
+    return {
+        family: float(scores(truth, guess)["balanced_accuracy"])
+        for family, (truth, guess) in sorted(by_family.items())
+    }
+
+
 def _eval_subset(examples: list[GemExample], limit: int) -> list[GemExample]:
-    """Up to ``limit`` closed-set examples: ECG-QA ones first, then a seeded sample of the rest."""
-    closed = [e for e in examples if e.candidates]
-    ecgqa = [e for e in closed if e.kind == "ecgqa"]
-    rest = [e for e in closed if e.kind != "ecgqa"]
-    random.Random(0).shuffle(rest)
-    return (ecgqa + rest)[:limit]
+    """Up to ``limit`` closed-set examples, the families (kinds) taking turns.
+
+    Each family's examples are in a seeded order (ECG-QA's as in the file), so every family
+    is represented in model selection however many questions another family has.
+    """
+    by_kind: dict[str, list[GemExample]] = {}
+    for example in examples:
+        if example.candidates:
+            by_kind.setdefault(example.kind, []).append(example)
+    rng = random.Random(0)
+    queues = []
+    for kind in sorted(by_kind, key=lambda k: (k != "ecgqa", k)):
+        items = by_kind[kind]
+        if kind != "ecgqa":
+            rng.shuffle(items)
+        queues.append(items)
+    chosen: list[GemExample] = []
+    for position in range(max((len(q) for q in queues), default=0)):
+        chosen += [q[position] for q in queues if position < len(q)]
+    return chosen[:limit]
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -5,7 +5,7 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
 
     <ecg>
     Leads: I ok; II ok; III ok; aVR ok; aVL ok; aVF ok; V1 static 0.82; V2 ok; ...
-    Heart rate 72 bpm; RR variability 4 %; QRS axis 45° (normal)
+    Heart rate 72 bpm (normal rate); RR variability 4 % (regular); QRS axis 45° (normal)
     Classifier: NORM 0.91, MI 0.04, STTC 0.03
     Is there static noise in lead V1?
 
@@ -13,8 +13,10 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
   electrode) the per-lead quality model (:mod:`ecgflow.models.lead_quality`) gives at least
   :data:`REPORT_P` (the likeliest one, :data:`MAX_KINDS`, with its probability to 2 decimals),
   else ``ok``;
-- **rhythm**: heart rate, RR variability (standard deviation / mean of the RR intervals) and
-  the QRS axis with its category, from :func:`ecgflow.signal.rhythm.measure_rhythm` (R peaks
+- **rhythm**: heart rate with its category (:func:`rate_category`), RR variability (standard
+  deviation / mean of the RR intervals; regular below ``REGULAR_RR_CV``) and the QRS axis with
+  its category — the feature questions' thresholds, so the LM can read the words — from
+  :func:`ecgflow.signal.rhythm.measure_rhythm` (R peaks
   on the 5–15 Hz energy of all leads). PR, QRS and QT durations are left out: the project has
   no wave delineation that measures them robustly (R peaks only);
 - **classifier** (when given): the per-label probabilities, the :data:`MAX_LABELS` likeliest.
@@ -33,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ecgflow.text.instructions import ECG_TOKEN, LEADS, NOISE_COLUMNS
+from ecgflow.text.instructions import (
+    BRADYCARDIA_BPM,
+    ECG_TOKEN,
+    LEADS,
+    NOISE_COLUMNS,
+    REGULAR_RR_CV,
+    TACHYCARDIA_BPM,
+)
 
 if TYPE_CHECKING:
     from ecgflow.models.lead_quality import LeadQuality
@@ -97,9 +106,11 @@ class RecordEvidence:
 
         if self.heart_rate_bpm is None:
             return "Heart rate not measured (fewer than 3 beats found)"
-        parts = [f"Heart rate {round(self.heart_rate_bpm)} bpm"]
+        rate = self.heart_rate_bpm
+        parts = [f"Heart rate {round(rate)} bpm ({rate_category(rate)})"]
         if self.rr_cv is not None:
-            parts.append(f"RR variability {round(100 * self.rr_cv)} %")
+            regular = "regular" if self.rr_cv < REGULAR_RR_CV else "irregular"
+            parts.append(f"RR variability {round(100 * self.rr_cv)} % ({regular})")
         if self.axis_deg is not None:
             parts.append(f"QRS axis {round(self.axis_deg)}° ({axis_category(self.axis_deg)})")
         return "; ".join(parts)
@@ -184,6 +195,13 @@ def evidence_from(
         lead_quality=quality,
         classifier=labels,
     )
+
+
+def rate_category(rate_bpm: float) -> str:
+    """Tachycardia above 100 bpm, bradycardia below 60, else normal rate (feature questions')."""
+    if rate_bpm > TACHYCARDIA_BPM:
+        return "tachycardia"
+    return "bradycardia" if rate_bpm < BRADYCARDIA_BPM else "normal rate"
 
 
 def with_evidence(question: str, evidence: str | None) -> str:

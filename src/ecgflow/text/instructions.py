@@ -140,6 +140,8 @@ _AXIS_QUESTION = ("What is the heart axis of this ECG?", "heart axis")
 AXES = ("normal", "left axis deviation", "right axis deviation", "extreme axis deviation")
 #: RR intervals vary by less than this share of their mean in a regular rhythm.
 REGULAR_RR_CV = 0.1
+#: Tachycardia above, bradycardia below (bpm): the feature questions' and the evidence's.
+TACHYCARDIA_BPM, BRADYCARDIA_BPM = 100.0, 60.0
 _DESCRIBE_QUESTION = "Describe the findings of this ECG."
 
 
@@ -257,8 +259,8 @@ def feature_instructions(record_id: str, ecg: str, rhythm: Rhythm) -> list[dict[
     rate = rhythm.heart_rate_bpm
     asked: list[tuple[tuple[str, str], str, list[str] | None]] = [
         (_RATE_QUESTION, f"{round(rate)} bpm", None),
-        (_FAST_QUESTION, _yes_no(rate > 100), list(YES_NO)),
-        (_SLOW_QUESTION, _yes_no(rate < 60), list(YES_NO)),
+        (_FAST_QUESTION, _yes_no(rate > TACHYCARDIA_BPM), list(YES_NO)),
+        (_SLOW_QUESTION, _yes_no(rate < BRADYCARDIA_BPM), list(YES_NO)),
         (_REGULAR_QUESTION, _yes_no(rhythm.rr_cv < REGULAR_RR_CV), list(YES_NO)),
     ]
     axis = axis_category(rhythm.axis_deg)

@@ -56,7 +56,11 @@ LAST = "last.pt"
 
 
 class Task(Protocol):
-    """What a trainer provides to :func:`fit`."""
+    """What a trainer provides to :func:`fit`.
+
+    Optionally ``optimizer_groups(config) -> list[dict]``: AdamW parameter groups, each with its
+    own ``lr`` and ``start_epoch`` (held at 0 until then), for a staged recipe.
+    """
 
     name: str
     selection_metric: str  # higher is better
@@ -132,13 +136,16 @@ def fit(task: Task, config: TrainConfig, out_dir: Path, env: DistEnv, resume: bo
         drop_last=True,  # a contrastive batch of one teaches nothing
     )
     steps = len(loader)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    groups = _optimizer_groups(task, model, config)
+    starts = [round(float(g.pop("start_epoch", 0.0)) * steps) for g in groups]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
     scheduler = warmup_cosine(
         optimizer,
         total_steps=config.epochs * steps,
         warmup_steps=round(config.warmup_epochs * steps),
         restarts=config.restarts,
         min_ratio=config.min_lr_ratio,
+        starts=starts,
     )
     amp_dtype = _amp_dtype(config, env)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -333,6 +340,20 @@ def _amp_dtype(config: TrainConfig, env: DistEnv) -> torch.dtype | None:
     if not config.amp or env.device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _optimizer_groups(task: Task, model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The task's ``optimizer_groups`` (each with ``lr``, ``start_epoch``), else the default.
+
+    The default: :func:`_param_groups` at ``config.lr`` from the first step.
+    """
+    own = getattr(task, "optimizer_groups", None)
+    if own is None:
+        return _param_groups(model, config.weight_decay)
+    groups = [g for g in own(config) if g["params"]]
+    if not groups:
+        raise EcgflowError(f"{task.name}: no trainable parameter")
+    return groups
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
