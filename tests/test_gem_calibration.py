@@ -163,3 +163,36 @@ def test_noise_questions_read_the_lead_quality_of_their_kind_and_others_do_not()
     assert label[-3:].tolist() == [0.0, 0.0, 0.0]  # only noise families read the quality
     without = record_evidence(_record(3, 1), 100.0, LEADS)
     assert question_features(without, "lead V1", LEADS, "static noise")[-3:].tolist() == [0, 0, 0]
+
+
+def test_the_stated_classifier_is_scored_at_its_own_thresholds(tmp_path):
+    """eval-gem's classifier_macro_f1 reads the evidence's probabilities and thresholds."""
+    import json
+
+    import torch
+
+    from ecgflow.models.gem_evidence import EvidenceReader, EvidenceSource
+    from ecgflow.stages.eval_gem import _classifier_decisions
+    from ecgflow.text.evidence import RecordEvidence
+
+    folder = tmp_path / "classifier"
+    folder.mkdir()
+    (folder / "thresholds.json").write_text(
+        json.dumps({"labels": ["MI", "NORM"], "thresholds": {"MI": 0.3, "NORM": 0.6}})
+    )
+
+    def stated(mi: float, norm: float) -> RecordEvidence:
+        return RecordEvidence(10, 70.0, 0.02, 30.0, classifier={"MI": mi, "NORM": norm})
+
+    class Signals:  # the stored evidence is used: no signal is read
+        def get(self, record_id: str) -> torch.Tensor:
+            return torch.zeros(12, 100)
+
+    stored = {"1": stated(0.35, 0.5), "2": stated(0.1, 0.9)}
+    source = EvidenceSource(stored, EvidenceReader(None, folder), 100.0, ["I"], 1.0)
+    decided = _classifier_decisions(source, ["1", "2"], ["MI", "NORM"], Signals())
+    assert decided is not None and decided.tolist() == [[1, 0], [0, 1]]
+    without = EvidenceSource(stored, EvidenceReader(None, None), 100.0, ["I"], 1.0)
+    assert _classifier_decisions(without, ["1"], ["MI", "NORM"], Signals()) is None
+    missing = _classifier_decisions(source, ["1"], ["MI", "CD"], Signals())
+    assert missing is None  # a label the classifier does not state: no comparison

@@ -32,7 +32,9 @@ open heart-rate question with the measured rate).
 
 With ``labels_dir``: every label of the label set is asked as a yes/no question per evaluated
 record, and (``interpret``) a generated interpretation is mapped back to labels by their names
-and descriptions; both are scored by macro F1.
+and descriptions; both are scored by macro F1, beside the macro F1 of the classifier whose
+probabilities the evidence states (``classifier_macro_f1``, its own tuned thresholds, the same
+records).
 
 Output (``out_dir``): ``metrics.json``, ``predictions.json`` (one row per question: id,
 record, source, template, truth, model (calibrated and raw), prior and evidence answers,
@@ -58,7 +60,15 @@ import torch
 from sklearn.metrics import f1_score
 
 from ecgflow import tracking
-from ecgflow.artifacts import LABELS, METRICS, PLOTS, PREDICTIONS, RECORD_EVIDENCE, SKIPPED
+from ecgflow.artifacts import (
+    LABELS,
+    METRICS,
+    PLOTS,
+    PREDICTIONS,
+    RECORD_EVIDENCE,
+    SKIPPED,
+    THRESHOLDS,
+)
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
 from ecgflow.evaluation.qa import AnswerPrior, normalise_answer, qa_metrics, qa_report
@@ -551,6 +561,11 @@ def _label_scores(
         "labels": names,
         "question_macro_f1": float(f1_score(truth, asked, average="macro", zero_division=0)),
     }
+    decided = _classifier_decisions(source, records, names, signals)
+    if decided is not None:  # the classifier the evidence states, on the same records
+        result["classifier_macro_f1"] = float(
+            f1_score(truth, decided, average="macro", zero_division=0)
+        )
     if params.interpret:
         describe = [
             GemExample(id=f"{r}-describe", record_id=r, question=DESCRIBE, answer="", kind="report")
@@ -563,6 +578,27 @@ def _label_scores(
         )
         result["interpretation_examples"] = texts[:5]
     return result
+
+
+def _classifier_decisions(
+    source: EvidenceSource, records: list[str], names: list[str], signals: RecordSignals
+) -> np.ndarray | None:
+    """``[records, labels]`` decisions of the evidence's classifier at its tuned thresholds.
+
+    None when the model's evidence states no classifier (or not for every record and label).
+    """
+    folder = None if source.reader is None else source.reader.classifier_dir
+    if folder is None or not (Path(folder) / THRESHOLDS).is_file():
+        return None
+    thresholds = json.loads((Path(folder) / THRESHOLDS).read_text(encoding="utf-8"))["thresholds"]
+    rows = []
+    for record_id in records:
+        evidence = source.evidence(record_id, signals.get(record_id).numpy())
+        stated = None if evidence is None else evidence.classifier
+        if not stated or any(n not in stated or n not in thresholds for n in names):
+            return None
+        rows.append([stated[n] >= float(thresholds[n]) for n in names])
+    return np.array(rows, dtype=int)
 
 
 def _mentions(text: str, label_def: dict[str, Any]) -> list[bool]:
@@ -599,7 +635,8 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
                 if entry.get(key) is not None:
                     flat[f"{prefix}{source}_qa_{key}"] = entry[key]
     labels = metrics.get("labels") or {}
-    flat |= {k: labels[k] for k in ("question_macro_f1", "interpretation_macro_f1") if k in labels}
+    shown = ("question_macro_f1", "interpretation_macro_f1", "classifier_macro_f1")
+    flat |= {k: labels[k] for k in shown if k in labels}
     return flat
 
 
