@@ -13,7 +13,9 @@ on (``--data DIR``), and reports on this machine:
               generated) GEM, the label prior and the evidence-only baseline; the per-lead
               quality model's AUROC (test split per kind, and on the evaluated noise questions)
 
-Usage: python benchmarks/gem.py --run RUN --data PRE [--eval EVAL] [--repeats 10]
+  recipe      the run's saved params, wall time and per-family val balanced accuracy per epoch
+
+Usage: python benchmarks/gem.py --run RUN --data PRE [--eval EVAL] [--repeats 10] [--quality-only]
 """
 
 from __future__ import annotations
@@ -113,6 +115,34 @@ def latency(model_dir: Path, model, header: Path, signal: torch.Tensor, repeats:
             stop(process)
 
 
+def recipe(run: Path) -> None:
+    """The finetune-gem run's recipe (its saved params) and wall time per epoch."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    params = manifest["params"]
+    train = params["train"]
+    history = json.loads((run / "metrics.json").read_text())
+    print(
+        f"recipe     epochs {train['epochs']} × {params['epoch_samples']} draws, batch "
+        f"{train['batch_size']}, LoRA LR {train['lr']:g} (joins after "
+        f"{params['projector_share']:.0%} of the steps), towers/projector LR "
+        f"{params['tower_lr']:g}, selection {params['selection_metric']}, "
+        f"counts {manifest.get('counts')}"
+    )
+    seconds = [row["seconds"] for row in history["history"]]
+    print(
+        f"recipe     wall time {sum(seconds) / 60:.1f} min over {len(seconds)} epochs "
+        f"(train + val scoring), best epoch {history['best_epoch'] + 1}"
+    )
+    for row in history["history"]:
+        families = {k: v for k, v in row.items() if k.endswith("_balanced_accuracy")}
+        print(
+            f"recipe     epoch {row['epoch'] + 1}: "
+            + ", ".join(
+                f"{k.removesuffix('_balanced_accuracy')} {v:.3f}" for k, v in families.items()
+            )
+        )
+
+
 def quality(eval_dir: Path) -> None:
     """Model vs label prior from an eval-gem output."""
     metrics = json.loads((eval_dir / "metrics.json").read_text())
@@ -138,6 +168,21 @@ def quality(eval_dir: Path) -> None:
                 f"{_number(entry['accuracy'])}  balanced {_number(entry['balanced_accuracy'])}  "
                 f"AUROC {_number(entry.get('auroc'))}"
             )
+    prior_attributes = prior.get("qa_accuracy_by_attribute") or {}
+    for attribute, value in sorted(metrics.get("qa_accuracy_by_attribute", {}).items()):
+        if attribute.startswith("generated: feature"):
+            print(
+                f"quality    {attribute:40s} accuracy {value:.3f} "
+                f"(prior {_number(prior_attributes.get(attribute))})"
+            )
+    labels = metrics.get("labels") or {}
+    if labels.get("n_records"):
+        print(
+            f"quality    labels ({labels['n_records']} records): GEM yes/no macro F1 "
+            f"{_number(labels.get('question_macro_f1'))}, the stated classifier "
+            f"{_number(labels.get('classifier_macro_f1'))}, interpretations "
+            f"{_number(labels.get('interpretation_macro_f1'))}"
+        )
     lead_quality = metrics.get("lead_quality") or {}
     for kind, entry in sorted((lead_quality.get("build_instructions_test") or {}).items()):
         print(
@@ -164,7 +209,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument(
+        "--quality-only", action="store_true", help="recipe and quality only (no speed runs)"
+    )
     args = parser.parse_args()
+    if args.quality_only:
+        recipe(args.run)
+        if args.eval:
+            quality(args.eval)
+        return
 
     from conftest import SHARED_DATA
 
@@ -184,6 +237,7 @@ def main() -> None:
     rows = ShardRows(args.data, "train")
     batch = torch.stack([torch.from_numpy(rows.signal(i)) for i in range(8)])
     print(f"machine    {torch.get_num_threads()} torch threads; model {model_dir}")
+    recipe(args.run)
     training(args.run, model, batch, args.steps)
     generation(model, signal, args.tokens)
     latency(model_dir, model, header, signal, args.repeats)

@@ -80,6 +80,9 @@ def test_gem_steps_sit_in_their_own_switched_branch_after_train_clip(tmp_path: P
     }  # fmt: skip
     assert set(branch["finetune-gem"]["dependentTasks"]) == {"build-instructions", "preprocess-2"}
     assert "train-clip" in condition["dependentTasks"]
+    assert "export" in condition["dependentTasks"]  # its classifier feeds the evidence
+    instructions = branch["build-instructions"]["inputs"]["artifacts"]["classifier"]
+    assert instructions["componentInputArtifact"].startswith("pipelinechannel--export-")
     assert set(branch["register-gem"]["dependentTasks"]) == {"eval-gem", "finetune-gem"}
     executors = spec["deploymentSpec"]["executors"]
     gem = next(e for k, e in executors.items() if k.startswith("exec-finetune-gem"))
@@ -169,6 +172,13 @@ def test_pipeline_with_gem_trains_evaluates_and_registers_it(tmp_path: Path) -> 
     assert "generated: feature: heart rate" in metrics["qa_accuracy_by_attribute"]
     (gem_model,) = run_dir.glob("finetune-gem*/gem/model/gem.json")
     assert gem_model.is_file()
+    # the run's exported classifier states its probabilities in the evidence, ships with GEM
+    assert (gem_model.parent / "classifier" / "model.onnx").is_file()
+    evidence = json.loads((gem_model.parent / "evidence.json").read_text())
+    assert evidence["classifier"] == "classifier"
+    (train,) = run_dir.glob("build-instructions*/instructions/train.json")
+    assert all("\nClassifier: " in i["meta"]["evidence"] for i in json.loads(train.read_text()))
+    assert 0 <= metrics["labels"]["classifier_macro_f1"] <= 1
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
