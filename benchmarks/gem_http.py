@@ -42,28 +42,10 @@ DESCRIBE = "Describe the findings of this ECG."
 
 
 def build_model(folder: Path, image: bool) -> Path:
-    """A small GEM folder (real SmolLM2, random towers, non-zero LoRA B) in ``folder``."""
-    from ecgflow.models.configs import EncoderConfig, GemConfig
-    from ecgflow.models.gem import GemModel
-    from ecgflow.models.gem_io import save_gem
-    from ecgflow.models.language_model import load_language_model
-    from ecgflow.signal.transform import PreprocessParams
+    """A small GEM folder (tests/datasets.py's ``tiny_gem``), with a 128-px image tower if asked."""
+    from datasets import tiny_gem
 
-    lm, tokenizer, source = load_language_model(None)
-    extra: dict[str, Any] = {"image": True, "image_size": 128} if image else {}
-    config = GemConfig(
-        encoder=EncoderConfig(width=8, depth=1), lead_width=8, tower_width=32, lora_r=4, **extra
-    )
-    torch.manual_seed(0)
-    model = GemModel(config, lm, tokenizer).eval()
-    with torch.no_grad():
-        for name, param in model.lm.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.02)
-    save_gem(folder, model, source.name)
-    params = PreprocessParams(baseline=False, bandpass=None, normalise="scale", workers=1)
-    (folder / "preprocess.json").write_text(json.dumps({"params": params.model_dump(mode="json")}))
-    return folder
+    return tiny_gem(folder, **({"image": True, "image_size": 128} if image else {}))
 
 
 def _median_ms(values: list[float]) -> float:

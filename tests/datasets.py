@@ -12,6 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecgflow.params.preprocess import PreprocessParams
+
+#: GEM's preprocessing: the signal as recorded (no filters), divided by a fixed scale
+GEM_PREPROCESS = PreprocessParams(baseline=False, bandpass=None, normalise="scale", workers=1)
+
 
 def ptbxl_copy(shared: Path, dest: Path, ecg_ids: list[int]) -> Path:
     """A PTB-XL folder in ``dest`` holding only ``ecg_ids`` (100 Hz files + metadata)."""
@@ -154,3 +159,33 @@ def tiny_onnx_export(
     (out / "pytorch").mkdir(exist_ok=True)
     (out / "pytorch" / "config.json").write_text("{}")
     return out
+
+
+def tiny_gem(folder: Path, **config_fields: Any) -> Path:
+    """A small GEM folder (real SmolLM2, random towers, non-zero LoRA B) in ``folder``.
+
+    Its ``preprocess.json`` is GEM's preprocessing (as recorded, scaled); ``config_fields``
+    override :class:`~ecgflow.models.configs.GemConfig` fields (``image=True``, ...).
+    """
+    import torch
+
+    from ecgflow.models.configs import EncoderConfig, GemConfig
+    from ecgflow.models.gem import GemModel
+    from ecgflow.models.gem_io import save_gem
+    from ecgflow.models.language_model import load_language_model
+
+    lm, tokenizer, source = load_language_model(None)
+    config = GemConfig(
+        encoder=EncoderConfig(width=8, depth=1), lead_width=8, tower_width=32, lora_r=4,
+        **config_fields,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = GemModel(config, lm, tokenizer).eval()
+    with torch.no_grad():
+        for name, param in model.lm.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    save_gem(folder, model, source.name)
+    info = {"params": GEM_PREPROCESS.model_dump(mode="json")}
+    (folder / "preprocess.json").write_text(json.dumps(info))
+    return folder

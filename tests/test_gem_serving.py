@@ -21,46 +21,24 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
-from datasets import wfdb_header, wfdb_instance
+from datasets import GEM_PREPROCESS, tiny_gem, wfdb_header, wfdb_instance
 from servers import start_ecgflow_serve, stop
 
 from ecgflow.io.wfdb_reader import read_wfdb
-from ecgflow.models.configs import EncoderConfig, GemConfig
-from ecgflow.models.gem import GemModel
-from ecgflow.models.gem_io import load_gem, save_gem
-from ecgflow.models.language_model import load_language_model
-from ecgflow.signal.transform import PreprocessParams, transform_record
+from ecgflow.models.gem_io import load_gem
+from ecgflow.signal.transform import transform_record
 
 pytestmark = pytest.mark.slow
 NAME = "ecg-gem"
 QUESTION = "Does lead V1 show any static noise on this ECG?"
 DESCRIBE = "Describe the findings of this ECG."
-PREPROCESS = PreprocessParams(baseline=False, bandpass=None, normalise="scale", workers=1)
+PREPROCESS = GEM_PREPROCESS
 
 
 @pytest.fixture(scope="module")
 def gem_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved GEM folder with a non-trivial adapter."""
-    return _save_gem(tmp_path_factory.mktemp("gem-serving") / "gem")
-
-
-def _save_gem(folder: Path, **config_fields: Any) -> Path:
-    """A small GEM (real SmolLM2, random towers, non-zero LoRA B) saved in ``folder``."""
-    lm, tokenizer, source = load_language_model(None)
-    config = GemConfig(
-        encoder=EncoderConfig(width=8, depth=1), lead_width=8, tower_width=32, lora_r=4,
-        **config_fields,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = GemModel(config, lm, tokenizer).eval()
-    with torch.no_grad():
-        for name, param in model.lm.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.02)
-    save_gem(folder, model, source.name)
-    info = {"params": PREPROCESS.model_dump(mode="json")}
-    (folder / "preprocess.json").write_text(json.dumps(info))
-    return folder
+    return tiny_gem(tmp_path_factory.mktemp("gem-serving") / "gem")
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +245,7 @@ def test_an_image_model_bounds_images_and_prints_the_ecg_when_none_is_sent(
     """Images are bounded in pixels and shape before decoding; a request without one is
     answered from the ECG printed by the project's renderer, and an open question gets a
     generated interpretation (V1 and chat), as the model answers in-process."""
-    folder = _save_gem(tmp_path / "gem", image=True, image_size=64)
+    folder = tiny_gem(tmp_path / "gem", image=True, image_size=64)
     url, process, log_path = start_ecgflow_serve(
         str(folder), tmp_path, "--max-new-tokens", "4", timeout=180
     )
@@ -342,7 +320,7 @@ def test_answers_carry_the_evidence_the_prompt_stated(tmp_path: Path) -> None:
     """A model trained with evidence: V1 and chat state the same evidence as in-process."""
     from ecgflow.models.gem_evidence import EvidenceReader
 
-    folder = _save_gem(tmp_path / "gem")
+    folder = tiny_gem(tmp_path / "gem")
     EvidenceReader(_lead_quality()).save(folder)
     model = load_gem(folder)
     header = wfdb_header(SHARED_DATA, tmp_path)
