@@ -58,6 +58,10 @@ class RegisteredVersion:
     uri: str
     run_id: str
 
+    def summary(self) -> dict[str, str]:
+        """Name, version and ``models:/`` URI (a KFP artifact's metadata)."""
+        return {"name": self.name, "version": self.version, "uri": self.uri}
+
 
 @dataclass
 class PromotionDecision:
@@ -212,6 +216,19 @@ def register_gem(
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return RegisteredVersion(name, version, f"models:/{name}/{version}", run_id)
+
+
+def register_with_params(
+    kind: str, model_dir: Path, eval_dir: Path, settings: Any, pipeline_run: str | None
+) -> RegisteredVersion:
+    """The register steps' shared body: ``kind`` "classifier" (an export folder) or "gem".
+
+    ``settings``: the step's :class:`~ecgflow.params.PromoteParams` (its ``name`` is used).
+    """
+    how = {"classifier": register, "gem": register_gem}.get(kind)
+    if how is None:
+        raise EcgflowError(f"kind: {kind!r} is not 'classifier' or 'gem'")
+    return how(Path(model_dir), Path(eval_dir), name=settings.name, pipeline_run=pipeline_run)
 
 
 def promote(

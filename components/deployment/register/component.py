@@ -26,18 +26,13 @@ def register(
     from pathlib import Path
 
     from ecgflow.params import PromoteParams
-    from ecgflow.registry import register as run_register
+    from ecgflow.registry import register_with_params
 
     settings = PromoteParams.model_validate_json(params)
     with clock.stage():
-        version = run_register(
-            Path(exported.path),
-            Path(evaluation.path),
-            name=settings.name,
-            pipeline_run=pipeline_run,
+        version = register_with_params(
+            "classifier", Path(exported.path), Path(evaluation.path), settings, pipeline_run
         )
-    registered.metadata.update(
-        {"name": version.name, "version": version.version, "uri": version.uri}
-    )
+    registered.metadata.update(version.summary())
     clock.record(registered)
     return version.version
