@@ -183,6 +183,7 @@ def quality(eval_dir: Path) -> None:
             f"{_number(labels.get('classifier_macro_f1'))}, interpretations "
             f"{_number(labels.get('interpretation_macro_f1'))}"
         )
+    paired(eval_dir)
     lead_quality = metrics.get("lead_quality") or {}
     for kind, entry in sorted((lead_quality.get("build_instructions_test") or {}).items()):
         print(
@@ -194,6 +195,43 @@ def quality(eval_dir: Path) -> None:
             f"evidence   lead quality on {key:34s} AUROC {_number(entry['auroc'])} "
             f"(n {entry['n']}, yes {entry['positives']})"
         )
+
+
+def paired(eval_dir: Path, draws: int = 2000) -> None:
+    """GEM − each baseline per source: accuracy and balanced accuracy, record-bootstrap 95 % CI.
+
+    Records are resampled (their questions move together), from eval-gem's predictions.json.
+    """
+    from ecgflow.evaluation.qa import scores
+
+    rows = json.loads((eval_dir / "predictions.json").read_text())
+    rng = np.random.default_rng(0)
+    for source in sorted({r["source"] for r in rows}):
+        mine = [r for r in rows if r["source"] == source]
+        records = sorted({r["record_id"] for r in mine})
+        by_record = {rid: [r for r in mine if r["record_id"] == rid] for rid in records}
+        for other in ("prior", "evidence"):
+            if any(r[other] is None for r in mine):
+                continue
+
+            def difference(sample: list[dict], metric: str, other: str = other) -> float:
+                truth = [r["truth"] for r in sample]
+                gem = scores(truth, [r["model"] for r in sample])[metric]
+                return gem - scores(truth, [r[other] for r in sample])[metric]
+
+            for metric in ("accuracy", "balanced_accuracy"):
+                drawn = []
+                for _ in range(draws):
+                    picked = rng.choice(len(records), len(records))
+                    drawn.append(difference(
+                        [row for i in picked for row in by_record[records[i]]], metric
+                    ))  # fmt: skip
+                low, high = np.percentile(drawn, [2.5, 97.5])
+                print(
+                    f"paired     {source:9s} GEM − {other:8s} {metric:17s} "
+                    f"{difference(mine, metric):+.3f} ({low:+.3f} … {high:+.3f}), "
+                    f"n {len(mine)} questions / {len(records)} records"
+                )
 
 
 def _number(value: float | None) -> str:
