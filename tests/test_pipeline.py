@@ -97,6 +97,7 @@ def test_cluster_config_compiles_its_values_in(tmp_path: Path) -> None:
     assert '"epochs":50' in inputs["train_clip_params"]["defaultValue"]
 
 
+@pytest.mark.slow  # the whole pipeline through kfp.local: ~60 s of make test's 2-core budget
 def test_pipeline_runs_locally_end_to_end(tmp_path: Path) -> None:
     result = run_local(_tiny("synthetic://?n=40&seed=1"), tmp_path)
     records_dir = result.outputs["records"]
