@@ -170,16 +170,19 @@ def test_the_stated_classifier_is_scored_at_its_own_thresholds(tmp_path):
     import json
 
     import torch
+    from datasets import tiny_onnx_export
 
     from ecgflow.models.gem_evidence import EvidenceReader, EvidenceSource
     from ecgflow.stages.eval_gem import _classifier_decisions
     from ecgflow.text.evidence import RecordEvidence
 
-    folder = tmp_path / "classifier"
-    folder.mkdir()
-    (folder / "thresholds.json").write_text(
-        json.dumps({"labels": ["MI", "NORM"], "thresholds": {"MI": 0.3, "NORM": 0.6}})
+    folder = tiny_onnx_export(
+        tmp_path / "classifier",
+        ["MI", "NORM"],
+        {"MI": 0.3, "NORM": 0.6},
+        {"fs": 100.0, "length_s": 1.0},
     )
+    assert json.loads((folder / "thresholds.json").read_text())["thresholds"]["MI"] == 0.3
 
     def stated(mi: float, norm: float) -> RecordEvidence:
         return RecordEvidence(10, 70.0, 0.02, 30.0, classifier={"MI": mi, "NORM": norm})

@@ -71,11 +71,15 @@ class RawECGClassifier:
 
     def probabilities(self, record: ECGRecord) -> dict[str, float]:
         """One record's probability per label (mean over windows), by label name."""
+        mean, _ = self._score(record)
+        return {name: float(mean[j]) for j, name in enumerate(self.labels)}
+
+    def _score(self, record: ECGRecord) -> tuple[np.ndarray, int]:
+        """One record's per-label probabilities (mean over its windows) and its window count."""
         x, _ = transform_record(record, self.preprocess)
         batch = x if x.ndim == 3 else x[None]
         out = self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]
-        mean = np.asarray(out, dtype=np.float64).mean(axis=0)
-        return {name: float(mean[j]) for j, name in enumerate(self.labels)}
+        return np.asarray(out, dtype=np.float64).mean(axis=0), len(batch)
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         """A DataFrame with one row per input row (see the module docstring)."""
@@ -85,11 +89,9 @@ class RawECGClassifier:
         probabilities, windows = [], []
         try:
             for i, row in enumerate(_rows(model_input)):
-                x, _ = transform_record(_record(row, f"row {i}"), self.preprocess)
-                batch = x if x.ndim == 3 else x[None]
-                out = self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]
-                probabilities.append(np.asarray(out, dtype=np.float64).mean(axis=0))
-                windows.append(len(batch))
+                mean, count = self._score(_record(row, f"row {i}"))
+                probabilities.append(mean)
+                windows.append(count)
         except EcgflowError as exc:  # the scoring server answers 400 with the message
             raise MlflowException.invalid_parameter_value(str(exc)) from None
         p = np.stack(probabilities)

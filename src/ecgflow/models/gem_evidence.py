@@ -58,10 +58,7 @@ class EvidenceReader:
     def classify(self, signal_mv: np.ndarray, fs: float, leads: Sequence[str]) -> dict[str, float]:
         """The classifier's probability per label for a ``[C, T]`` signal in mV."""
         from ecgflow.io.record import ECGRecord
-        from ecgflow.mlflow_model import RawECGClassifier
 
-        if self._classifier is None:
-            self._classifier = RawECGClassifier(Path(str(self.classifier_dir)))
         record = ECGRecord(
             signal=np.asarray(signal_mv, dtype=np.float32),
             fs=float(fs),
@@ -69,7 +66,15 @@ class EvidenceReader:
             units=["mV"] * len(leads),
             record_id="request",
         )
-        return self._classifier.probabilities(record)
+        return self.classifier().probabilities(record)
+
+    def classifier(self) -> Any:
+        """The folder's :class:`~ecgflow.mlflow_model.RawECGClassifier` (loaded once), or None."""
+        from ecgflow.mlflow_model import RawECGClassifier
+
+        if self._classifier is None and self.classifier_dir is not None:
+            self._classifier = RawECGClassifier(Path(self.classifier_dir))
+        return self._classifier
 
     def save(self, folder: Path) -> None:
         """Write ``folder/evidence.json``, ``lead_quality.json`` and ``classifier/`` (if any)."""

@@ -67,7 +67,6 @@ from ecgflow.artifacts import (
     PREDICTIONS,
     RECORD_EVIDENCE,
     SKIPPED,
-    THRESHOLDS,
 )
 from ecgflow.errors import EcgflowError
 from ecgflow.evaluation import plots
@@ -587,10 +586,10 @@ def _classifier_decisions(
 
     None when the model's evidence states no classifier (or not for every record and label).
     """
-    folder = None if source.reader is None else source.reader.classifier_dir
-    if folder is None or not (Path(folder) / THRESHOLDS).is_file():
+    classifier = None if source.reader is None else source.reader.classifier()
+    if classifier is None:
         return None
-    thresholds = json.loads((Path(folder) / THRESHOLDS).read_text(encoding="utf-8"))["thresholds"]
+    thresholds = dict(zip(classifier.labels, classifier.thresholds.tolist(), strict=True))
     rows = []
     for record_id in records:
         evidence = source.evidence(record_id, signals.get(record_id).numpy())
