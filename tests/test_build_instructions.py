@@ -134,6 +134,10 @@ def test_a_classifier_states_its_probabilities_in_every_conversation_and_travels
     assert got == pytest.approx(expected, abs=1e-4)
     items = json.loads((out / "train.json").read_text())
     assert all("\nClassifier: " in i["conversations"][0]["value"] for i in items)
+    # each label named as its question names it, called at the export's threshold (0.5)
+    calls = {n: ("likely" if p >= 0.5 else "unlikely") for n, p in expected.items()}
+    line = stored[str(row["record_id"])]["text"].splitlines()[-1]
+    assert all(f" {calls[n]} {expected[n]:.2f}" in line for n in list(expected)[:5]), line
     # the GEM folder's copy answers the same for the record's signal in mV
     model_dir = tmp_path / "gem"
     model_dir.mkdir()
@@ -142,6 +146,7 @@ def test_a_classifier_states_its_probabilities_in_every_conversation_and_travels
     assert reader is not None and reader.classifier_dir == model_dir / "classifier"
     measured = reader.measure(record.signal, record.fs, record.leads)
     assert measured.classifier == pytest.approx(expected, abs=1e-5)
+    assert measured.text().splitlines()[-1] == line  # serving states the same words
     with pytest.raises(EcgflowError, match=r"no model\.onnx"):  # an ingest folder is no export
         build_instructions(
             BuildInstructionsParams(), records, labels, splits, out, classifier_dir=records

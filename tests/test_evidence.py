@@ -8,6 +8,7 @@ from conftest import SHARED_DATA
 
 from ecgflow.io.synthetic_ecg import synthesize_record
 from ecgflow.models.lead_quality import fit_lead_quality, lead_features
+from ecgflow.signal.rhythm import Rhythm
 from ecgflow.text.evidence import (
     RecordEvidence,
     evidence_from,
@@ -60,7 +61,8 @@ def test_classifier_line_keeps_the_likeliest_labels_and_json_round_trips() -> No
         classifier={"NORM": 0.91, "MI": 0.04, "STTC": 0.03, "CD": 0.02, "HYP": 0.01, "X": 0.0},
     )
     assert evidence.text().splitlines() == [
-        "Heart rate 72 bpm (normal rate); RR variability 4 % (regular); QRS axis 45° (normal)",
+        "Heart rate 72 bpm (normal rate, 60 to 100 beats per minute); RR variability 4 % "
+        "(regular); QRS axis 45° (normal)",
         "Classifier: NORM 0.91, MI 0.04, STTC 0.03, CD 0.02, HYP 0.01",
     ]
     again = RecordEvidence.from_json(evidence.to_json())
@@ -86,14 +88,43 @@ def test_rhythm_words_give_the_feature_questions_answers(
 
     rhythm = Rhythm(n_beats=10, heart_rate_bpm=rate, rr_cv=rr_cv, axis_deg=30.0)
     line = evidence_from(rhythm).text()
-    assert f"({word})" in line
+    assert f"({word}, " in line
     assert ("(regular)" if regular == "yes" else "(irregular)") in line
-    answers = {
-        item["meta"]["attribute"]: item["conversations"][1]["value"]
-        for item in feature_instructions("r1", "raw/r1", rhythm)
-    }
+    items = feature_instructions("r1", "raw/r1", rhythm)
+    answers = {item["meta"]["attribute"]: item["conversations"][1]["value"] for item in items}
     assert (answers["tachycardia"], answers["bradycardia"]) == (fast, slow)
     assert answers["rhythm regularity"] == regular
+    for item in items:  # a rate question's range is in the evidence exactly when it is "yes"
+        if item["meta"]["attribute"] in ("tachycardia", "bradycardia"):
+            asked = item["conversations"][0]["value"].split(" ECG ")[-1].rstrip("?")
+            assert (asked in line) == (item["conversations"][1]["value"] == "yes"), asked
+
+
+def test_classifier_key_names_labels_as_the_label_questions_and_calls_them() -> None:
+    """With the key, each label reads as its question names it, likely at its threshold."""
+    from ecgflow.text.evidence import classifier_key
+    from ecgflow.text.instructions import label_instructions
+
+    label_def = {
+        "labels": [
+            {"name": "NORM", "description": "normal ECG"},
+            {"name": "STTC", "description": "ST/T change"},
+            {"name": "MI", "description": "Myocardial infarction"},
+        ]
+    }
+    descriptions = {e["name"]: e["description"] for e in label_def["labels"]}
+    key = classifier_key(["NORM", "STTC", "MI"], descriptions, [0.5, 0.7, 0.3])
+    rhythm = Rhythm(n_beats=10, heart_rate_bpm=70.0, rr_cv=0.02, axis_deg=30.0)
+    evidence = evidence_from(rhythm, None, {"NORM": 0.6, "STTC": 0.65, "MI": 0.3}, key)
+    line = evidence.text().splitlines()[-1]
+    assert line == (
+        "Classifier: ST/T change unlikely 0.65; normal ECG likely 0.60; "
+        "myocardial infarction likely 0.30"
+    )
+    for item in label_instructions("r1", "raw/r1", ["NORM"], label_def):
+        phrase = item["conversations"][0]["value"].removeprefix("<ecg>\nDoes this ECG show ")
+        assert phrase.rstrip("?") in line
+    assert RecordEvidence.from_json(evidence.to_json()).text() == evidence.text()
 
 
 def test_with_evidence_puts_the_lines_between_ecg_and_the_question() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from ecgflow.errors import EcgflowError
 from ecgflow.params import FinetuneGemParams
-from ecgflow.stages.finetune_gem import answer_balancing_weights
+from ecgflow.stages.finetune_gem import answer_balancing_weights, with_kind_shares
 from ecgflow.training.gem_data import GemExample, read_instructions
 
 
@@ -30,6 +31,25 @@ def test_answer_balancing_gives_yes_and_no_equal_draws_within_a_group():
     assert yes == pytest.approx(no_a)  # within group a: yes drawn as often as no
     assert weights[:10].sum() == pytest.approx(10)  # group a keeps its share
     assert weights[10:].sum() == pytest.approx(2)
+
+
+def test_kind_shares_set_each_kinds_draws_and_keep_the_balance_within():
+    def example(kind: str, answer: str) -> GemExample:
+        return GemExample("i", "1", "q", answer, kind, None, kind, ("yes", "no"))
+
+    examples = [example("noise", "no")] * 8 + [example("noise", "yes")] * 2
+    examples += [example("label", "no"), example("label", "yes")]
+    weights = with_kind_shares(
+        answer_balancing_weights(examples), examples, {"noise": 0.3, "label": 0.6, "report": 1.0}
+    )
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[:10].sum() == pytest.approx(1 / 3)  # 0.3 of the 0.9 given to present kinds
+    assert weights[:8].sum() == pytest.approx(weights[8:10].sum())  # yes as often as no
+    with pytest.raises(EcgflowError, match="kind_shares"):
+        with_kind_shares(np.ones(len(examples)), examples, {"report": 1.0})
+    assert FinetuneGemParams().kind_shares.label > FinetuneGemParams().kind_shares.noise / 2
+    with pytest.raises(EcgflowError, match="kind_shares"):
+        FinetuneGemParams.model_validate({"kind_shares": {"poetry": 1.0}})
 
 
 def test_read_instructions_keeps_wanted_kinds_and_lists_malformed_entries(tmp_path):

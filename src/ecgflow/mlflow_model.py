@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from ecgflow.artifacts import MLFLOW_EXTRA, MODEL_ONNX, PREPROCESS_JSON, SIDE_FILES, THRESHOLDS
+from ecgflow.artifacts import (
+    LABEL_DEF,
+    MLFLOW_EXTRA,
+    MODEL_ONNX,
+    PREPROCESS_JSON,
+    SIDE_FILES,
+    THRESHOLDS,
+)
 from ecgflow.errors import EcgflowError
 from ecgflow.io.record import ECGRecord, millivolt_factor
 from ecgflow.params.preprocess import PreprocessParams
@@ -57,6 +64,12 @@ class RawECGClassifier:
         thresholds = _read_json(side / THRESHOLDS)
         self.labels: list[str] = list(thresholds["labels"])
         self.thresholds = np.array([float(thresholds["thresholds"][n]) for n in self.labels])
+        label_def = _read_json(side / LABEL_DEF) if (side / LABEL_DEF).is_file() else {}
+        described = {
+            str(e.get("name")): str(e.get("description") or "") for e in label_def.get("labels", [])
+        }
+        #: each label's description (label_def.json; the name where it has none)
+        self.descriptions = {n: described.get(n) or n.replace("_", " ") for n in self.labels}
         self.session = ort.InferenceSession(
             str(folder / MODEL_ONNX), providers=["CPUExecutionProvider"]
         )

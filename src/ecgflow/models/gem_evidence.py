@@ -25,7 +25,13 @@ import numpy as np
 from ecgflow.artifacts import EVIDENCE_CLASSIFIER, GEM_EVIDENCE, LEAD_QUALITY, MODEL_ONNX
 from ecgflow.errors import EcgflowError
 from ecgflow.models.lead_quality import LeadQuality, load_lead_quality
-from ecgflow.text.evidence import REPORT_P, RecordEvidence, measure_evidence
+from ecgflow.text.evidence import (
+    REPORT_P,
+    ClassifierKey,
+    RecordEvidence,
+    classifier_key,
+    measure_evidence,
+)
 
 KIND = "gem-evidence"
 
@@ -53,7 +59,16 @@ class EvidenceReader:
         signal = np.asarray(x, dtype=np.float64) * float(scale_mv)
         if classifier is None and self.classifier_dir is not None:
             classifier = self.classify(signal, fs, leads)
-        return measure_evidence(signal, fs, leads, self.lead_quality, classifier)
+        return measure_evidence(
+            signal, fs, leads, self.lead_quality, classifier, classifier_key=self.classifier_key()
+        )
+
+    def classifier_key(self) -> dict[str, ClassifierKey] | None:
+        """How the evidence names the folder classifier's labels (None without one)."""
+        model = self.classifier()
+        if model is None:
+            return None
+        return classifier_key(model.labels, model.descriptions, model.thresholds)
 
     def classify(self, signal_mv: np.ndarray, fs: float, leads: Sequence[str]) -> dict[str, float]:
         """The classifier's probability per label for a ``[C, T]`` signal in mV."""

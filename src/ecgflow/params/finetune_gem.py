@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecgflow.errors import raises_ecgflow_error
 from ecgflow.params.base import Params
 from ecgflow.params.networks import GemConfig
 from ecgflow.params.train import TrainConfig, gem_train
+
+
+class KindShares(BaseModel):
+    """Each instruction kind's share of the training draws.
+
+    Relative: normalised over the kinds trained on. Label and feature questions teach the LM to
+    read the evidence lines, so they get more than their count alone gives them (18 % each on
+    the shared data).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    noise: float = Field(0.35, ge=0, description="lead-level noise questions")
+    label: float = Field(0.25, ge=0, description="label yes/no questions")
+    feature: float = Field(0.25, ge=0, description="measured-feature questions")
+    ecgqa: float = Field(0.1, ge=0, description="ECG-QA questions")
+    report: float = Field(0.05, ge=0, description="report-style interpretations")
 
 
 class FinetuneGemParams(Params):
@@ -26,7 +43,12 @@ class FinetuneGemParams(Params):
         description="instruction kinds trained on",
     )
     epoch_samples: int | None = Field(
-        768, ge=1, description="instructions drawn per epoch (by weight); none: all, in turn"
+        768,
+        ge=1,
+        description="instructions drawn per epoch (by weight); none: as many as there are",
+    )
+    kind_shares: KindShares = Field(
+        default_factory=KindShares, description="each instruction kind's share of the draws"
     )
     balance_answers: bool = Field(
         True, description="draw yes and no equally often within each template and attribute"

@@ -144,9 +144,10 @@ class GemConfig(Params):
         "slower on CPU).",
     )
     max_prompt_tokens: int = Field(
-        default=160,
+        default=224,
         ge=16,
-        description="Question tokens kept (longer questions are refused at serving time).",
+        description="Prompt text tokens kept: the evidence lines and the question (a longer "
+        "text loses its first tokens; the question stays).",
     )
     max_answer_tokens: int = Field(
         default=48,

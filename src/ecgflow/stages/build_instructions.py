@@ -71,6 +71,7 @@ from ecgflow.text.instructions import (
 if TYPE_CHECKING:  # scipy.signal (~0.5 s): imported when the rhythm is measured
     from ecgflow.mlflow_model import RawECGClassifier
     from ecgflow.signal.rhythm import Rhythm
+    from ecgflow.text.evidence import ClassifierKey
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,13 @@ def build_instructions(
     out_dir.mkdir(parents=True, exist_ok=True)
     evidence_counts = {}
     if params.evidence:
+        key = None
+        if classifier is not None:
+            from ecgflow.text.evidence import classifier_key
+
+            key = classifier_key(classifier.labels, classifier.descriptions, classifier.thresholds)
         evidence_counts = _write_evidence(
-            out, rhythms, lead_features, noise, split_of, model_fs, out_dir, classified
+            out, rhythms, lead_features, noise, split_of, model_fs, out_dir, classified, key
         )
         if classifier is not None and classifier_dir is not None:
             from ecgflow.models.gem_evidence import copy_classifier
@@ -255,10 +261,12 @@ def _write_evidence(
     model_fs: float,
     out_dir: Path,
     classified: dict[str, dict[str, float]] | None = None,
+    key: dict[str, ClassifierKey] | None = None,
 ) -> dict[str, int]:
     """Fit the lead-quality model, write each record's evidence into its conversations.
 
-    ``classified``: the classifier's probabilities by record, stated in the evidence.
+    ``classified``: the classifier's probabilities by record, stated in the evidence with
+    ``key`` (each label's description and threshold).
 
     The model is fitted on the train split's annotated records; their own evidence uses
     out-of-fold probabilities (5 folds), so training conversations show what the model says
@@ -306,7 +314,9 @@ def _write_evidence(
                 kind: {LEADS[i]: float(p[i, k]) for i in range(len(LEADS)) if np.isfinite(p[i, k])}
                 for k, kind in enumerate(KINDS)
             }
-        evidence[record_id] = evidence_from(rhythm, per_lead, (classified or {}).get(record_id))
+        evidence[record_id] = evidence_from(
+            rhythm, per_lead, (classified or {}).get(record_id), key
+        )
     texts = {r: e.text() for r, e in evidence.items()}
     for items in out.values():
         for item in items:

@@ -260,7 +260,10 @@ class GemTask:
                 "with signals; need at least 2 to select a model"
             )
         self.reads_evidence = any(e.evidence for e in train)
-        self.sample_weights = answer_balancing_weights(train) if params.balance_answers else None
+        balanced = (
+            answer_balancing_weights(train) if params.balance_answers else np.ones(len(train))
+        )
+        self.sample_weights = with_kind_shares(balanced, train, params.kind_shares.model_dump())
         self.prior = answer_prior(train)
         self.fs = float(info["fs"])
         self._val_scores: list[list[float]] = []
@@ -575,6 +578,28 @@ def answer_balancing_weights(examples: list[GemExample]) -> np.ndarray:
         ],
         dtype=np.float64,
     )
+
+
+def with_kind_shares(
+    weights: np.ndarray, examples: list[GemExample], shares: dict[str, float]
+) -> np.ndarray:
+    """Scale ``weights`` so each kind's draws are its share (normalised over present kinds).
+
+    Within a kind the relative weights stay (groups keep their share, answers their balance).
+    """
+    kinds = [e.kind for e in examples]
+    present = sorted(set(kinds))
+    total = sum(shares.get(k, 0.0) for k in present)
+    if total <= 0:
+        raise EcgflowError(
+            f"finetune-gem: kind_shares give the kinds trained on {present} no draws"
+        )
+    out = np.asarray(weights, dtype=np.float64).copy()
+    mask = np.array(kinds)
+    for kind in present:
+        rows = mask == kind
+        out[rows] *= shares.get(kind, 0.0) / total / out[rows].sum()
+    return out
 
 
 def family_balanced_accuracy(examples: list[GemExample], predicted: list[str]) -> dict[str, float]:

@@ -5,25 +5,31 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
 
     <ecg>
     Leads: I ok; II ok; III ok; aVR ok; aVL ok; aVF ok; V1 static 0.82; V2 ok; ...
-    Heart rate 72 bpm (normal rate); RR variability 4 % (regular); QRS axis 45° (normal)
-    Classifier: NORM 0.91, MI 0.04, STTC 0.03
+    Heart rate 72 bpm (normal rate, 60 to 100 beats per minute); RR variability 4 % ...
+    Classifier: normal ECG likely 0.91; myocardial infarction unlikely 0.04; ...
     Is there static noise in lead V1?
 
 - **Leads**: each lead's name, then the kinds (:data:`KIND_WORDS`: static, burst, drift,
   electrode) the per-lead quality model (:mod:`ecgflow.models.lead_quality`) gives at least
   :data:`REPORT_P` (the likeliest one, :data:`MAX_KINDS`, with its probability to 2 decimals),
   else ``ok``;
-- **rhythm**: heart rate with its category (:func:`rate_category`), RR variability (standard
+- **rhythm**: heart rate with its category and range in the feature questions' words
+  (:func:`rate_words`), RR variability (standard
   deviation / mean of the RR intervals; regular below ``REGULAR_RR_CV``) and the QRS axis with
   its category — the feature questions' thresholds, so the LM can read the words — from
   :func:`ecgflow.signal.rhythm.measure_rhythm` (R peaks
   on the 5–15 Hz energy of all leads). PR, QRS and QT durations are left out: the project has
   no wave delineation that measures them robustly (R peaks only);
-- **classifier** (when given): the per-label probabilities, the :data:`MAX_LABELS` likeliest.
+- **classifier** (when given): the per-label probabilities, the :data:`MAX_LABELS` likeliest;
+  with the classifier's key (:class:`ClassifierKey`: each label's description and tuned
+  threshold) each label is named as the label questions name it and called ``likely`` (at or
+  above its threshold) or ``unlikely`` — the words an LM can copy into a label answer, where
+  a bare ``MI 0.36`` needs a per-label threshold it would have to learn.
 
-Deterministic (rounded numbers, fixed order) and compact: on the 500 shared PTB-XL records
-the text is 75 SmolLM2 tokens at the median and 135 at most, so with a question (~18 tokens
-with the answer header) it fits GEM's 160-token text piece (``max_prompt_tokens``).
+Deterministic (rounded numbers, fixed order) and compact: on the shared PTB-XL records, with
+the classifier's key, the human turn (evidence and question) is 159 SmolLM2 tokens at the
+median and 221 at most, within GEM's 224-token text piece (``max_prompt_tokens``; a longer one
+loses its first tokens, the question stays).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from ecgflow.text.instructions import (
     NOISE_COLUMNS,
     REGULAR_RR_CV,
     TACHYCARDIA_BPM,
+    label_phrase,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +71,32 @@ KIND_WORDS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class ClassifierKey:
+    """How the classifier line names a label: its description and its tuned threshold."""
+
+    description: str
+    threshold: float
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> dict[str, ClassifierKey]:
+        """``{label: {"description", "threshold"}}`` → ``{label: ClassifierKey}``."""
+        return {
+            str(k): ClassifierKey(str(v["description"]), float(v["threshold"]))
+            for k, v in data.items()
+        }
+
+
+def classifier_key(
+    labels: Sequence[str], descriptions: Mapping[str, str], thresholds: Sequence[float]
+) -> dict[str, ClassifierKey]:
+    """Each label named as its label question names it, with its tuned threshold."""
+    return {
+        label: ClassifierKey(label_phrase(descriptions.get(label) or label), float(t))
+        for label, t in zip(labels, thresholds, strict=True)
+    }
+
+
+@dataclass(frozen=True)
 class RecordEvidence:
     """One record's evidence: rhythm, per-lead quality and the classifier's probabilities."""
 
@@ -73,6 +106,7 @@ class RecordEvidence:
     axis_deg: float | None
     lead_quality: dict[str, dict[str, float]] | None = None  # {kind column: {lead: p}}
     classifier: dict[str, float] | None = None  # {label: p}
+    classifier_key: dict[str, ClassifierKey] | None = None  # {label: how the text names it}
 
     def text(self) -> str:
         """The evidence lines (see the module docstring)."""
@@ -81,9 +115,20 @@ class RecordEvidence:
             lines.append("Leads: " + "; ".join(self._lead_words()))
         lines.append(self._rhythm_line())
         if self.classifier:
-            top = sorted(self.classifier.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LABELS]
-            lines.append("Classifier: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+            lines.append(self._classifier_line())
         return "\n".join(lines)
+
+    def _classifier_line(self) -> str:
+        assert self.classifier is not None
+        top = sorted(self.classifier.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LABELS]
+        key = self.classifier_key or {}
+        if not all(label in key for label, _ in top):
+            return "Classifier: " + ", ".join(f"{k} {v:.2f}" for k, v in top)
+        words = [
+            f"{key[k].description} {'likely' if v >= key[k].threshold else 'unlikely'} {v:.2f}"
+            for k, v in top
+        ]
+        return "Classifier: " + "; ".join(words)
 
     def _lead_words(self) -> list[str]:
         assert self.lead_quality is not None
@@ -107,7 +152,7 @@ class RecordEvidence:
         if self.heart_rate_bpm is None:
             return "Heart rate not measured (fewer than 3 beats found)"
         rate = self.heart_rate_bpm
-        parts = [f"Heart rate {round(rate)} bpm ({rate_category(rate)})"]
+        parts = [f"Heart rate {round(rate)} bpm ({rate_words(rate)})"]
         if self.rr_cv is not None:
             regular = "regular" if self.rr_cv < REGULAR_RR_CV else "irregular"
             parts.append(f"RR variability {round(100 * self.rr_cv)} % ({regular})")
@@ -139,6 +184,12 @@ class RecordEvidence:
             "classifier": None
             if self.classifier is None
             else {k: round(p, 4) for k, p in self.classifier.items()},
+            "classifier_key": None
+            if self.classifier_key is None
+            else {
+                k: {"description": v.description, "threshold": round(v.threshold, 4)}
+                for k, v in self.classifier_key.items()
+            },
             "text": self.text(),
         }
 
@@ -147,6 +198,7 @@ class RecordEvidence:
         """The inverse of :meth:`to_json` (the text is recomputed)."""
         quality = data.get("lead_quality")
         classifier = data.get("classifier")
+        key = data.get("classifier_key")
         return cls(
             int(data.get("n_beats") or 0),
             _float(data.get("heart_rate_bpm")),
@@ -156,6 +208,7 @@ class RecordEvidence:
             if quality is None
             else {str(k): {str(a): float(b) for a, b in v.items()} for k, v in quality.items()},
             None if classifier is None else {str(k): float(v) for k, v in classifier.items()},
+            None if key is None else ClassifierKey.from_json(key),
         )
 
 
@@ -166,6 +219,7 @@ def measure_evidence(
     lead_quality: LeadQuality | None = None,
     classifier: Mapping[str, float] | None = None,
     quality: dict[str, dict[str, float]] | None = None,
+    classifier_key: dict[str, ClassifierKey] | None = None,
 ) -> RecordEvidence:
     """Measure ``x [C, T]`` (mV at ``fs``): rhythm, and lead quality from the model.
 
@@ -177,13 +231,14 @@ def measure_evidence(
     rhythm = measure_rhythm(np.nan_to_num(np.asarray(x, dtype=np.float64)), fs, list(leads))
     if quality is None and lead_quality is not None:
         quality = lead_quality.predict(x, fs, leads)
-    return evidence_from(rhythm, quality, classifier)
+    return evidence_from(rhythm, quality, classifier, classifier_key)
 
 
 def evidence_from(
     rhythm: Rhythm,
     quality: dict[str, dict[str, float]] | None = None,
     classifier: Mapping[str, float] | None = None,
+    classifier_key: dict[str, ClassifierKey] | None = None,
 ) -> RecordEvidence:
     """The evidence of an already measured rhythm, lead quality and classifier output."""
     labels = None if classifier is None else {str(k): float(v) for k, v in classifier.items()}
@@ -194,6 +249,7 @@ def evidence_from(
         axis_deg=_finite(rhythm.axis_deg),
         lead_quality=quality,
         classifier=labels,
+        classifier_key=None if labels is None else classifier_key,
     )
 
 
@@ -202,6 +258,19 @@ def rate_category(rate_bpm: float) -> str:
     if rate_bpm > TACHYCARDIA_BPM:
         return "tachycardia"
     return "bradycardia" if rate_bpm < BRADYCARDIA_BPM else "normal rate"
+
+
+def rate_words(rate_bpm: float) -> str:
+    """The rate category with its range in the feature questions' words.
+
+    "tachycardia, above 100 beats per minute": a rate question's phrase is in the evidence.
+    """
+    category = rate_category(rate_bpm)
+    if category == "tachycardia":
+        return f"tachycardia, above {TACHYCARDIA_BPM:.0f} beats per minute"
+    if category == "bradycardia":
+        return f"bradycardia, below {BRADYCARDIA_BPM:.0f} beats per minute"
+    return f"normal rate, {BRADYCARDIA_BPM:.0f} to {TACHYCARDIA_BPM:.0f} beats per minute"
 
 
 def with_evidence(question: str, evidence: str | None) -> str:

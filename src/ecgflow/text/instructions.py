@@ -223,6 +223,16 @@ def noise_instructions(
     return out, problems
 
 
+def label_phrase(description: str) -> str:
+    """A label's description as the label question says it.
+
+    The first letter is lower-cased unless it starts an abbreviation ("ST/T change").
+    """
+    if description[1:2].isupper():
+        return description
+    return description[:1].lower() + description[1:]
+
+
 def label_instructions(
     record_id: str, ecg: str, positives: Iterable[str], label_def: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -232,7 +242,7 @@ def label_instructions(
     for entry in label_def["labels"]:
         name = str(entry["name"])
         description = str(entry.get("description") or name.replace("_", " "))
-        question = _LABEL_QUESTION.format(description=description[:1].lower() + description[1:])
+        question = _LABEL_QUESTION.format(description=label_phrase(description))
         meta = {"kind": "label", "template_id": None, "attribute": name, "candidates": [*YES_NO]}
         out.append(
             conversation(
