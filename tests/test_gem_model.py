@@ -173,3 +173,21 @@ def test_choose_applies_the_saved_calibration_of_the_question_group(base_lm, tmp
     assert again.choose(x, questions, [["yes", "no"]] * 2, groups=groups)[1] == raw[1]
     again.calibration = Calibration(offsets={key: {"yes": big * (1 if raw[0] == "no" else -1)}})
     assert again.choose(x, questions[:1], [["yes", "no"]], groups=groups[:1]) == flipped[:1]
+
+
+def test_candidates_share_the_prompt_cache_and_score_as_full_sequences(base_lm):
+    """The cached scoring path gives each candidate the sum of a full prompt + answer pass."""
+    model = _model(base_lm).eval()
+    x = _signals(2)
+    questions = [QUESTION, "<ecg>\nLeads: I ok; II drift 0.41\nWhat is the heart axis of this ECG?"]
+    candidates = [["yes", "no", "not sure"], ["normal", "left axis deviation", "no"]]
+    with torch.no_grad():
+        got = model.candidate_scores(x, questions, candidates)
+        pairs = enumerate(zip(questions, candidates, strict=True))
+        flat = [(i, q, a) for i, (q, c) in pairs for a in c]
+        want, _ = model.answer_logprobs(
+            x, [q for _, q, _ in flat], [a for _, _, a in flat], rows=[i for i, _, _ in flat]
+        )
+    assert [len(g) for g in got] == [3, 3]
+    assert [s for scores in got for s in scores] == pytest.approx(want.tolist(), abs=2e-3)
+    assert got[0][0] != pytest.approx(got[0][1], abs=1e-3)  # the answers differ, not a constant

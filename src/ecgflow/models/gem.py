@@ -326,20 +326,64 @@ class GemModel(nn.Module):
         candidates: list[list[str]],
         images: torch.Tensor | None = None,
     ) -> list[list[float]]:
-        """Per question, each candidate answer's summed log-probability (raw, uncalibrated)."""
-        flat_q, flat_a, rows = [], [], []
-        for i, (question, options) in enumerate(zip(questions, candidates, strict=True)):
-            for option in options:
-                flat_q.append(question)
-                flat_a.append(option)
-                rows.append(i)
-        sums, _ = self.answer_logprobs(signals, flat_q, flat_a, images, rows)
-        values = sums.tolist()
-        out, k = [], 0
+        """Per question, each candidate answer's summed log-probability (raw, uncalibrated).
+
+        The prompt (soft tokens, evidence, question: ~250 positions) runs once per question and
+        its key/value cache is shared by the candidates (1–6 tokens each), instead of running
+        prompt + answer once per candidate — the same sums as :meth:`answer_logprobs` (test),
+        at ~1/k of the cost for k candidates.
+        """
+        record, leads, image = self.encode(signals, images)
+        prompts = [
+            self._embed_prompt(
+                self.prompt(q), record[i], leads[i], None if image is None else image[i]
+            )
+            for i, q in enumerate(questions)
+        ]
+        embeds, mask, positions = self._left_pad(prompts)
+        out = self.lm(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            position_ids=positions,
+            logits_to_keep=1,
+            use_cache=True,
+        )
+        first = functional.log_softmax(out.logits[:, -1].float(), dim=-1)  # the 1st answer token
+        owner = [i for i, options in enumerate(candidates) for _ in options]
+        answers = [self.answer_ids(option) for options in candidates for option in options]
+        if not answers:
+            return [[] for _ in candidates]
+        index = torch.tensor(owner, device=signals.device)
+        cache = out.past_key_values
+        cache.batch_select_indices(index)  # each question's cache, once per candidate
+        width = max(len(a) for a in answers)
+        ids = torch.zeros(len(answers), width, dtype=torch.long, device=signals.device)
+        for j, answer in enumerate(answers):
+            ids[j, : len(answer)] = torch.tensor(answer, device=signals.device)
+        answer_mask = (
+            torch.arange(width, device=signals.device)[None]
+            < torch.tensor([len(a) for a in answers], device=signals.device)[:, None]
+        ).long()
+        steps = self.lm(
+            inputs_embeds=self.lm.get_input_embeddings()(ids).to(embeds.dtype),
+            attention_mask=torch.cat([mask[index], answer_mask], dim=1),
+            position_ids=positions[index, -1:] + 1 + torch.arange(width, device=signals.device),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        later = functional.log_softmax(steps.logits.float(), dim=-1)  # predicts token t + 1
+        values = []
+        for j, answer in enumerate(answers):
+            total = first[owner[j], answer[0]]
+            if len(answer) > 1:
+                picked = ids[j, 1 : len(answer)]
+                total = total + later[j, : len(answer) - 1].gather(1, picked[:, None]).sum()
+            values.append(float(total))
+        out_scores, k = [], 0
         for options in candidates:
-            out.append(values[k : k + len(options)])
+            out_scores.append(values[k : k + len(options)])
             k += len(options)
-        return out
+        return out_scores
 
     def offsets(self, question: str, group: tuple[str, str, str] | None = None) -> dict:
         """The calibration's option offsets for a question (its group, else its text)."""
