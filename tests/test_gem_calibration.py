@@ -189,7 +189,7 @@ def test_the_stated_classifier_is_scored_at_its_own_thresholds(tmp_path):
 
     class Signals:  # the stored evidence is used: no signal is read
         def get(self, record_id: str) -> torch.Tensor:
-            return torch.zeros(12, 100)
+            raise AssertionError(f"record {record_id}'s signal was read")
 
     stored = {"1": stated(0.35, 0.5), "2": stated(0.1, 0.9)}
     source = EvidenceSource(stored, EvidenceReader(None, folder), 100.0, ["I"], 1.0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,20 +195,30 @@ class EvidenceSource:
         self.leads, self.scale = list(leads), scale
         self._measured: dict[str, RecordEvidence | None] = {}
 
-    def evidence(self, record_id: str, x: np.ndarray) -> RecordEvidence | None:
-        """The record's evidence (``x``: its ``[C, T]`` GEM signal), None when there is none."""
+    def evidence(
+        self, record_id: str, x: np.ndarray | Callable[[], np.ndarray]
+    ) -> RecordEvidence | None:
+        """The record's evidence, None when there is none.
+
+        ``x``: its ``[C, T]`` GEM signal, or a function reading it (called only when the
+        evidence is not stored and must be measured).
+        """
         if record_id in self.stored:
             return self.stored[record_id]
         if record_id not in self._measured:
             measurable = self.reader is not None and self.scale is not None
             self._measured[record_id] = (
-                self.reader.measure(x, self.fs, self.leads, self.scale)  # type: ignore[union-attr]
+                self.reader.measure(  # type: ignore[union-attr]
+                    x() if callable(x) else x, self.fs, self.leads, self.scale
+                )
                 if measurable
                 else None
             )
         return self._measured[record_id]
 
-    def quality(self, record_id: str, x: np.ndarray) -> np.ndarray | None:
+    def quality(
+        self, record_id: str, x: np.ndarray | Callable[[], np.ndarray]
+    ) -> np.ndarray | None:
         """``[C, 4]`` lead-quality probabilities in the signal's channel order, or None."""
         from ecgflow.models.lead_quality import lead_index
 

@@ -50,6 +50,7 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -443,6 +444,11 @@ def _evidence_source(
     return EvidenceSource(stored, reader, float(info["fs"]), leads, scale_mv(info))
 
 
+def _signal_of(signals: RecordSignals, record_id: str) -> Callable[[], np.ndarray]:
+    """A reader of the record's GEM signal, for evidence that is measured only when not stored."""
+    return lambda: signals.get(record_id).numpy()
+
+
 def _with_evidence(
     examples: list[GemExample], source: EvidenceSource, signals: RecordSignals
 ) -> list[GemExample]:
@@ -452,7 +458,7 @@ def _with_evidence(
     out = []
     for e in examples:
         if e.evidence is None:
-            found = source.evidence(e.record_id, signals.get(e.record_id).numpy())
+            found = source.evidence(e.record_id, _signal_of(signals, e.record_id))
             e = replace(e, evidence=None if found is None else found.text())
         out.append(e)
     return out
@@ -481,7 +487,7 @@ def _lead_quality_scores(
         lead = asked_lead(e.question, source.leads)
         if e.attribute not in kind_of or lead is None or normalise_answer(e.answer) not in YES_NO:
             continue
-        quality = source.quality(e.record_id, signals.get(e.record_id).numpy())
+        quality = source.quality(e.record_id, _signal_of(signals, e.record_id))
         if quality is None:
             continue
         truth, p = scored.setdefault(f"{group[0]}: {e.attribute}", ([], []))
@@ -592,7 +598,7 @@ def _classifier_decisions(
     thresholds = dict(zip(classifier.labels, classifier.thresholds.tolist(), strict=True))
     rows = []
     for record_id in records:
-        evidence = source.evidence(record_id, signals.get(record_id).numpy())
+        evidence = source.evidence(record_id, _signal_of(signals, record_id))
         stated = None if evidence is None else evidence.classifier
         if not stated or any(n not in stated or n not in thresholds for n in names):
             return None
