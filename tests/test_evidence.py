@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
@@ -113,7 +115,10 @@ def test_classifier_key_names_labels_as_the_label_questions_and_calls_them() -> 
         ]
     }
     descriptions = {e["name"]: e["description"] for e in label_def["labels"]}
-    key = classifier_key(["NORM", "STTC", "MI"], descriptions, [0.5, 0.7, 0.3])
+    classifier = SimpleNamespace(
+        labels=["NORM", "STTC", "MI"], descriptions=descriptions, thresholds=[0.5, 0.7, 0.3]
+    )
+    key = classifier_key(classifier)
     rhythm = Rhythm(n_beats=10, heart_rate_bpm=70.0, rr_cv=0.02, axis_deg=30.0)
     evidence = evidence_from(rhythm, None, {"NORM": 0.6, "STTC": 0.65, "MI": 0.3}, key)
     line = evidence.text().splitlines()[-1]

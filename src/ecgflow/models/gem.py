@@ -259,6 +259,19 @@ class GemModel(nn.Module):
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         return embeds, mask, positions
 
+    def _prompt_batch(
+        self, signals: torch.Tensor, questions: list[str], images: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each question's prompt with its record's soft tokens, left-padded (see _left_pad)."""
+        record, leads, image = self.encode(signals, images)
+        prompts = [
+            self._embed_prompt(
+                self.prompt(q), record[i], leads[i], None if image is None else image[i]
+            )
+            for i, q in enumerate(questions)
+        ]
+        return self._left_pad(prompts)
+
     # --- scoring, training and generation ------------------------------------------------------
 
     def answer_logprobs(
@@ -333,14 +346,7 @@ class GemModel(nn.Module):
         prompt + answer once per candidate — the same sums as :meth:`answer_logprobs` (test),
         at ~1/k of the cost for k candidates.
         """
-        record, leads, image = self.encode(signals, images)
-        prompts = [
-            self._embed_prompt(
-                self.prompt(q), record[i], leads[i], None if image is None else image[i]
-            )
-            for i, q in enumerate(questions)
-        ]
-        embeds, mask, positions = self._left_pad(prompts)
+        embeds, mask, positions = self._prompt_batch(signals, questions, images)
         out = self.lm(
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -437,14 +443,7 @@ class GemModel(nn.Module):
         ``max_time`` stops generation after that many seconds; ``streamer`` (a transformers
         streamer) receives the tokens as they come.
         """
-        record, leads, image = self.encode(signals, images)
-        prompts = [
-            self._embed_prompt(
-                self.prompt(q), record[i], leads[i], None if image is None else image[i]
-            )
-            for i, q in enumerate(questions)
-        ]
-        embeds, mask, _ = self._left_pad(prompts)
+        embeds, mask, _ = self._prompt_batch(signals, questions, images)
         out = self.lm.generate(
             inputs_embeds=embeds,
             attention_mask=mask,

@@ -68,7 +68,7 @@ class EvidenceReader:
         model = self.classifier()
         if model is None:
             return None
-        return classifier_key(model.labels, model.descriptions, model.thresholds)
+        return classifier_key(model)
 
     def classify(self, signal_mv: np.ndarray, fs: float, leads: Sequence[str]) -> dict[str, float]:
         """The classifier's probability per label for a ``[C, T]`` signal in mV."""

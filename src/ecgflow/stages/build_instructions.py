@@ -166,7 +166,7 @@ def build_instructions(
         if classifier is not None:
             from ecgflow.text.evidence import classifier_key
 
-            key = classifier_key(classifier.labels, classifier.descriptions, classifier.thresholds)
+            key = classifier_key(classifier)
         evidence_counts = _write_evidence(
             out, rhythms, lead_features, noise, split_of, model_fs, out_dir, classified, key
         )

@@ -86,13 +86,15 @@ class ClassifierKey:
         }
 
 
-def classifier_key(
-    labels: Sequence[str], descriptions: Mapping[str, str], thresholds: Sequence[float]
-) -> dict[str, ClassifierKey]:
-    """Each label named as its label question names it, with its tuned threshold."""
+def classifier_key(classifier: Any) -> dict[str, ClassifierKey]:
+    """Each label named as its label question names it, with its tuned threshold.
+
+    ``classifier``: its ``labels``, ``descriptions`` (by label) and ``thresholds`` (in label
+    order), as :class:`~ecgflow.mlflow_model.RawECGClassifier` has them.
+    """
     return {
-        label: ClassifierKey(label_phrase(descriptions.get(label) or label), float(t))
-        for label, t in zip(labels, thresholds, strict=True)
+        label: ClassifierKey(label_phrase(classifier.descriptions.get(label) or label), float(t))
+        for label, t in zip(classifier.labels, classifier.thresholds, strict=True)
     }
 
 
