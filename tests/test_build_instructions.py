@@ -58,7 +58,8 @@ def test_ptbxl_instructions_keep_test_records_out_and_name_noisy_leads(
             seen_kinds.add(item["meta"]["kind"])
             meta, question = item["meta"], item["conversations"][0]["value"]
             if meta["kind"] == "noise" and meta["template_id"] == 26:
-                lead = question.split("lead ")[1].split(" ")[0]
+                asked = question.splitlines()[-1]  # the question, after the evidence
+                lead = asked.split("lead ")[1].split(" ")[0]
                 column = meta["attribute"].replace(" ", "_")
                 leads = parse_leads(annotations[column][record_id])
                 assert item["conversations"][1]["value"] == ("yes" if lead in leads else "no")

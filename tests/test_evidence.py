@@ -13,8 +13,11 @@ from ecgflow.models.lead_quality import fit_lead_quality, lead_features
 from ecgflow.signal.rhythm import Rhythm
 from ecgflow.text.evidence import (
     RecordEvidence,
+    asked_lead_line,
     evidence_from,
     measure_evidence,
+    named_lead,
+    split_turn,
     with_evidence,
 )
 from ecgflow.text.instructions import LEADS
@@ -135,6 +138,35 @@ def test_classifier_key_names_labels_as_the_label_questions_and_calls_them() -> 
 def test_with_evidence_puts_the_lines_between_ecg_and_the_question() -> None:
     assert with_evidence("<ecg>\nIs it noisy?", "Leads: I ok") == "<ecg>\nLeads: I ok\nIs it noisy?"
     assert with_evidence("Is it noisy?", None) == "<ecg>\nIs it noisy?"
+
+
+def test_asked_lead_line_repeats_the_named_leads_words_before_the_question() -> None:
+    record = synthesize_record(20, seed=5, fs=100.0).record
+    x = record.signal.astype(np.float64).copy()
+    x[6] += 0.15 * np.random.default_rng(0).standard_normal(x.shape[1])
+    evidence = measure_evidence(x, 100.0, record.leads, _model_flagging_static_noise()).text()
+    static = asked_lead_line("Is there static noise in lead V1?", evidence)
+    assert static is not None and static.startswith("Asked lead V1: static 0.")
+    assert asked_lead_line("Does LEAD avl show burst noise?", evidence) == "Asked lead aVL: ok"
+    assert asked_lead_line("Is this ECG normal?", evidence) is None
+    assert asked_lead_line("Is there static noise in lead V1?", "Heart rate 70 bpm") is None
+    turn = with_evidence("<ecg>\nIs there static noise in lead V1?", evidence)
+    assert turn.splitlines()[-2:] == [static, "Is there static noise in lead V1?"]
+    assert split_turn(turn, evidence) == "<ecg>\nIs there static noise in lead V1?"
+    # a turn written before the asked lead's line existed reads the same
+    old = f"<ecg>\n{evidence}\nIs there static noise in lead V1?"
+    assert split_turn(old, evidence) == "<ecg>\nIs there static noise in lead V1?"
+    with pytest.raises(ValueError, match="evidence"):
+        split_turn("<ecg>\nLeads: I ok\nIs it noisy?", evidence)
+
+
+@pytest.mark.parametrize(
+    ("question", "lead"),
+    [("lead III", "III"), ("lead ii?", "II"), ("in lead aVF", "aVF"), ("lead v6.", "V6"),
+     ("leads", None), ("lead V7", None), ("no lead named", None)],
+)  # fmt: skip
+def test_named_lead(question: str, lead: str | None) -> None:
+    assert named_lead(question) == lead
 
 
 def test_real_ptbxl_record_evidence() -> None:

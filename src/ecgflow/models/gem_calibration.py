@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 
 from ecgflow.errors import EcgflowError
+from ecgflow.text.evidence import LEAD_NAMED, named_lead
 
 CALIBRATION = "calibration.json"
 ECGQA = "ecgqa"
 GENERATED = "generated"
 _PLACEHOLDERS = re.compile(r"<ecg>|<image>")
-_LEAD = re.compile(r"\blead\s+(iii|ii|i|avr|avl|avf|v[1-6])\b")
 _SPACES = re.compile(r"\s+")
 
 Group = tuple[str, str, str]
@@ -57,17 +57,14 @@ def question_group(kind: str, template_id: Any, attribute: Any) -> Group:
 def question_skeleton(text: str) -> str:
     """``text`` in lower case, placeholders removed, single spaces, the named lead → ``{lead}``."""
     lowered = _SPACES.sub(" ", _PLACEHOLDERS.sub(" ", text.lower())).strip()
-    return _LEAD.sub("lead {lead}", lowered)
+    return LEAD_NAMED.sub("lead {lead}", lowered)
 
 
 def asked_lead(text: str, leads: Sequence[str]) -> int | None:
     """Index in ``leads`` of the lead the question names (``"lead V1"``), or None."""
-    found = _LEAD.search(text.lower())
-    if found is None:
-        return None
+    name = named_lead(text)
     lowered = [lead.lower() for lead in leads]
-    name = found.group(1)
-    return lowered.index(name) if name in lowered else None
+    return None if name is None or name.lower() not in lowered else lowered.index(name.lower())
 
 
 def group_key(group: Sequence[str]) -> str:

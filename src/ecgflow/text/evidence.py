@@ -7,6 +7,7 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
     Leads: I ok; II ok; III ok; aVR ok; aVL ok; aVF ok; V1 static 0.82; V2 ok; ...
     Heart rate 72 bpm (normal rate, 60 to 100 beats per minute); RR variability 4 % ...
     Classifier: normal ECG likely 0.91; myocardial infarction unlikely 0.04; ...
+    Asked lead V1: static 0.82
     Is there static noise in lead V1?
 
 - **Leads**: each lead's name, then the kinds (:data:`KIND_WORDS`: static, burst, drift,
@@ -20,6 +21,10 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
   :func:`ecgflow.signal.rhythm.measure_rhythm` (R peaks
   on the 5–15 Hz energy of all leads). PR, QRS and QT durations are left out: the project has
   no wave delineation that measures them robustly (R peaks only);
+- **asked lead** (when the question names one, :func:`asked_lead_line`): that lead's words of
+  the leads line again, right before the question: a 135M-parameter LM fine-tuned for a few
+  hundred steps did not learn to find the asked lead among twelve (val balanced accuracy of
+  the lead-level noise questions 0.49) while it copies record-level words (features 1.000);
 - **classifier** (when given): the per-label probabilities, the :data:`MAX_LABELS` likeliest;
   with the classifier's key (:class:`ClassifierKey`: each label's description and tuned
   threshold) each label is named as the label questions name it and called ``likely`` (at or
@@ -35,6 +40,7 @@ loses its first tokens, the question stays).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +61,11 @@ if TYPE_CHECKING:
     from ecgflow.models.lead_quality import LeadQuality
     from ecgflow.signal.rhythm import Rhythm
 
+#: The lead a question names: "lead V1", "lead aVL" (any case).
+LEAD_NAMED = re.compile(r"\blead\s+(iii|ii|i|avr|avl|avf|v[1-6])\b", re.IGNORECASE)
+#: How the leads line starts, and the asked lead's line (:func:`asked_lead_line`).
+LEADS_PREFIX = "Leads: "
+ASKED_LEAD = "Asked lead"
 #: A kind is named after a lead from this probability up.
 REPORT_P = 0.25
 #: Kinds named per lead, at most (one keeps 12 flagged leads within the token budget).
@@ -114,7 +125,7 @@ class RecordEvidence:
         """The evidence lines (see the module docstring)."""
         lines = []
         if self.lead_quality:
-            lines.append("Leads: " + "; ".join(self._lead_words()))
+            lines.append(LEADS_PREFIX + "; ".join(self._lead_words()))
         lines.append(self._rhythm_line())
         if self.classifier:
             lines.append(self._classifier_line())
@@ -275,12 +286,59 @@ def rate_words(rate_bpm: float) -> str:
     return f"normal rate, {BRADYCARDIA_BPM:.0f} to {TACHYCARDIA_BPM:.0f} beats per minute"
 
 
+def named_lead(question: str) -> str | None:
+    """The lead a question names (``"lead aVL"`` → ``"aVL"``, as in :data:`LEADS`), or None."""
+    found = LEAD_NAMED.search(question)
+    if found is None:
+        return None
+    return {lead.lower(): lead for lead in LEADS}[found.group(1).lower()]
+
+
+def asked_lead_line(question: str, evidence: str | None) -> str | None:
+    """``"Asked lead aVL: static 0.82"``: the leads line's words for the lead the question names.
+
+    None when the question names no lead or the evidence has no leads line. It goes right
+    before the question, so the LM reads the asked lead's quality next to it instead of
+    finding the lead among twelve.
+    """
+    lead = named_lead(question)
+    if lead is None or not evidence:
+        return None
+    for line in evidence.splitlines():
+        if line.startswith(LEADS_PREFIX):
+            for part in line.removeprefix(LEADS_PREFIX).split("; "):
+                name, _, words = part.partition(" ")
+                if name == lead:
+                    return f"{ASKED_LEAD} {lead}: {words}"
+    return None
+
+
 def with_evidence(question: str, evidence: str | None) -> str:
-    """The human turn: ``<ecg>``, the evidence lines, then the question (as it was without)."""
+    """The human turn: ``<ecg>``, the evidence lines, the asked lead's line, then the question.
+
+    Without evidence: ``<ecg>`` and the question, as it was. :func:`split_turn` is the inverse.
+    """
     question = question.replace(ECG_TOKEN, "").strip()
     if not evidence:
         return f"{ECG_TOKEN}\n{question}"
-    return f"{ECG_TOKEN}\n{evidence}\n{question}"
+    asked = asked_lead_line(question, evidence)
+    return "\n".join([ECG_TOKEN, evidence, *([asked] if asked else []), question])
+
+
+def split_turn(turn: str, evidence: str) -> str:
+    """The question of a human turn written by :func:`with_evidence` with ``evidence``.
+
+    Turns written before the asked lead's line existed (without it) are read the same way.
+    Raises ValueError when ``turn`` does not start with ``<ecg>`` and ``evidence``.
+    """
+    head = f"{ECG_TOKEN}\n{evidence}\n"
+    if not turn.startswith(head):
+        raise ValueError("the human turn does not start with <ecg> and its evidence")
+    rest = turn.removeprefix(head)
+    first, newline, after = rest.partition("\n")
+    if newline and first.startswith(ASKED_LEAD + " "):
+        rest = after
+    return f"{ECG_TOKEN}\n{rest}"
 
 
 def _finite(value: float) -> float | None:

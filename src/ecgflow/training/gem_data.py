@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ecgflow.artifacts import IMAGES
 from ecgflow.errors import EcgflowError
-from ecgflow.text.instructions import ECG_TOKEN
+from ecgflow.text.evidence import split_turn
 from ecgflow.training.data import ShardRows
 
 PAPER = "paper"
@@ -80,11 +80,11 @@ def _example(entry: dict[str, Any]) -> GemExample:
     candidates = meta.get("candidates")
     question = str(turns[0]["value"])
     evidence = meta.get("evidence")
-    if evidence:  # the human turn is "<ecg>\n" + evidence + "\n" + question: keep them apart
-        head = f"{ECG_TOKEN}\n{evidence}\n"
-        if not question.startswith(head):
-            raise ValueError("meta.evidence is not the human turn's evidence")
-        question = f"{ECG_TOKEN}\n{question.removeprefix(head)}"
+    if evidence:  # the human turn is with_evidence(question, evidence): keep them apart
+        try:
+            question = split_turn(question, str(evidence))
+        except ValueError:
+            raise ValueError("meta.evidence is not the human turn's evidence") from None
     return GemExample(
         id=str(entry["id"]),
         record_id=str(entry["record_id"]),
