@@ -32,9 +32,9 @@ GEM's prompt carries it right after ``<ecg>`` (:func:`with_evidence`), in traini
   a bare ``MI 0.36`` needs a per-label threshold it would have to learn.
 
 Deterministic (rounded numbers, fixed order) and compact: on the shared PTB-XL records, with
-the classifier's key, the human turn (evidence and question) is 159 SmolLM2 tokens at the
-median and 221 at most, within GEM's 224-token text piece (``max_prompt_tokens``; a longer one
-loses its first tokens, the question stays).
+the classifier's key, the human turn (evidence, asked lead and question) is 161 SmolLM2 tokens
+at the median and 233 at most; GEM's text piece is 224 tokens (``max_prompt_tokens``; the
+0.4 % longer ones lose their first tokens, the asked lead's line and the question stay).
 """
 
 from __future__ import annotations
