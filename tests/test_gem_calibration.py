@@ -70,6 +70,19 @@ def test_sources_keep_their_own_priors_and_small_groups_fall_back():
     assert calibration.offsets_for(("other", "1", "x")) == {}
 
 
+def test_kept_raw_groups_are_not_fitted_and_take_no_coarser_offsets():
+    label = ("generated", "label", "MI")
+    items = _items(NOISE, 2, 28) + _items(label, 3, 27)
+    calibration = fit_calibration(items, min_questions=10, keep_raw=[("generated", "label")])
+    assert calibration.offsets_for(label) == {}  # not the "generated" source's offsets
+    assert calibration.offsets["generated"]["no"] > 0  # fitted on the noise questions only
+    assert calibration.counts["generated"] == 30
+    decided = [decide(i.options, i.scores, calibration.offsets_for(label))[0] for i in items[30:]]
+    assert set(decided) == {"yes"}  # as the raw scores say
+    again = Calibration.from_json(calibration.to_json())
+    assert again.offsets_for(label) == {}
+
+
 def test_an_option_never_true_gets_a_strongly_negative_offset():
     items = [
         FitItem(ECGQA_NOISE, ("yes", "no", "not sure"), (-1.0, -1.2, -0.5), t)

@@ -202,14 +202,26 @@ def fit_calibration(
     min_questions: int = 10,
     strength: float = 1.0,
     questions: Iterable[tuple[str, Group]] = (),
+    keep_raw: Iterable[tuple[str, ...]] = (),
 ) -> Calibration:
     """Fit offsets on ``items`` (see the module docstring).
 
     ``questions``: further (text, group) pairs (e.g. the training questions) for the skeleton
     map that serving uses; the items' own questions are always included.
+    ``keep_raw``: group prefixes (``("generated", "label")``) decided by the raw scores: their
+    items are not fitted, and each gets empty offsets so it does not take a coarser group's.
     """
-    usable = [i for i in items if i.truth in i.options and len(i.options) > 1]
+    raw = [tuple(prefix) for prefix in keep_raw]
+    usable = [
+        i
+        for i in items
+        if i.truth in i.options
+        and len(i.options) > 1
+        and not any(i.group[: len(prefix)] == prefix for prefix in raw)
+    ]
     calibration = Calibration(min_questions=min_questions, strength=strength)
+    for prefix in raw:
+        calibration.offsets[group_key(prefix)] = {}
     for level in (1, 2, 3):
         members: dict[str, list[FitItem]] = defaultdict(list)
         for item in usable:
