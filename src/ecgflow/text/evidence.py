@@ -335,8 +335,8 @@ def split_turn(turn: str, evidence: str) -> str:
     if not turn.startswith(head):
         raise ValueError("the human turn does not start with <ecg> and its evidence")
     rest = turn.removeprefix(head)
-    first, newline, after = rest.partition("\n")
-    if newline and first.startswith(ASKED_LEAD + " "):
+    first, _, after = rest.partition("\n")
+    if first == asked_lead_line(after, evidence):
         rest = after
     return f"{ECG_TOKEN}\n{rest}"
 
